@@ -1,0 +1,102 @@
+"""The deploy host's checkout of trunk (the `update` phase).
+
+The checkout lives in the state directory and is fetched, never re-cloned, so an
+update costs one `git fetch`. Several processes share it (a deploy, a console refreshing
+its queue), so every change to it happens under a file lock. Building never runs in the
+checkout itself: `export` writes a clean tree of one commit (no `.git`, no stray files).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import io
+import subprocess
+import tarfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+from console.errors import ConsoleError
+from console.git import git_env, resolve_commit, run_git
+from console.inventory import Inventory
+
+
+class Checkout:
+    """A clone of the inventory's trunk repository under `state_dir/checkout`."""
+
+    def __init__(self, inventory: Inventory) -> None:
+        self.inventory = inventory
+        self.path = inventory.state_dir / "checkout"
+
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        self.inventory.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        with open(self.inventory.state_dir / "checkout.lock", "a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def update(self) -> None:
+        """Fetch trunk into the checkout (cloning it the first time)."""
+        repo = self.inventory.repo
+        with self._locked():
+            if not (self.path / ".git").is_dir():
+                self.path.mkdir(parents=True, exist_ok=True, mode=0o700)
+                run_git(self.path, "init", "--quiet")
+                run_git(self.path, "remote", "add", "origin", repo)
+            try:
+                run_git(self.path, "fetch", "--quiet", "--prune", "--tags", "origin",
+                        "+refs/heads/*:refs/remotes/origin/*")
+            except ConsoleError as exc:
+                raise ConsoleError(f"cannot fetch trunk from {repo}: {str(exc).split(': ', 1)[-1]}") from None
+
+    def tip(self) -> str:
+        """The full commit id at the tip of the inventory's branch."""
+        branch = self.inventory.branch
+        try:
+            return resolve_commit(self.path, f"refs/remotes/origin/{branch}")
+        except ConsoleError:
+            raise ConsoleError(
+                f"{self.inventory.repo} has no commits on branch {branch!r}: "
+                f"expected the trunk branch named by the inventory key branch"
+            ) from None
+
+    def resolve(self, ref: str | None) -> str:
+        """The full commit id of `ref` (a commit id, tag or branch); default the tip."""
+        if not ref:
+            return self.tip()
+        for candidate in (ref, f"refs/remotes/origin/{ref}"):
+            try:
+                return resolve_commit(self.path, candidate)
+            except ConsoleError:
+                continue
+        raise ConsoleError(
+            f"unknown ref {ref!r} in {self.inventory.repo}: expected a commit id, tag or branch of trunk"
+        )
+
+    def export(self, sha: str, dest: Path) -> None:
+        """Write the tree of commit `sha` into `dest` (which must not exist yet)."""
+        dest.mkdir(parents=True)
+        proc = subprocess.run(
+            ["git", "-C", str(self.path), "archive", "--format=tar", sha],
+            capture_output=True, env=git_env(), stdin=subprocess.DEVNULL, check=False,
+        )  # fmt: skip
+        if proc.returncode != 0:
+            reason = proc.stderr.decode("utf-8", "replace").strip().splitlines()[-1:] or [""]
+            raise ConsoleError(f"git archive {sha[:7]} failed in {self.path}: {reason[0]}")
+        with tarfile.open(fileobj=io.BytesIO(proc.stdout)) as tar:
+            tar.extractall(dest, filter="data")
+
+    def subject(self, sha: str) -> str:
+        return run_git(self.path, "log", "-1", "--format=%s", sha).strip()
+
+    def count(self, old: str | None, new: str) -> int:
+        """How many commits `new` adds on top of `old` (all of them if old is None)."""
+        span = f"{old}..{new}" if old else new
+        try:
+            return int(run_git(self.path, "rev-list", "--count", "--first-parent", span).strip())
+        except ConsoleError:
+            return 0
+

@@ -1,0 +1,83 @@
+"""Every shell command the deploy sends to a host, built in one place.
+
+Each builder returns the exact command string; every value in it goes through
+`shlex.quote`, so host names, refs, paths and commit data can never inject shell. The
+same builders feed the steps and `--dry-run`, so the plan shows what will really run.
+
+Host layout (Capistrano's, with content-hashed assets beside it):
+
+    {deploy_path}/assets/...            hashed asset files shared by all releases
+    {deploy_path}/releases/<release>/   one tree per release, with REVISION and manifest.json
+    {deploy_path}/current -> releases/<release>
+    {deploy_path}/revisions.log         one line per switch: time, release, user
+"""
+
+from __future__ import annotations
+
+import re
+import time
+
+from console.errors import ConsoleError
+from console.transport import q
+
+RELEASE_ID = re.compile(r"^\d{8}T\d{6}Z-[0-9a-f]{7,40}(-\d+)?$")
+
+
+def release_id(revision: str, when: float | None = None) -> str:
+    """`20261122T101500Z-ab12cd3`: sorts by time and names its revision."""
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(when))
+    return f"{stamp}-{revision[:7]}"
+
+
+def check_release_id(release: str) -> str:
+    if not RELEASE_ID.match(release):
+        raise ConsoleError(f"release {release!r} is not a release id: expected e.g. 20261122T101500Z-ab12cd3")
+    return release
+
+
+def prepare(deploy_path: str) -> str:
+    """Make the layout and print the current release (empty on a new host)."""
+    d = q(deploy_path)
+    return f"mkdir -p {d}/releases {d}/assets && (readlink {d}/current || true)"
+
+
+def remove_release(deploy_path: str, release: str) -> str:
+    return f"rm -rf -- {q(f'{deploy_path}/releases/{release}')}"
+
+
+def activate(deploy_path: str, release: str, user: str) -> str:
+    """Switch `current` atomically: a new symlink renamed over the old one, so at every
+    instant the host serves the old or the new release completely. Prints the revision."""
+    d, r = q(deploy_path), q(f"releases/{release}")
+    tmp = q(f".current-{release}")
+    log = q(f"{release} {user}")
+    return (
+        f"cd {d} && test -f {r}/REVISION && ln -sfn {r} {tmp} && mv -Tf {tmp} current"
+        f" && echo \"$(date -u +%Y-%m-%dT%H:%M:%SZ) \"{log} >> revisions.log && cat {r}/REVISION"
+    )
+
+
+def survey(deploy_path: str) -> str:
+    """What cleanup needs to know: current release, all releases, all asset files."""
+    d = q(deploy_path)
+    return (
+        f"cd {d} && (readlink current || true) && echo @@ && (ls -1 releases 2>/dev/null || true)"
+        f" && echo @@ && (cd assets 2>/dev/null && find . -type f || true)"
+    )
+
+
+def manifests(deploy_path: str, releases: list[str]) -> str:
+    """Print each kept release's manifest after a `@@ <release>` line."""
+    d = q(deploy_path)
+    parts = [f"echo {q('@@ ' + r)} && (cat releases/{q(r)}/manifest.json 2>/dev/null || true)" for r in releases]
+    return f"cd {d} && " + " && ".join(parts) if parts else "true"
+
+
+def remove(deploy_path: str, paths: list[str]) -> str:
+    """Remove files or trees under the deploy path (relative paths), then empty asset dirs."""
+    d = q(deploy_path)
+    return f"cd {d} && rm -rf -- {' '.join(q(p) for p in paths)} && (find assets -mindepth 1 -type d -empty -delete || true)"
+
+
+def read_revision(deploy_path: str) -> str:
+    return f"cat {q(deploy_path)}/current/REVISION"

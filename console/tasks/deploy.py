@@ -1,0 +1,275 @@
+"""The deploy tasks: `invoke deploy` and each of its steps, status, history, queue, lock.
+
+A thin command line over the engine: each task loads the inventory, calls one engine
+function and prints. Every failure a person can fix ends as one line (`invoke` exits 1),
+never a traceback. No task ever prompts.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import signal
+import sys
+import threading
+import time
+from typing import Any, Callable
+
+from invoke import Collection, task
+from invoke.exceptions import Exit
+
+from console.deploy import DeployRequest, Pipeline
+from console.errors import ConsoleError
+from console.inventory import Inventory, load_inventory
+from console.progress import DeployView
+from console.queue import pending_changes, to_json
+from console.report import LivePrinter, summary
+from console.runner import (
+    Session,
+    current_user,
+    run_deploy,
+    run_step,
+    run_switch,
+    start_detached,
+    start_detached_switch,
+)
+
+DEFAULT_INVENTORY = os.environ.get("DEPLOY_INVENTORY", "hosts/lab.yaml")
+INVENTORY_HELP = f"inventory YAML file (default {DEFAULT_INVENTORY}, or $DEPLOY_INVENTORY)"
+
+
+def clear_errors(body: Callable[..., Any]) -> Callable[..., Any]:
+    """A ConsoleError ends the task with its one line on stderr and exit code 1."""
+
+    @functools.wraps(body)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return body(*args, **kwargs)
+        except ConsoleError as exc:
+            raise Exit(f"error: {exc}", code=1) from None
+        except KeyboardInterrupt:
+            raise Exit("interrupted", code=130) from None
+
+    return wrapper
+
+
+def _inventory(path: str | None) -> Inventory:
+    return load_inventory(path or DEFAULT_INVENTORY)
+
+
+def _hosts(inventory: Inventory, session: Session, only: str | None) -> tuple[str, ...]:
+    if not only:
+        return ()
+    if only == "failed":
+        failed = session.history.failed_hosts_of_last(environment=inventory.environment)
+        if not failed:
+            raise ConsoleError("--only failed: no host failed in the last deploy of " + inventory.environment)
+        return tuple(failed)
+    names = tuple(n.strip() for n in only.split(",") if n.strip())
+    for name in names:
+        inventory.host(name)
+    return names
+
+
+def _follow(session: Session, deploy_id: str) -> str:
+    """Print a running deploy's events until it ends; returns its result."""
+    printer = LivePrinter()
+    for event in session.log.follow(deploy_id):
+        printer(event)
+    return printer.view.done.result if printer.view.done else "unknown"
+
+
+def _stop_on_ctrl_c() -> threading.Event:
+    """Ctrl-C on a foreground deploy stops at the next safe point (between chunks)."""
+    stop = threading.Event()
+
+    def handler(signum: int, frame: object) -> None:
+        if stop.is_set():
+            raise KeyboardInterrupt
+        print("\nstopping at the next safe point (between chunks); Ctrl-C again to quit now", file=sys.stderr)
+        stop.set()
+
+    signal.signal(signal.SIGINT, handler)
+    return stop
+
+
+def _exit_for(result: str) -> None:
+    if result not in ("ok",):
+        raise Exit(code=0 if result == "partial" else 1)
+
+
+@task(help={
+    "inventory": INVENTORY_HELP,
+    "ref": "commit, tag or branch of trunk to deploy (default: the branch tip)",
+    "override": "deploy an unreviewed or DDL range anyway; the reason goes into history and notifications",
+    "only": "'failed' (the hosts that failed last time) or a comma-separated list of host names",
+    "rolling": "activate chunk by chunk with restart, verify and the metric watch between chunks",
+    "dry_run": "print the plan (phases, chunks, hosts, exact remote commands) and change nothing",
+    "detach": "run the deploy as its own process (survives this terminal), then follow it",
+})  # fmt: skip
+@clear_errors
+def deploy(c, inventory=None, ref=None, override=None, only=None, rolling=False, dry_run=False, detach=False):
+    """Deploy trunk: update, build, assets to every host, code, switch, restart, verify."""
+    inv = _inventory(inventory)
+    session = Session(inv)
+    request = DeployRequest(user=current_user(), ref=ref, override=override,
+                            hosts=_hosts(inv, session, only), rolling=rolling)
+    if dry_run:
+        pipeline = session.pipeline(lambda e: None, threading.Event())
+        print(pipeline.describe(pipeline.plan(request)))
+        return
+    if detach:
+        deploy_id = start_detached(inv, request)
+        print(f"deploy {deploy_id} runs detached; following it (Ctrl-C stops following, not the deploy)")
+        _exit_for(_follow(session, deploy_id))
+        return
+    done = run_deploy(inv, request, printer=LivePrinter(), stop=_stop_on_ctrl_c())
+    _exit_for(done.result)
+
+
+@task(help={"inventory": INVENTORY_HELP, "release": "release id to switch to (default: the one before the live one)",
+            "detach": "run as its own process, then follow it"})
+@clear_errors
+def switch(c, inventory=None, release=None, detach=False):
+    """Switch every host back (or forward) to an existing release: activate, restart, verify."""
+    inv = _inventory(inventory)
+    if detach:
+        deploy_id = start_detached_switch(inv, release, current_user())
+        _exit_for(_follow(Session(inv), deploy_id))
+        return
+    done = run_switch(inv, release, current_user(), printer=LivePrinter(), stop=_stop_on_ctrl_c())
+    _exit_for(done.result)
+
+
+@task(help={"inventory": INVENTORY_HELP, "follow": "attach to the running deploy and print it live until it ends",
+            "json": "print the per-host status as JSON", "deploy": "a deploy id (default: the newest)"})
+@clear_errors
+def status(c, inventory=None, follow=False, json_=False, deploy=None):
+    """Per-host status of the running or last deploy; --follow attaches to a running one."""
+    inv = _inventory(inventory)
+    session = Session(inv)
+    deploy_id = deploy or session.log.latest()
+    if not deploy_id:
+        raise ConsoleError(f"no deploy of {inv.environment} has run yet ({inv.state_dir})")
+    if follow and not json_:
+        _follow(session, deploy_id)
+        return
+    view = DeployView.of(session.log.read(deploy_id))
+    lock = session.lock.status()
+    if json_:
+        data = {
+            "deploy_id": deploy_id,
+            "running": view.running and session.log.running(deploy_id),
+            "result": view.done.result if view.done else None,
+            "lock": lock.to_dict() if lock else None,
+            "phases": {p.name: vars(p) for p in view.phases.values()},
+            "hosts": {h.name: vars(h) for h in view.hosts.values()},
+            "verdicts": {m: v.verdict for m, v in view.verdicts.items()},
+        }
+        print(json.dumps(data, indent=1, default=str))
+        return
+    print(summary(view))
+    print(lock.describe() if lock else f"{inv.environment}: not locked")
+
+
+@task(help={"inventory": INVENTORY_HELP, "json": "print as JSON", "limit": "how many deploys (default 20)"})
+@clear_errors
+def history(c, inventory=None, json_=False, limit=20):
+    """Past deploys and switches: who, what, when, how long, result, verdicts."""
+    inv = _inventory(inventory)
+    session = Session(inv)
+    if json_:
+        print(json.dumps(session.history.to_json(int(limit), environment=inv.environment), indent=1, default=str))
+        return
+    records = session.history.deploys(int(limit), environment=inv.environment)
+    if not records:
+        print(f"no deploys of {inv.environment} yet")
+    for r in records:
+        took = f"{r.ended - r.started:6.1f} s" if r.ended else "running"
+        print(f"{r.id:<34} {r.action:<6} {r.user:<10} {(r.from_revision or '-')[:7]}..{(r.to_revision or '-')[:7]} "
+              f"{took:>9} {r.result or 'running':<8} {r.message or ''}".rstrip())
+
+
+@task(help={"inventory": INVENTORY_HELP, "json": "print as JSON"})
+@clear_errors
+def queue(c, inventory=None, json_=False):
+    """The reviewed-change queue: commits on trunk after the live revision, oldest first."""
+    inv = _inventory(inventory)
+    session = Session(inv)
+    pipeline = session.pipeline(lambda e: None, threading.Event())
+    pipeline.checkout.update()
+    changes = pending_changes(pipeline.checkout.path, pipeline.live_revision, pipeline.checkout.tip(),
+                              trailer=inv.review_trailer, ddl_paths=inv.ddl_paths)
+    if json_:
+        print(json.dumps({"live": pipeline.live_revision, "queue": [to_json(ch) for ch in changes]}, indent=1))
+        return
+    print(f"{inv.environment}: live {(pipeline.live_revision or 'nothing')[:7]}, {len(changes)} undeployed commits")
+    now = time.time()
+    for n, ch in enumerate(changes, 1):
+        flags = ("" if ch.approved else " [NOT REVIEWED]") + (" [DDL]" if ch.ddl else "")
+        print(f"  {n:>2}. {ch.short} {ch.subject} ({ch.author}, {int((now - ch.time) // 60)} min ago){flags}")
+
+
+@task(help={"inventory": INVENTORY_HELP, "reason": "why the environment is held (required)"})
+@clear_errors
+def lock(c, inventory=None, reason=""):
+    """Hold the environment on purpose: no deploy or automation runs until `invoke unlock`."""
+    inv = _inventory(inventory)
+    info = Session(inv).lock.acquire(current_user(), reason)
+    print(f"{inv.environment}: locked by {info.who}: {info.reason}")
+
+
+@task(help={"inventory": INVENTORY_HELP, "force": "take over someone else's or a stale lock (recorded in history)"})
+@clear_errors
+def unlock(c, inventory=None, force=False):
+    """Release the environment's lock; --force takes over a stale or foreign lock (recorded)."""
+    inv = _inventory(inventory)
+    released = Session(inv).lock.release(current_user(), force=force)
+    print(f"{inv.environment}: unlocked" + (f" (was: {released.describe()})" if released else " (was not locked)"))
+
+
+# -- the steps one by one ------------------------------------------------------------------
+
+
+@task(help={"inventory": INVENTORY_HELP, "ref": "commit, tag or branch (default: the branch tip)"})
+@clear_errors
+def update(c, inventory=None, ref=None):
+    """Bring the deploy host's checkout of trunk to REF (fetch, never re-clone); print the commit."""
+    inv = _inventory(inventory)
+    pipeline = Session(inv).pipeline(lambda e: None, threading.Event())
+    pipeline.checkout.update()
+    sha = pipeline.checkout.resolve(ref)
+    print(f"{sha} {pipeline.checkout.subject(sha)}")
+
+
+@task(help={"inventory": INVENTORY_HELP, "ref": "commit, tag or branch (default: the branch tip)"})
+@clear_errors
+def build(c, inventory=None, ref=None):
+    """Build a release of REF: run build.command, hash and minify assets, write the manifest."""
+    inv = _inventory(inventory)
+    pipeline = Session(inv).pipeline(lambda e: None, threading.Event())
+    b = pipeline.build_only(DeployRequest(user=current_user(), ref=ref, override="build only"))
+    print(f"built release {b.release} ({b.revision[:7]}): {len(b.manifest)} assets in {b.root}")
+
+
+def _step_task(phase: str, doc: str) -> Any:
+    @clear_errors
+    def body(c, inventory=None):
+        done = run_step(_inventory(inventory), phase, current_user(), printer=LivePrinter())
+        _exit_for(done.result)
+
+    body.__doc__ = doc
+    body.__name__ = phase.replace("-", "_")
+    return task(body, name=phase, help={"inventory": INVENTORY_HELP})
+
+
+sync_assets = _step_task("sync-assets", "rsync the newest build's versioned assets to every host.")
+sync_code = _step_task("sync-code", "rsync the newest build's code into releases/<id> on every host (hard-linked).")
+activate = _step_task("activate", "Switch every host's current symlink to the newest build, atomically.")
+restart = _step_task("restart", "Run the inventory's graceful restart command on every host.")
+verify = _step_task("verify", "Check that every host serves the newest build's revision (the health check).")
+cleanup = _step_task("cleanup", "Remove releases older than keep_releases and assets no kept release uses.")
+
+TASKS = (deploy, switch, status, history, queue, lock, unlock, update, build,
+         sync_assets, sync_code, activate, restart, verify, cleanup)

@@ -1,0 +1,10 @@
+"""The deploy console's command line: `invoke --list` shows every task, `invoke TASK --help` its options.
+
+Tasks are thin: each lives in a module of `console/tasks/` and calls the engine.
+"""
+
+from invoke import Collection
+
+from console.tasks import deploy
+
+ns = Collection(*deploy.TASKS)
