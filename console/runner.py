@@ -34,6 +34,7 @@ from console.history import History, private_dir
 from console.inventory import Inventory, load_inventory
 from console.lock import Lock
 from console.metrics.markers import send_marker
+from console.metrics.watch import Watch
 from console.notify import Notifier
 
 
@@ -131,6 +132,8 @@ def run_deploy(
     """Deploy under the lock; refusals, bad refs and a held lock raise ConsoleError."""
     session = Session(inventory)
     plan: dict[str, Plan] = {}
+    began = time.time()
+    activated: list[float] = []
 
     def planned(pipeline: Pipeline) -> str:
         plan["p"] = unique(pipeline.plan(request), session.log)
@@ -138,11 +141,65 @@ def run_deploy(
             raise ConsoleError(plan["p"].refused)
         return plan["p"].deploy_id
 
+    def body(pipeline: Pipeline, bus: Bus) -> DeployDone:
+        deploy_id = plan["p"].deploy_id
+        watch = Watch(inventory, deploy_id=deploy_id, baseline_end=began, emit=bus) if (
+            request.rolling and inventory.metrics.key) else None
+
+        def on_activated() -> None:
+            activated.append(time.time())
+            if watch is not None:
+                watch.activated = activated[0]
+                watch.start()
+
+        def halt_reason() -> str | None:
+            if watch is None or not watch.degraded():
+                return None
+            return "; ".join(v.summary for v in watch.verdicts().values() if v.verdict == "degraded")
+
+        pipeline.on_activated, pipeline.halt_reason = on_activated, halt_reason
+        try:
+            return pipeline.run(plan["p"])
+        finally:
+            if watch is not None:
+                watch.stop()
+
     reason = f"deploy {request.ref or inventory.branch}" + (f" (override: {request.override})" if request.override else "")
-    return session.run(
-        request.user, reason, planned, lambda pipeline, bus: pipeline.run(plan["p"]),
-        printer=printer, stop=stop, on_planned=on_planned,
+    done = session.run(
+        request.user, reason, planned, body, printer=printer, stop=stop, on_planned=on_planned,
     )  # fmt: skip
+    if activated and inventory.metrics.key:
+        start_watcher(inventory, done.deploy_id, baseline_end=began, activated=activated[0])
+    return done
+
+
+def start_watcher(inventory: Inventory, deploy_id: str, *, baseline_end: float, activated: float) -> None:
+    """Watch the key metrics after a push in a process of its own, so neither the terminal
+    nor the lock waits for the watch window; its verdicts join the deploy's log and history."""
+    job = {"watch": {"deploy_id": deploy_id, "baseline_end": baseline_end, "activated": activated}}
+    runs = private_dir(inventory.state_dir / "runs")
+    with open(runs / f"watch-{deploy_id}.out", "wb") as out:
+        subprocess.Popen(
+            [sys.executable, "-m", "console.runner", "--inventory", str(inventory.path), "--job", json.dumps(job)],
+            stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, start_new_session=True, close_fds=True,
+        )  # fmt: skip
+
+
+def _watch(inventory: Inventory, deploy_id: str, baseline_end: float, activated: float) -> None:
+    """The watcher process: verdicts until the window ends or a newer deploy starts."""
+    session = Session(inventory)
+    notifier = Notifier(inventory.webhooks, inventory.environment)
+    for event in session.log.read(deploy_id):  # the notifier needs the deploy's story
+        if not isinstance(event, DeployDone):  # already announced by the deploy itself
+            notifier.record(event)
+    writer = session.log.writer(deploy_id)
+    bus = Bus(writer, session.history.record, notifier.record)
+    watch = Watch(inventory, deploy_id=deploy_id, baseline_end=baseline_end, emit=bus, activated=activated).start()
+    while not watch.join(1.0):
+        if session.log.latest() != deploy_id:
+            watch.stop()  # superseded: the next deploy watches from its own activation
+    notifier.close()
+    writer.close()
 
 
 def unique(plan: Plan, log: EventLog) -> Plan:
@@ -240,8 +297,13 @@ def _child(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m console.runner")
     parser.add_argument("--inventory", required=True)
     parser.add_argument("--job", required=True)
-    parser.add_argument("--handoff", required=True)
+    parser.add_argument("--handoff")
     args = parser.parse_args(argv)
+    job = json.loads(args.job)
+    if "watch" in job:
+        spec = job["watch"]
+        _watch(load_inventory(args.inventory), spec["deploy_id"], spec["baseline_end"], spec["activated"])
+        return 0
     handoff = Path(args.handoff)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())  # stop at the next safe point
@@ -253,7 +315,6 @@ def _child(argv: list[str]) -> int:
 
     try:
         inventory = load_inventory(args.inventory)
-        job = json.loads(args.job)
         if "deploy" in job:
             spec = job["deploy"]
             spec["hosts"] = tuple(spec.get("hosts") or ())
