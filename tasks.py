@@ -5,6 +5,8 @@ Tasks are thin: each lives in a module of `console/tasks/` and calls the engine.
 
 from invoke import Collection
 
-from console.tasks import deploy
+from console.tasks import demo, deploy, lab
 
 ns = Collection(*deploy.TASKS)
+ns.add_collection(lab.ns)
+ns.add_collection(demo.ns)

@@ -71,6 +71,7 @@ class Plan:
     commits: list[Change] = field(default_factory=list)
     refused: str = ""
     allowed_failures: int = 0
+    update_seconds: float = 0.0  # the fetch happens while planning, before the deploy starts
 
 
 class Pipeline:
@@ -108,8 +109,10 @@ class Pipeline:
         """Update the checkout, resolve the ref, find the commits it ships and the refusals.
         Touches nothing on any host."""
         inv = self.inventory
+        t0 = time.monotonic()
         self.checkout.update()
         revision = self.checkout.resolve(request.ref)
+        fetched = time.monotonic() - t0
         commits: list[Change] = []
         if revision != self.live_revision:
             try:
@@ -134,6 +137,7 @@ class Pipeline:
             commits=commits,
             refused=refused,
             allowed_failures=inv.allowed_failures(len(hosts)),
+            update_seconds=round(fetched, 3),
         )
 
     def describe(self, plan: Plan) -> str:
@@ -160,8 +164,7 @@ class Pipeline:
             f"    update       git fetch origin in {self.checkout.path}",
             f"    build        export {plan.revision[:7]}, {inv.build_command or 'no build.command'}, hash {inv.assets}/ into versioned names",
             f"    sync-assets  rsync -a --ignore-existing {RSYNC_MODES} <build>/assets/ {{address}}:{d}/assets/   (every host, before any code)",
-            f"    sync-code    {ssh} {remote.prepare(d)}",
-            f"                 rsync -a --delete --link-dest={d}/releases/<current> <build>/code/ {{address}}:{d}/releases/{plan.release}/",
+            f"    sync-code    rsync -a --delete --mkpath --link-dest=../../current/ {RSYNC_MODES} <build>/code/ {{address}}:{d}/releases/{plan.release}/",
             f"    activate     {ssh} {remote.activate(d, plan.release, req.user)}",
             f"    restart      {render(inv.restart, sample) if inv.restart else '(skipped: no restart command in the inventory)'}",
             f"    verify       {self._health_text(sample, plan.revision)}",
@@ -198,7 +201,8 @@ class Pipeline:
         fan = Fanout(plan.deploy_id, self.emit, inv.chunk_size, self.stop)
         result, message = "ok", ""
         try:
-            build = self._local(plan, "update", lambda: None)  # the checkout was fetched by plan()
+            self.emit(PhaseStarted(plan.deploy_id, phase="update"))
+            self.emit(PhaseDone(plan.deploy_id, phase="update", ok=1, failed=0, seconds=plan.update_seconds))
             build = self._local(plan, "build", lambda: self._build(plan))
             self._ship(plan, fan, build)
             self._cleanup(plan, fan)
@@ -415,10 +419,9 @@ class Pipeline:
 
     def _sync_code(self, host: Host, plan: Plan) -> tuple[int, str]:
         link = self.link(host)
-        current = link.run(remote.prepare(host.deploy_path), what="prepare").stdout.strip()
-        options = ["--delete", RSYNC_MODES]
-        if current.startswith("releases/") and current != f"releases/{plan.release}":
-            options.append(f"--link-dest={host.deploy_path}/{current}")
+        # --link-dest is relative to the new release dir: unchanged files become hard links
+        # to the live release's, so a one-file change sends one file and costs no disk.
+        options = ["--delete", "--mkpath", "--link-dest=../../current/", RSYNC_MODES]
         build_code = self.inventory.state_dir / "builds" / plan.release / "code"
         try:
             sent = link.rsync(build_code, f"{host.deploy_path}/releases/{plan.release}", *options)
@@ -480,29 +483,33 @@ class Pipeline:
                             seconds=round(time.monotonic() - t0, 3)))
 
     def _clean_host(self, host: Host) -> tuple[int, str]:
+        """Keep the newest keep_releases releases plus current and the one before it, and
+        the assets any kept release's manifest names; remove the rest."""
         keep = self.inventory.keep_releases
         link = self.link(host)
         current_text, releases_text, assets_text = (
             link.run(remote.survey(host.deploy_path), what="survey").stdout.split("@@\n") + ["", ""]
         )[:3]
         current = current_text.strip().removeprefix("releases/")
-        releases = sorted(r for r in releases_text.split() if remote.RELEASE_ID.match(r))
+        manifests: dict[str, str] = {}
+        for block in releases_text.split("@@ ")[1:]:
+            name, _, body = block.partition("\n")
+            manifests[name.strip()] = body
+        releases = sorted(r for r in manifests if remote.RELEASE_ID.match(r))
         kept = set(releases[-keep:])
-        if current in releases:
+        if current in manifests:
             kept.add(current)
             older = [r for r in releases if r < current]
             if older:
                 kept.add(older[-1])
         doomed = [f"releases/{r}" for r in releases if r not in kept]
-        listing = link.run(remote.manifests(host.deploy_path, sorted(kept)), what="manifests").stdout
         referenced: set[str] = set()
         complete = True
-        for block in listing.split("@@ ")[1:]:
-            name, _, body = block.partition("\n")
+        for name in kept:
             try:
-                referenced |= {u.removeprefix("/assets/") for u in json.loads(body).values()}
-            except ValueError:
-                complete = False  # a release without a manifest: keep every asset
+                referenced |= {u.removeprefix("/assets/") for u in json.loads(manifests[name]).values()}
+            except (ValueError, KeyError):
+                complete = False  # a release without a readable manifest: keep every asset
         if complete:
             doomed += [
                 f"assets/{p.removeprefix('./')}"

@@ -331,9 +331,7 @@ def load_inventory(path: str | Path) -> Inventory:
         if "state_dir" in top
         else Path(os.path.expanduser(f"~/.local/state/deploy-console/{environment}"))
     )
-    kw: dict[str, Any] = {}
-    if "branch" in top:
-        kw["branch"] = r.string(top["branch"], "branch")
+    kw: dict[str, Any] = {"branch": r.string(top["branch"], "branch") if "branch" in top else "main"}
     if "assets" in top:
         kw["assets"] = r.string(top["assets"], "assets").strip("/")
     if "build" in top:

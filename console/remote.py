@@ -35,12 +35,6 @@ def check_release_id(release: str) -> str:
     return release
 
 
-def prepare(deploy_path: str) -> str:
-    """Make the layout and print the current release (empty on a new host)."""
-    d = q(deploy_path)
-    return f"mkdir -p {d}/releases {d}/assets && (readlink {d}/current || true)"
-
-
 def remove_release(deploy_path: str, release: str) -> str:
     return f"rm -rf -- {q(f'{deploy_path}/releases/{release}')}"
 
@@ -58,19 +52,14 @@ def activate(deploy_path: str, release: str, user: str) -> str:
 
 
 def survey(deploy_path: str) -> str:
-    """What cleanup needs to know: current release, all releases, all asset files."""
+    """What cleanup needs to know, in one round trip: the current release, every release
+    with its manifest (after a `@@ <release>` line), and every asset file."""
     d = q(deploy_path)
     return (
-        f"cd {d} && (readlink current || true) && echo @@ && (ls -1 releases 2>/dev/null || true)"
-        f" && echo @@ && (cd assets 2>/dev/null && find . -type f || true)"
+        f"cd {d} && (readlink current || true) && echo @@"
+        " && for r in $(ls -1 releases 2>/dev/null); do echo \"@@ $r\"; cat \"releases/$r/manifest.json\" 2>/dev/null; echo; done"
+        " && echo @@ && (cd assets 2>/dev/null && find . -type f || true)"
     )
-
-
-def manifests(deploy_path: str, releases: list[str]) -> str:
-    """Print each kept release's manifest after a `@@ <release>` line."""
-    d = q(deploy_path)
-    parts = [f"echo {q('@@ ' + r)} && (cat releases/{q(r)}/manifest.json 2>/dev/null || true)" for r in releases]
-    return f"cd {d} && " + " && ".join(parts) if parts else "true"
 
 
 def remove(deploy_path: str, paths: list[str]) -> str:

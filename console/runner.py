@@ -116,7 +116,7 @@ class Session:
             return done
         finally:
             try:
-                self.lock.release(user, force=True)
+                self.lock.release(user, pid=os.getpid())
             except ConsoleError:
                 pass
 

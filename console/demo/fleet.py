@@ -1,0 +1,136 @@
+"""The built-in demo: a lab fleet running the demo shop, its trunk, traffic and metrics.
+
+`start_demo()` is what `deploy-console --demo` (and `invoke demo.up`) runs: it brings up a
+lab named "demo", creates the demo trunk repository (reviewed commits, one unreviewed,
+one schema migration, one that breaks checkouts and its fix), writes `hosts/demo.yaml`,
+starts the embedded StatsD collector, deploys the first release of the shop (it carries
+the first migration, so it goes out with an override, as a first install would), and
+starts shoppers in a process of their own. A first-time user is one keypress from a
+first deploy.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+from console.demo.trunk import Trunk, create_trunk
+from console.deploy import DeployRequest
+from console.inventory import Inventory, load_inventory
+from console.lab import LAB_ROOT, Lab
+from console.lab import state as labstate
+from console.lab.layout import deploy_address
+from console.metrics.statsd import ensure_collector, stop_collector
+from console.runner import run_deploy
+
+NAME = "demo"
+STATSD_PORT = 18125
+INVENTORY = Path("hosts") / f"{NAME}.yaml"
+
+# Debian's python3 by full path: the shop is deployed code and needs only the standard library.
+RESTART = (
+    "/usr/bin/python3 {deploy_path}/current/shop/ctl.py graceful --deploy-path={deploy_path} "
+    "--bind={address} --port={http_port} --statsd={statsd}"
+)
+HEALTH = "http://{address}:{http_port}/health"
+KEY_METRICS = [
+    {"name": "checkouts/min", "query": "shop.checkouts", "stat": "rate", "unit": "/min", "bad": "down", "limit": "20%"},
+    {"name": "errors/min", "query": "shop.errors", "stat": "rate", "unit": "/min", "bad": "up", "limit": "50%",
+     "dry_run": True},
+    {"name": "latency p95", "query": "shop.latency", "stat": "p95", "unit": "ms", "bad": "up", "limit": "100%"},
+]
+
+
+def demo_extra(trunk: Trunk, statsd: str) -> dict:
+    """The inventory keys the demo adds to the lab's generated inventory."""
+    return {
+        "environment": NAME,
+        "repo": str(trunk.path),
+        "branch": trunk.branch,
+        "restart": RESTART,
+        "health": HEALTH,
+        "vars": {"statsd": statsd},
+        "timeouts": {"connect": 3, "command": 20, "sync": 60, "verify": 15},
+        "metrics": {"statsd": statsd, "baseline": 120, "watch": 300, "key": KEY_METRICS},
+    }
+
+
+def _traffic_pidfile(inventory: Inventory) -> Path:
+    return inventory.state_dir / "traffic.pid"
+
+
+def start_traffic(inventory: Inventory, rate: float = 6.0) -> None:
+    """Shoppers in a process of their own (they outlive the console, like real ones)."""
+    stop_traffic(inventory)
+    log = open(inventory.state_dir / "traffic.log", "ab")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "console.demo.fleet", "traffic", str(inventory.path), str(rate)],
+        stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )  # fmt: skip
+    _traffic_pidfile(inventory).write_text(str(proc.pid))
+
+
+def stop_traffic(inventory: Inventory) -> None:
+    try:
+        os.kill(int(_traffic_pidfile(inventory).read_text()), signal.SIGTERM)
+    except (OSError, ValueError):
+        pass
+    _traffic_pidfile(inventory).unlink(missing_ok=True)
+
+
+def start_demo(hosts: int = 20, *, traffic: bool = True, echo=print) -> Path:
+    """Bring the whole demo up from scratch; returns the demo inventory path."""
+    t0 = time.monotonic()
+    lab = Lab(NAME)
+    echo(f"demo: bringing up {hosts} lab hosts ...")
+    trunk = create_trunk(LAB_ROOT / f"{NAME}-trunk.git")
+    path = lab.up(hosts, inventory_path=INVENTORY.resolve(), extra={"repo": str(trunk.path)})
+    # The lab picks its address block; the shop sends StatsD to the deploy machine's address on it.
+    st = labstate.load(NAME)
+    address = deploy_address(st.slot) if st and st.netns else "127.0.0.1"
+    data = yaml.safe_load(path.read_text())
+    data.update(demo_extra(trunk, f"{address}:{STATSD_PORT}"))
+    path.write_text("# The demo fleet, written by deploy-console --demo (invoke demo.up).\n"
+                    + yaml.safe_dump(data, sort_keys=False))
+    inventory = load_inventory(path)
+    ensure_collector(inventory)
+    echo(f"demo: deploying the first release of the shop ({trunk.commits['initial'][:7]}) ...")
+    done = run_deploy(inventory, DeployRequest(user="demo", ref=trunk.commits["initial"],
+                                               override="first install of the demo shop"))
+    if done.result != "ok":
+        echo(f"demo: the first deploy ended {done.result}: {done.message or dict(done.hosts_failed)}")
+    if traffic:
+        start_traffic(inventory)
+    echo(f"demo: ready in {time.monotonic() - t0:.1f} s: {path}")
+    return path
+
+
+def stop_demo() -> None:
+    """Stop traffic and the collector, take the lab down."""
+    path = INVENTORY.resolve()
+    if path.exists():
+        inventory = load_inventory(path)
+        stop_traffic(inventory)
+        stop_collector(inventory)
+    Lab(NAME).down()
+
+
+def _traffic_main(inventory_path: str, rate: str) -> int:
+    from console.demo.traffic import Traffic, host_urls
+
+    inventory = load_inventory(inventory_path)
+    shop = Traffic(host_urls(inventory.hosts), rate=float(rate), shoppers=6)
+    signal.signal(signal.SIGTERM, lambda *_: shop.stop())
+    shop.start(24 * 3600.0)
+    print(shop.wait().line(), flush=True)
+    return 0
+
+
+if __name__ == "__main__" and sys.argv[1:2] == ["traffic"]:
+    sys.exit(_traffic_main(*sys.argv[2:4]))

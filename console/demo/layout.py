@@ -1,0 +1,184 @@
+"""A hand-made deploy layout for the demo shop, without the deploy engine.
+
+The engine builds releases for real (build, assets-first sync, atomic `current` switch);
+this module makes the same layout locally in a few lines, so the shop, the traffic
+generator and their tests can run on it:
+
+    {deploy_path}/assets/<dir>/<name>.<hash>.<ext>
+    {deploy_path}/releases/<id>/            a tree of the shop source
+    {deploy_path}/releases/<id>/REVISION     40-char commit id
+    {deploy_path}/releases/<id>/manifest.json
+    {deploy_path}/current -> releases/<id>
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tarfile
+from importlib import resources
+from pathlib import Path
+
+from console.errors import ConsoleError
+
+HASH_LENGTH = 10
+
+
+def shop_source() -> Path:
+    """The directory holding the demo shop's source (the content of the demo trunk)."""
+    return Path(str(resources.files("console.demo") / "shop"))
+
+
+def hashed_name(name: str, digest: str) -> str:
+    """`shop.css` -> `shop.<digest>.css`; a name without an extension gets `.<digest>` appended."""
+    stem, dot, ext = name.rpartition(".")
+    return f"{stem}.{digest}.{ext}" if dot and stem else f"{name}.{digest}"
+
+
+def build_assets(source: Path, deploy_path: Path, assets_dir: str = "assets") -> dict[str, str]:
+    """Copy every file under `source/assets_dir` to `deploy_path/assets/` under its
+    content-hashed name; returns the manifest (logical path -> versioned URL)."""
+    root = Path(source) / assets_dir
+    if not root.is_dir():
+        raise ConsoleError(f"{root}: no assets directory; expected the shop source tree")
+    manifest: dict[str, str] = {}
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        logical = path.relative_to(root).as_posix()
+        data = path.read_bytes()
+        digest = hashlib.sha256(data).hexdigest()[:HASH_LENGTH]
+        rel = Path(logical).parent / hashed_name(path.name, digest)
+        target = Path(deploy_path) / "assets" / rel
+        if not target.exists():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            tmp = target.with_name(target.name + ".tmp")
+            tmp.write_bytes(data)
+            tmp.replace(target)
+        manifest[logical] = "/assets/" + rel.as_posix()
+    return manifest
+
+
+def install_release(
+    source: Path, deploy_path: Path, release_id: str, revision: str, *, activate: bool = True,
+    assets: bool = True,
+) -> Path:
+    """Copy the tree `source` to releases/<release_id>, write REVISION and manifest.json,
+    copy its hashed assets (unless `assets=False`: the "assets not there yet" fault) and
+    point `current` at it (unless `activate=False`). Returns the release directory."""
+    if len(revision) != 40:
+        raise ConsoleError(f"revision {revision!r}: expected a full 40-character commit id")
+    deploy_path = Path(deploy_path)
+    release = deploy_path / "releases" / release_id
+    if release.exists():
+        raise ConsoleError(f"{release}: the release already exists; expected a new release id")
+    release.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(source, release, ignore=shutil.ignore_patterns("__pycache__", "*.pyc", ".git"))
+    if assets:
+        manifest = build_assets(source, deploy_path)
+    else:
+        with_assets = deploy_path / ".manifest-only"
+        manifest = build_assets(source, with_assets)
+        shutil.rmtree(with_assets)
+    (release / "REVISION").write_text(revision + "\n")
+    (release / "manifest.json").write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
+    (deploy_path / "run").mkdir(exist_ok=True)
+    if activate:
+        activate_release(deploy_path, release_id)
+    return release
+
+
+def activate_release(deploy_path: Path, release_id: str) -> None:
+    """Point `current` at releases/<release_id> atomically (a new symlink renamed over it)."""
+    deploy_path = Path(deploy_path)
+    if not (deploy_path / "releases" / release_id).is_dir():
+        raise ConsoleError(f"{deploy_path}/releases/{release_id}: no such release")
+    tmp = deploy_path / f".current.{os.getpid()}"
+    if tmp.is_symlink():
+        tmp.unlink()
+    tmp.symlink_to(Path("releases") / release_id)
+    os.replace(tmp, deploy_path / "current")
+
+
+def export_commit(repo: Path, commit: str, dest: Path) -> str:
+    """Write the tree of `commit` in the git repository `repo` to `dest` (created); returns
+    the full commit id."""
+    env = {**os.environ, "GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": os.devnull}
+    try:
+        full = subprocess.run(
+            ["git", "-C", str(repo), "rev-parse", "--verify", f"{commit}^{{commit}}"],
+            check=True, capture_output=True, text=True, env=env,
+        ).stdout.strip()
+        archive = subprocess.run(
+            ["git", "-C", str(repo), "archive", "--format=tar", full], check=True, capture_output=True, env=env
+        ).stdout
+    except subprocess.CalledProcessError as exc:
+        lines = (exc.stderr.decode() if isinstance(exc.stderr, bytes) else exc.stderr or "").strip().splitlines()
+        raise ConsoleError(f"{repo}: cannot export {commit!r}: {lines[-1] if lines else 'git failed'}") from None
+    dest = Path(dest)
+    dest.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        tar.extractall(dest, filter="data")
+    return full
+
+
+def host_python() -> str:
+    """The interpreter the shop runs under: Debian's /usr/bin/python3 when present (as on
+    the hosts: standard library only), else this one."""
+    return "/usr/bin/python3" if os.access("/usr/bin/python3", os.X_OK) else sys.executable
+
+
+def shop_ctl(
+    deploy_path: Path, command: str, *, bind: str = "127.0.0.1", port: int = 8080, statsd: str = "",
+    timeout: float = 40.0,
+) -> subprocess.CompletedProcess[str]:
+    """Run `ctl.py COMMAND` of the current release locally, as the engine's `restart` runs it
+    over ssh; returns the finished process (check `.returncode`, `.stdout`, `.stderr`)."""
+    deploy_path = Path(deploy_path)
+    ctl = deploy_path / "current" / "shop" / "ctl.py"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
+    return subprocess.run(
+        [host_python(), str(ctl), command, "--deploy-path", str(deploy_path), "--bind", bind,
+         "--port", str(port), "--statsd", statsd, "--timeout", str(timeout)],
+        capture_output=True, text=True, env=env, timeout=timeout + 10, stdin=subprocess.DEVNULL,
+    )
+
+
+def kill_shop(deploy_path: Path) -> None:
+    """Stop the shop of `deploy_path` for sure: `ctl stop`, then SIGKILL whatever master and
+    worker its state file still names (for test finalizers)."""
+    deploy_path = Path(deploy_path)
+    run = deploy_path / "run"
+    pids: set[int] = set()
+    for name in ("shop.json", "shop.pid"):
+        try:
+            text = (run / name).read_text()
+        except OSError:
+            continue
+        if name == "shop.json":
+            try:
+                state = json.loads(text)
+                pids |= {int(state.get("master_pid") or 0), int(state.get("worker_pid") or 0)}
+            except (ValueError, TypeError):
+                pass
+        elif text.strip().isdigit():
+            pids.add(int(text.strip()))
+    if (deploy_path / "current" / "shop" / "ctl.py").exists():
+        try:
+            shop_ctl(deploy_path, "stop", timeout=10)
+        except subprocess.TimeoutExpired:
+            pass
+    for pid in pids - {0}:
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if b"shop" in cmdline:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass

@@ -1,0 +1,576 @@
+"""Every deploy, every host's result, every watch verdict and every lock override, in SQLite.
+
+`History(state_dir)` keeps `state_dir/history.sqlite` (WAL mode, so the detached deploy
+process writes while any number of consoles read). `History.record` is a subscriber: it
+writes as events arrive (DeployStarted inserts the deploy, HostDone/HostFailed upsert
+that host's row, PhaseDone keeps the time per phase, DeployDone closes the deploy with its
+result, WatchVerdict inserts a verdict), each event in its own transaction, so a deploy
+killed half way leaves a truthful partial record: a deploy without a result whose
+process is gone is shown as `interrupted`.
+
+The state directory is shared by every operator and every process on one deploy host;
+it and every file in it are private to the deploying user (0700 / 0600).
+`private_dir` and `private_file` are the helpers the lock and the event log use too.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from console.errors import ConsoleError
+from console.events import (
+    DeployDone,
+    DeployStarted,
+    Event,
+    HostDone,
+    HostFailed,
+    HostProgress,
+    PhaseDone,
+    WatchVerdict,
+)
+from console.progress import DeployView, HostView
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS deploys (
+    id            TEXT PRIMARY KEY,
+    environment   TEXT NOT NULL,
+    action        TEXT NOT NULL,          -- deploy or switch
+    user          TEXT NOT NULL,
+    override      TEXT,                   -- the --override reason, if any
+    release       TEXT,
+    from_revision TEXT,
+    to_revision   TEXT,
+    ref           TEXT,
+    strategy      TEXT,
+    rolling       INTEGER NOT NULL DEFAULT 0,
+    commits       INTEGER NOT NULL DEFAULT 0,
+    hosts         INTEGER NOT NULL DEFAULT 0,
+    pid           INTEGER,
+    started       REAL NOT NULL,
+    ended         REAL,
+    seconds       REAL,
+    result        TEXT,                   -- ok, partial, failed, aborted; NULL while running
+    message       TEXT NOT NULL DEFAULT '',
+    phases        TEXT NOT NULL DEFAULT '{}'  -- JSON: phase -> seconds
+);
+CREATE INDEX IF NOT EXISTS deploys_started ON deploys (started);
+CREATE TABLE IF NOT EXISTS host_results (
+    deploy_id  TEXT NOT NULL REFERENCES deploys (id),
+    host       TEXT NOT NULL,
+    state      TEXT NOT NULL,             -- a progress.HOST_STATES name
+    phase      TEXT NOT NULL DEFAULT '',  -- the last phase; the failed one if failed
+    reason     TEXT NOT NULL DEFAULT '',
+    exit_code  INTEGER,
+    output     TEXT NOT NULL DEFAULT '',
+    seconds    TEXT NOT NULL DEFAULT '{}',  -- JSON: phase -> seconds
+    bytes      INTEGER NOT NULL DEFAULT 0,
+    ok         INTEGER NOT NULL DEFAULT 0,  -- 1 when DeployDone named the host ok
+    PRIMARY KEY (deploy_id, host)
+);
+CREATE TABLE IF NOT EXISTS verdicts (
+    id        INTEGER PRIMARY KEY,
+    deploy_id TEXT NOT NULL,
+    metric    TEXT NOT NULL,
+    verdict   TEXT NOT NULL,
+    summary   TEXT NOT NULL,
+    baseline  REAL,
+    current   REAL,
+    change    REAL,
+    ts        REAL NOT NULL,
+    dry_run   INTEGER NOT NULL DEFAULT 0,
+    final     INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS verdicts_deploy ON verdicts (deploy_id);
+CREATE TABLE IF NOT EXISTS lock_audit (
+    id          INTEGER PRIMARY KEY,
+    ts          REAL NOT NULL,
+    environment TEXT NOT NULL,
+    who         TEXT NOT NULL,
+    action      TEXT NOT NULL,            -- lock, unlock, force-unlock
+    detail      TEXT NOT NULL DEFAULT ''
+);
+"""
+
+
+def private_dir(path: Path) -> Path:
+    """Create `path` (and parents) and make it 0700 if it is ours; returns it."""
+    path = Path(path)
+    try:
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if path.stat().st_uid == os.getuid() and path.stat().st_mode & 0o077:
+            path.chmod(0o700)
+    except OSError as exc:
+        raise ConsoleError(f"{path}: cannot create the state directory: {exc.strerror}") from None
+    return path
+
+
+def private_file(path: Path) -> Path:
+    """Create `path` empty if missing, mode 0600 whatever the umask; returns it."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            if os.fstat(fd).st_mode & 0o077 and os.fstat(fd).st_uid == os.getuid():
+                os.fchmod(fd, 0o600)
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        raise ConsoleError(f"{path}: cannot create a state file: {exc.strerror}") from None
+    return path
+
+
+def pid_alive(pid: int | None) -> bool:
+    """Whether process `pid` exists on this host and is not a zombie (killed, not reaped)."""
+    if not pid or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # exists, owned by someone else
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False if Path("/proc/self/stat").exists() else True
+    except OSError:
+        return True
+    return stat[stat.rindex(")") + 2 :].split(" ", 1)[0] not in ("Z", "X")
+
+
+def local_time(ts: float) -> str:
+    """`YYYY-MM-DD HH:MM:SS` in local time, the one way times are shown to people."""
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts))
+
+
+def short(revision: str | None) -> str:
+    return (revision or "")[:7]
+
+
+@dataclass
+class HostRecord:
+    """One host's result in one deploy."""
+
+    host: str
+    state: str
+    phase: str = ""
+    reason: str = ""
+    exit_code: int | None = None
+    output: str = ""
+    seconds: dict[str, float] = field(default_factory=dict)
+    bytes: int = 0
+    ok: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class VerdictRecord:
+    deploy_id: str
+    metric: str
+    verdict: str
+    summary: str
+    ts: float
+    dry_run: bool = False
+    final: bool = False
+    baseline: float | None = None
+    current: float | None = None
+    change: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class AuditRecord:
+    """One lock action: who took, released or forced the lock of an environment."""
+
+    ts: float
+    environment: str
+    who: str
+    action: str
+    detail: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "time": local_time(self.ts)}
+
+
+@dataclass
+class DeployRecord:
+    """One deploy or switch. `hosts` is filled by `History.get` only."""
+
+    id: str
+    environment: str
+    action: str
+    user: str
+    started: float
+    override: str | None = None
+    release: str | None = None
+    from_revision: str | None = None
+    to_revision: str | None = None
+    ref: str | None = None
+    strategy: str | None = None
+    rolling: bool = False
+    commits: int = 0
+    host_count: int = 0
+    pid: int | None = None
+    ended: float | None = None
+    seconds: float | None = None
+    result: str | None = None
+    message: str = ""
+    phases: dict[str, float] = field(default_factory=dict)
+    hosts: list[HostRecord] = field(default_factory=list)
+    verdicts: list[VerdictRecord] = field(default_factory=list)
+
+    @property
+    def state(self) -> str:
+        """The result, or `running` / `interrupted` (no result and its process is gone)."""
+        if self.result:
+            return self.result
+        return "running" if self.pid and pid_alive(self.pid) else "interrupted"
+
+    @property
+    def failed_hosts(self) -> dict[str, str]:
+        return {h.host: h.reason for h in self.hosts if h.state == "failed"}
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-able dict for `invoke history --json`."""
+        data = asdict(self)
+        data["hosts"] = [h.to_dict() for h in self.hosts]
+        data["verdicts"] = [v.to_dict() for v in self.verdicts]
+        data["state"] = self.state
+        return data
+
+
+_DEPLOY_COLUMNS = (
+    "id, environment, action, user, started, override, release, from_revision, to_revision, ref, "
+    "strategy, rolling, commits, hosts, pid, ended, seconds, result, message, phases"
+)
+
+
+def _deploy(row: sqlite3.Row) -> DeployRecord:
+    return DeployRecord(
+        id=row["id"], environment=row["environment"], action=row["action"], user=row["user"],
+        started=row["started"], override=row["override"], release=row["release"],
+        from_revision=row["from_revision"], to_revision=row["to_revision"], ref=row["ref"],
+        strategy=row["strategy"], rolling=bool(row["rolling"]), commits=row["commits"],
+        host_count=row["hosts"], pid=row["pid"], ended=row["ended"], seconds=row["seconds"],
+        result=row["result"], message=row["message"], phases=json.loads(row["phases"] or "{}"),
+    )  # fmt: skip
+
+
+def _host(row: sqlite3.Row) -> HostRecord:
+    return HostRecord(
+        host=row["host"], state=row["state"], phase=row["phase"], reason=row["reason"],
+        exit_code=row["exit_code"], output=row["output"], seconds=json.loads(row["seconds"] or "{}"),
+        bytes=row["bytes"], ok=bool(row["ok"]),
+    )  # fmt: skip
+
+
+def _verdict(row: sqlite3.Row) -> VerdictRecord:
+    return VerdictRecord(
+        deploy_id=row["deploy_id"], metric=row["metric"], verdict=row["verdict"],
+        summary=row["summary"], ts=row["ts"], dry_run=bool(row["dry_run"]), final=bool(row["final"]),
+        baseline=row["baseline"], current=row["current"], change=row["change"],
+    )  # fmt: skip
+
+
+class History:
+    """The deploy history of one state directory (every environment that shares it).
+
+    Safe to use from any thread and any number of processes: every call opens its own
+    short connection (cheap for SQLite), and writers wait up to `busy_timeout` seconds.
+    """
+
+    def __init__(self, state_dir: Path, *, busy_timeout: float = 10.0) -> None:
+        self.state_dir = private_dir(Path(state_dir))
+        self.path = self.state_dir / "history.sqlite"
+        self.busy_timeout = busy_timeout
+        self._lock = threading.Lock()
+        self._views: dict[str, DeployView] = {}
+        # The -wal and -shm files SQLite creates copy the database file's mode.
+        private_file(self.path)
+        with self._connect() as db:
+            if db.execute("PRAGMA journal_mode=WAL").fetchone()[0].lower() != "wal":
+                raise ConsoleError(f"{self.path}: cannot switch the history to WAL mode")
+            if db.execute("PRAGMA user_version").fetchone()[0] < SCHEMA_VERSION:
+                db.executescript(_SCHEMA)
+                db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+
+    # -- connections -------------------------------------------------------------
+
+    def _connect(self) -> _Closing:
+        try:
+            db = sqlite3.connect(self.path, timeout=self.busy_timeout, isolation_level=None)
+        except sqlite3.Error as exc:
+            raise ConsoleError(f"{self.path}: cannot open the history: {exc}") from None
+        db.row_factory = sqlite3.Row
+        db.execute(f"PRAGMA busy_timeout={int(self.busy_timeout * 1000)}")
+        db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable against process death
+        return _Closing(db)
+
+    def _write(self, statements: list[tuple[str, tuple[Any, ...]]]) -> None:
+        """Run the statements in one transaction."""
+        try:
+            with self._connect() as db:
+                db.execute("BEGIN IMMEDIATE")
+                try:
+                    for sql, params in statements:
+                        db.execute(sql, params)
+                except BaseException:
+                    db.execute("ROLLBACK")
+                    raise
+                db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            raise ConsoleError(f"{self.path}: cannot write the history: {exc}") from None
+
+    def _read(self, sql: str, params: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
+        try:
+            with self._connect() as db:
+                return db.execute(sql, params).fetchall()
+        except sqlite3.Error as exc:
+            raise ConsoleError(f"{self.path}: cannot read the history: {exc}") from None
+
+    # -- the subscriber ----------------------------------------------------------
+
+    def record(self, event: Event) -> None:
+        """Write one event's effect; a subscriber (`Callable[[Event], None]`)."""
+        with self._lock:
+            statements = self._statements(event)
+            if statements:
+                self._write(statements)
+
+    __call__ = record
+
+    def _view(self, deploy_id: str) -> DeployView:
+        view = self._views.get(deploy_id)
+        if view is None:
+            view = self._views[deploy_id] = DeployView()
+            if len(self._views) > 16:
+                self._views.pop(next(iter(self._views)))
+        return view
+
+    def _statements(self, event: Event) -> list[tuple[str, tuple[Any, ...]]]:
+        if isinstance(event, DeployStarted):
+            self._views.pop(event.deploy_id, None)
+            self._view(event.deploy_id).apply(event)
+            e = event
+            return [(
+                "INSERT INTO deploys (id, environment, action, user, override, release, from_revision, "
+                "to_revision, ref, strategy, rolling, commits, hosts, pid, started) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (id) DO UPDATE SET environment=excluded.environment, action=excluded.action, "
+                "user=excluded.user, override=excluded.override, release=excluded.release, "
+                "from_revision=excluded.from_revision, to_revision=excluded.to_revision, ref=excluded.ref, "
+                "strategy=excluded.strategy, rolling=excluded.rolling, commits=excluded.commits, "
+                "hosts=excluded.hosts, pid=excluded.pid, started=excluded.started",
+                (e.deploy_id, e.environment, e.action, e.user, e.override, e.release, e.previous_revision,
+                 e.revision, getattr(e, "ref", None), e.strategy, int(e.rolling), e.commits, len(e.hosts),
+                 e.pid or None, e.ts),
+            )]  # fmt: skip
+        if isinstance(event, (HostProgress, HostDone, HostFailed)):
+            view = self._view(event.deploy_id)
+            if event.host not in view.hosts:
+                view.hosts[event.host] = self._stored_host(event.deploy_id, event.host)
+            view.apply(event)
+            if isinstance(event, HostProgress):
+                return []
+            return [self._host_upsert(event.deploy_id, view.hosts[event.host])]
+        if isinstance(event, PhaseDone):
+            view = self._view(event.deploy_id)
+            view.apply(event)
+            return [(
+                "UPDATE deploys SET phases = json_set(phases, ?, ?) WHERE id = ?",
+                (f'$."{event.phase}"', event.seconds, event.deploy_id),
+            )]
+        if isinstance(event, DeployDone):
+            view = self._view(event.deploy_id)
+            view.apply(event)
+            statements = [(
+                "UPDATE deploys SET ended = ?, seconds = ?, result = ?, message = ? WHERE id = ?",
+                (event.ts, event.seconds, event.result, event.message, event.deploy_id),
+            )]
+            for host, reason in event.hosts_failed:
+                hv = view.hosts.get(host) or self._stored_host(event.deploy_id, host)
+                if hv.state != "failed":
+                    hv.state, hv.error = "failed", reason
+                    statements.append(self._host_upsert(event.deploy_id, hv))
+            for host in event.hosts_ok:
+                hv = view.hosts.get(host) or self._stored_host(event.deploy_id, host)
+                statements.append(self._host_upsert(event.deploy_id, hv, ok=True))
+            return statements
+        if isinstance(event, WatchVerdict):
+            e = event
+            return [(
+                "INSERT INTO verdicts (deploy_id, metric, verdict, summary, baseline, current, change, "
+                "ts, dry_run, final) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (e.deploy_id, e.metric, e.verdict, e.summary, e.baseline, e.current, e.change, e.ts,
+                 int(e.dry_run), int(e.final)),
+            )]  # fmt: skip
+        return []
+
+    def _stored_host(self, deploy_id: str, host: str) -> HostView:
+        """The host as stored (when this History did not see the deploy start)."""
+        rows = self._read("SELECT * FROM host_results WHERE deploy_id = ? AND host = ?", (deploy_id, host))
+        if not rows:
+            return HostView(host)
+        r = _host(rows[0])
+        return HostView(
+            host, state=r.state, phase=r.phase, error=r.reason, output=r.output,
+            exit_code=r.exit_code, bytes=r.bytes, seconds=dict(r.seconds),
+        )  # fmt: skip
+
+    @staticmethod
+    def _host_upsert(deploy_id: str, h: HostView, *, ok: bool = False) -> tuple[str, tuple[Any, ...]]:
+        return (
+            "INSERT INTO host_results (deploy_id, host, state, phase, reason, exit_code, output, seconds, "
+            "bytes, ok) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (deploy_id, host) DO UPDATE SET "
+            "state=excluded.state, phase=excluded.phase, reason=excluded.reason, exit_code=excluded.exit_code, "
+            "output=excluded.output, seconds=excluded.seconds, bytes=excluded.bytes, "
+            "ok=max(host_results.ok, excluded.ok)",
+            (deploy_id, h.name, h.state, h.phase, h.error, h.exit_code, h.output, json.dumps(h.seconds),
+             h.bytes, int(ok)),
+        )  # fmt: skip
+
+    # -- queries -----------------------------------------------------------------
+
+    @staticmethod
+    def _env(environment: str | None, prefix: str = "WHERE") -> tuple[str, tuple[Any, ...]]:
+        return (f" {prefix} environment = ?", (environment,)) if environment else ("", ())
+
+    def deploys(self, limit: int = 50, *, environment: str | None = None) -> list[DeployRecord]:
+        """The newest deploys and switches first (without host rows)."""
+        where, params = self._env(environment)
+        rows = self._read(
+            f"SELECT {_DEPLOY_COLUMNS} FROM deploys{where} ORDER BY started DESC, id DESC LIMIT ?",
+            (*params, limit),
+        )
+        return [_deploy(r) for r in rows]
+
+    def get(self, deploy_id: str) -> DeployRecord:
+        """One deploy with its hosts and verdicts; ConsoleError if there is none."""
+        rows = self._read(f"SELECT {_DEPLOY_COLUMNS} FROM deploys WHERE id = ?", (deploy_id,))
+        if not rows:
+            raise ConsoleError(f"{self.path}: no deploy {deploy_id!r} in the history")
+        record = _deploy(rows[0])
+        hosts = self._read("SELECT * FROM host_results WHERE deploy_id = ? ORDER BY host", (deploy_id,))
+        record.hosts = [_host(r) for r in hosts]
+        record.verdicts = self.verdicts(deploy_id)
+        return record
+
+    def last_deploy(self, *, environment: str | None = None, action: str | None = None) -> DeployRecord | None:
+        """The newest deploy (or switch), finished or not, with its hosts."""
+        clauses = [c for c in ("environment = ?" if environment else "", "action = ?" if action else "") if c]
+        params = tuple(p for p in (environment, action) if p)
+        where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+        rows = self._read(f"SELECT id FROM deploys{where} ORDER BY started DESC, id DESC LIMIT 1", params)
+        return self.get(rows[0]["id"]) if rows else None
+
+    def live_revision(self, *, environment: str | None = None) -> str | None:
+        """The revision of the newest deploy or switch that reached hosts (ok or partial)."""
+        where, params = self._env(environment, "AND")
+        rows = self._read(
+            f"SELECT to_revision FROM deploys WHERE result IN ('ok', 'partial'){where} "
+            "ORDER BY started DESC, id DESC LIMIT 1",
+            params,
+        )
+        return rows[0]["to_revision"] if rows else None
+
+    def failed_hosts_of_last(self, *, environment: str | None = None) -> list[str]:
+        """Hosts that failed in the newest deploy that had failures, less those that
+        succeeded in any later deploy or switch: what `invoke deploy --only failed` redoes."""
+        where, params = self._env(environment, "AND")
+        rows = self._read(
+            "SELECT id, started FROM deploys WHERE action = 'deploy' AND EXISTS (SELECT 1 FROM host_results h "
+            f"WHERE h.deploy_id = deploys.id AND h.state = 'failed'){where} ORDER BY started DESC, id DESC LIMIT 1",
+            params,
+        )
+        if not rows:
+            return []
+        last, started = rows[0]["id"], rows[0]["started"]
+        later = " AND d.environment = ?" if environment else ""
+        failed = self._read(
+            "SELECT host FROM host_results WHERE deploy_id = ? AND state = 'failed' AND host NOT IN ("
+            "SELECT h.host FROM host_results h JOIN deploys d ON d.id = h.deploy_id "
+            f"WHERE h.ok = 1 AND (d.started > ? OR (d.started = ? AND d.id > ?)){later}) ORDER BY host",
+            (last, started, started, last, *params),
+        )
+        return [r["host"] for r in failed]
+
+    def markers(self, since: float, *, environment: str | None = None) -> list[tuple[float, str]]:
+        """Deploy start and end times since `since`, with a label, oldest first (graph lines)."""
+        where, params = self._env(environment, "AND")
+        rows = self._read(
+            f"SELECT {_DEPLOY_COLUMNS} FROM deploys WHERE (started >= ? OR ended >= ?){where} ORDER BY started",
+            (since, since, *params),
+        )
+        marks: list[tuple[float, str]] = []
+        for d in map(_deploy, rows):
+            what = f"{d.action} {short(d.to_revision)}".strip()
+            if d.started >= since:
+                marks.append((d.started, f"{what} by {d.user}"))
+            if d.ended is not None and d.ended >= since:
+                marks.append((d.ended, f"{what} {d.result}"))
+        return sorted(marks)
+
+    def verdicts(self, deploy_id: str, *, final_only: bool = False) -> list[VerdictRecord]:
+        extra = " AND final = 1" if final_only else ""
+        rows = self._read(f"SELECT * FROM verdicts WHERE deploy_id = ?{extra} ORDER BY ts, id", (deploy_id,))
+        return [_verdict(r) for r in rows]
+
+    def add_audit(self, environment: str, who: str, action: str, detail: str = "", *, ts: float | None = None) -> None:
+        """Append one lock action to the audit log."""
+        self._write([(
+            "INSERT INTO lock_audit (ts, environment, who, action, detail) VALUES (?, ?, ?, ?, ?)",
+            (time.time() if ts is None else ts, environment, who, action, detail),
+        )])  # fmt: skip
+
+    def audit(self, *, environment: str | None = None, limit: int = 100) -> list[AuditRecord]:
+        """Lock actions, newest first."""
+        where, params = self._env(environment)
+        rows = self._read(
+            f"SELECT ts, environment, who, action, detail FROM lock_audit{where} ORDER BY ts DESC, id DESC LIMIT ?",
+            (*params, limit),
+        )
+        return [AuditRecord(r["ts"], r["environment"], r["who"], r["action"], r["detail"]) for r in rows]
+
+    def releases_deployed(self, *, environment: str | None = None) -> list[tuple[str, str]]:
+        """(release, revision) of every release that reached hosts (ok or partial),
+        newest use first, each release once: what `invoke switch` may go back to."""
+        where, params = self._env(environment, "AND")
+        rows = self._read(
+            "SELECT release, to_revision, max(started) AS last FROM deploys "
+            f"WHERE result IN ('ok', 'partial') AND release IS NOT NULL{where} "
+            "GROUP BY release ORDER BY last DESC",
+            params,
+        )
+        return [(r["release"], r["to_revision"]) for r in rows]
+
+    def to_json(self, limit: int = 50, *, environment: str | None = None) -> list[dict[str, Any]]:
+        """`invoke history --json`: the newest deploys with their hosts and verdicts."""
+        return [self.get(d.id).to_dict() for d in self.deploys(limit, environment=environment)]
+
+
+class _Closing:
+    """A connection used as `with`: closes (not just commits) on exit."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db = db
+
+    def __enter__(self) -> sqlite3.Connection:
+        return self.db
+
+    def __exit__(self, *exc: object) -> None:
+        self.db.close()
+
+    def execute(self, *args: Any) -> sqlite3.Cursor:
+        return self.db.execute(*args)

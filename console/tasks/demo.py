@@ -1,0 +1,73 @@
+"""Demo tasks: `invoke demo.traffic` sends shoppers to the lab's demo shop."""
+
+from __future__ import annotations
+
+from invoke import Collection, task
+from invoke.exceptions import Exit
+
+from console.errors import ConsoleError
+
+
+@task(
+    help={
+        "inventory": "inventory file (YAML) whose hosts run the demo shop",
+        "rate": "shopper visits per second, across all hosts (default 5)",
+        "duration": "seconds to shop for (default 60; Ctrl-C stops early)",
+        "shoppers": "shopper threads (default 8)",
+    }
+)
+def traffic(c, inventory, rate=5.0, duration=60.0, shoppers=8):
+    """Send shoppers to every host: a page from one host, its assets from others, a checkout.
+
+    Prints what they saw: requests, asset 404s (a page's assets missing on another host),
+    failed requests, and checkouts taken or failed. Hosts are http://{address}:{http_port}
+    (host var http_port, default 8080); only loopback and 198.18.0.0/15 are contacted.
+    """
+    from console.demo.traffic import Traffic, host_urls
+    from console.inventory import load_inventory
+
+    try:
+        inv = load_inventory(inventory)
+        shop = Traffic(host_urls(inv.hosts), rate=float(rate), shoppers=int(shoppers))
+    except ConsoleError as exc:
+        raise Exit(str(exc), code=1) from None
+    print(f"traffic: {len(shop.hosts)} hosts of {inv.environment}, {float(rate):g} visits/s for {float(duration):g} s")
+    shop.start(float(duration))
+    try:
+        summary = shop.wait()
+    except KeyboardInterrupt:
+        shop.stop()
+        summary = shop.wait()
+    for sample in summary.samples[:10]:
+        print(f"  {sample}")
+    print(f"traffic: {summary.line()}")
+
+
+ns = Collection("demo")
+ns.add_task(traffic)
+
+
+@task(help={"hosts": "how many lab hosts (default 20)", "no_traffic": "do not start the shoppers"})
+def up(c, hosts=20, no_traffic=False):
+    """Bring up the demo: lab fleet, shop, trunk repo, first release, StatsD collector and shoppers."""
+    from console.demo.fleet import start_demo
+
+    try:
+        start_demo(int(hosts), traffic=not no_traffic)
+    except ConsoleError as exc:
+        raise Exit(f"error: {exc}", code=1) from None
+
+
+@task
+def down(c):
+    """Take the demo down: shoppers, collector, lab hosts."""
+    from console.demo.fleet import stop_demo
+
+    try:
+        stop_demo()
+    except ConsoleError as exc:
+        raise Exit(f"error: {exc}", code=1) from None
+
+
+ns.add_task(up)
+ns.add_task(down)

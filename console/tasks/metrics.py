@@ -1,0 +1,81 @@
+"""`invoke metrics.*`: the StatsD collector of an environment, and its key metrics now.
+
+    invoke metrics.collect -i hosts/lab.yaml   # the collector in the foreground (Ctrl-C stops it)
+    invoke metrics.start -i hosts/lab.yaml     # detached, if it is not running
+    invoke metrics.stop -i hosts/lab.yaml
+    invoke metrics.status -i hosts/lab.yaml    # pid, store, and each key metric over the last minute
+"""
+
+from __future__ import annotations
+
+import time
+
+from invoke import Collection, Exit, task
+
+from console.errors import ConsoleError
+from console.inventory import Inventory, load_inventory
+from console.metrics.source import source_for, store_path
+from console.metrics.statsd import collector_pid, ensure_collector, main, stop_collector
+from console.metrics.store import StoreReader
+
+_HELP = {"inventory": "the environment's inventory file, e.g. hosts/lab.yaml"}
+
+
+def _load(path: str) -> Inventory:
+    try:
+        return load_inventory(path)
+    except ConsoleError as exc:
+        raise Exit(str(exc)) from None
+
+
+@task(help=_HELP)
+def collect(c, inventory):
+    """Run the StatsD collector in the foreground; Ctrl-C stops it."""
+    inv = _load(inventory)
+    store = store_path(inv)
+    pid = collector_pid(store)
+    if pid is not None:
+        raise Exit(f"a collector already writes {store} (pid {pid}); stop it with invoke metrics.stop -i {inventory}")
+    host, port = inv.metrics.statsd
+    print(f"collecting StatsD on {host}:{port} into {store}; Ctrl-C stops")
+    code = main(["--listen", f"{host}:{port}", "--store", str(store)])
+    if code:
+        raise Exit(code=code)
+
+
+@task(help=_HELP)
+def start(c, inventory):
+    """Start the StatsD collector detached, unless it is running."""
+    inv = _load(inventory)
+    ensure_collector(inv)
+    print(f"collector pid {collector_pid(store_path(inv))}, writing {store_path(inv)}")
+
+
+@task(help=_HELP)
+def stop(c, inventory):
+    """Stop the StatsD collector."""
+    inv = _load(inventory)
+    print("collector stopped" if stop_collector(inv) else "no collector was running")
+
+
+@task(help=_HELP)
+def status(c, inventory):
+    """Show the collector and each key metric over the last minute."""
+    inv = _load(inventory)
+    store = store_path(inv)
+    pid = collector_pid(store)
+    now = time.time()
+    alive = StoreReader(store).alive(int(now) - 10, int(now))
+    state = f"running, pid {pid}" if pid else "not running"
+    print(f"collector {state}; store {store}; {'receiving' if alive else 'no heartbeat in the last 10 s'}")
+    for metric in inv.metrics.key:
+        try:
+            value = source_for(inv, metric).value(metric, now - 60, now)
+        except ConsoleError as exc:
+            print(f"  {metric.name}: {exc}")
+            continue
+        shown = "no data" if value is None else f"{value:.4g}{metric.unit}"
+        print(f"  {metric.name} ({metric.source} {metric.query}, {metric.stat}): {shown}")
+
+
+metrics = Collection("metrics", collect, start, stop, status)

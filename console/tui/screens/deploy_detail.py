@@ -1,0 +1,132 @@
+"""A past (or running) deploy from the history: its summary and every host."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.screen import ModalScreen
+from textual.widgets import DataTable, Static
+
+from console.errors import ConsoleError
+from console.events import PHASES
+from console.progress import DeployView
+from console.tui.backend import duration, human_bytes, short
+from console.tui.screens.host_detail import HostDetailScreen
+from console.tui.widgets.fleet_grid import STATE_COLORS, FleetGrid
+from console.tui.widgets.fleet_legend import FleetLegend
+from console.tui.widgets.phase_bars import PhaseBars
+
+
+class DeployDetailScreen(ModalScreen[None]):
+    """Loads a deploy's events in a worker and shows its hosts (escape closes)."""
+
+    DEFAULT_CSS = """
+    DeployDetailScreen {
+        align: center middle;
+    }
+    DeployDetailScreen > Vertical {
+        width: 95%;
+        height: 95%;
+        border: thick $primary;
+        background: $surface;
+    }
+    DeployDetailScreen #summary {
+        height: auto;
+        padding: 0 1;
+    }
+    DeployDetailScreen DataTable {
+        height: 1fr;
+    }
+    """
+
+    BINDINGS = [Binding("escape,q", "close", "Close")]
+
+    def __init__(self, deploy_id: str) -> None:
+        super().__init__()
+        self.deploy_id = deploy_id
+        self.view = DeployView()
+
+    def compose(self) -> ComposeResult:
+        with Vertical() as box:
+            box.border_title = f"deploy {self.deploy_id}"
+            yield Static(Text("loading…", style="dim"), id="summary")
+            yield FleetGrid()
+            yield FleetLegend()
+            yield PhaseBars()
+            yield DataTable(cursor_type="row", zebra_stripes=True)
+
+    def on_mount(self) -> None:
+        table = self.query_one(DataTable)
+        for label, width in (("host", 18), ("state", 11), ("phase", 12), ("busy", 8), ("sent", 10), ("error", None)):
+            table.add_column(label, key=label, width=width)
+        self._load()
+
+    @work(thread=True, exclusive=True)
+    def _load(self) -> None:
+        try:
+            events = self.app.service.events(self.deploy_id)  # type: ignore[attr-defined]
+        except ConsoleError as err:
+            self.app.call_from_thread(self.notify, str(err), severity="error")
+            return
+        view = DeployView.of(events)
+        self.app.call_from_thread(self._show, view)
+
+    def _show(self, view: DeployView) -> None:
+        self.view = view
+        s, d = view.started, view.done
+        text = Text()
+        if s is not None:
+            text.append(f"{s.action} of {short(s.revision)} ", style="bold")
+            text.append(f"(from {short(s.previous_revision)}) by {s.user}, {s.commits} commits, {len(s.hosts)} hosts")
+            text.append(f", strategy {s.strategy}")
+            if s.override:
+                text.append(f"\noverride: {s.override}", style="bold #ff8700")
+        if d is not None:
+            text.append(f"\nresult {d.result}", style="bold")
+            text.append(f" in {duration(d.seconds)}")
+            if d.message:
+                text.append(f": {d.message}")
+        elif s is not None:
+            text.append("\nstill running", style="italic")
+        for verdict in view.verdicts.values():
+            text.append(f"\n{verdict.metric}: {verdict.verdict} ({verdict.summary})",
+                        style="#ff3f3f" if verdict.verdict == "degraded" else "#5fd75f")
+        self.query_one("#summary", Static).update(text)
+        grid = self.query_one(FleetGrid)
+        grid.set_hosts(view.hosts)
+        grid.update_states({n: h.state for n, h in view.hosts.items()})
+        self.query_one(FleetLegend).show(view.counts())
+        self.query_one(PhaseBars).show(
+            view.phases, {p: sum(1 for h in view.hosts.values() if p in h.seconds) for p in view.phases}
+        )
+        table = self.query_one(DataTable)
+        table.clear()
+        order = {"failed": 0}
+        for host in sorted(view.hosts.values(), key=lambda h: (order.get(h.state, 1), h.name)):
+            table.add_row(
+                host.name,
+                Text(host.state, style=STATE_COLORS.get(host.state, "")),
+                host.phase,
+                duration(sum(host.seconds.values())),
+                human_bytes(host.bytes),
+                Text(host.error, style="#ff3f3f"),
+                key=host.name,
+            )
+
+    @on(FleetGrid.HostSelected)
+    def _grid_host(self, event: FleetGrid.HostSelected) -> None:
+        self._open(event.host)
+
+    @on(DataTable.RowSelected)
+    def _table_host(self, event: DataTable.RowSelected) -> None:
+        self._open(str(event.row_key.value))
+
+    def _open(self, host: str) -> None:
+        phases = tuple(self.view.phases) or PHASES
+        self.app.push_screen(HostDetailScreen(host, self.view.hosts.get, phases, self.deploy_id))
+
+    def action_close(self) -> None:
+        self.dismiss(None)

@@ -1,0 +1,67 @@
+"""A host's detail in the deploy shown: phases, timings, bytes, output, the error."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.screen import ModalScreen
+
+from console.events import PHASES
+from console.progress import HostView
+from console.tui.widgets.host_card import HostCard
+
+
+class HostDetailScreen(ModalScreen[None]):
+    """Follows one host while it is open (escape closes)."""
+
+    DEFAULT_CSS = """
+    HostDetailScreen {
+        align: center middle;
+    }
+    HostDetailScreen > VerticalScroll {
+        width: 90;
+        max-width: 95%;
+        height: auto;
+        max-height: 90%;
+        border: thick $primary;
+        background: $surface;
+    }
+    """
+
+    BINDINGS = [Binding("escape,enter,q", "close", "Close")]
+
+    def __init__(
+        self,
+        host: str,
+        lookup: Callable[[str], HostView | None],
+        phases: Sequence[str] = PHASES,
+        deploy_id: str = "",
+    ) -> None:
+        super().__init__()
+        self.host = host
+        self.lookup = lookup
+        self.phases = tuple(phases)
+        self.deploy_id = deploy_id
+        self._shown: object = None
+
+    def compose(self) -> ComposeResult:
+        with VerticalScroll() as scroll:
+            scroll.border_title = f"host {self.host}"
+            yield HostCard()
+
+    def on_mount(self) -> None:
+        self._render_host()
+        self.set_interval(0.25, self._render_host)
+
+    def _render_host(self) -> None:
+        view = self.lookup(self.host)
+        if view is not None and view == self._shown:
+            return
+        self._shown = view
+        self.query_one(HostCard).show(view, self.phases, self.deploy_id)
+
+    def action_close(self) -> None:
+        self.dismiss(None)

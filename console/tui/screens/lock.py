@@ -1,0 +1,92 @@
+"""Take or release the deploy lock, with a reason."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Button, Input, Static
+
+
+@dataclass(frozen=True)
+class LockRequest:
+    """`take` with a reason, or `release`."""
+
+    action: str
+    reason: str = ""
+
+
+class LockScreen(ModalScreen[LockRequest | None]):
+    """Shows who holds the lock; takes it with a reason or releases it."""
+
+    DEFAULT_CSS = """
+    LockScreen {
+        align: center middle;
+    }
+    LockScreen > Vertical {
+        width: 72;
+        max-width: 95%;
+        height: auto;
+        border: thick $warning;
+        background: $surface;
+        padding: 0 1;
+    }
+    LockScreen #buttons {
+        height: auto;
+        align-horizontal: right;
+        margin-top: 1;
+    }
+    LockScreen Button {
+        margin-left: 2;
+    }
+    """
+
+    BINDINGS = [Binding("escape", "cancel", "Cancel")]
+
+    def __init__(self, lock: Any | None) -> None:
+        super().__init__()
+        self.holder = lock
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            text = Text()
+            if self.holder is None:
+                text.append("The lock is free. ", style="bold #5fd75f")
+                text.append("Taking it stops every deploy, by people and automation, until released.")
+            else:
+                text.append(f"Held by {self.holder.who}", style="bold #ff8700")
+                text.append(f": {self.holder.reason}" if self.holder.reason else "")
+                if getattr(self.holder, "stale", False):
+                    text.append("  (stale: its process is gone)", style="dim")
+            yield Static(text)
+            yield Input(placeholder="reason (why deploys must wait)", id="reason")
+            with Horizontal(id="buttons"):
+                yield Button("Take lock", id="take", variant="warning")
+                yield Button("Release lock", id="release", disabled=self.holder is None)
+                yield Button("Cancel", id="cancel")
+
+    def on_mount(self) -> None:
+        self.query_one("#reason", Input).focus()
+
+    @on(Input.Submitted, "#reason")
+    @on(Button.Pressed, "#take")
+    def _take(self) -> None:
+        reason = self.query_one("#reason", Input).value.strip()
+        if not reason:
+            self.notify("Say why you take the lock.", severity="warning")
+            return
+        self.dismiss(LockRequest("take", reason))
+
+    @on(Button.Pressed, "#release")
+    def _release(self) -> None:
+        self.dismiss(LockRequest("release"))
+
+    @on(Button.Pressed, "#cancel")
+    def action_cancel(self) -> None:
+        self.dismiss(None)

@@ -1,0 +1,224 @@
+"""The fleet grid: every host one character cell, coloured by its state.
+
+500 hosts fit in five rows of a 120-column terminal. The grid is a single widget that
+renders run-length `Strip`s, not one widget per host, so a repaint costs a few segments
+per row however many hosts changed.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+
+from rich.segment import Segment
+from rich.style import Style
+from textual import events
+from textual.binding import Binding
+from textual.geometry import Size
+from textual.message import Message
+from textual.reactive import reactive
+from textual.strip import Strip
+from textual.widget import Widget
+
+from console.progress import HOST_STATES
+
+#: One colour per host state, shared by the grid, the legend and the host detail.
+STATE_COLORS: dict[str, str] = {
+    "waiting": "#6c6c6c",
+    "assets": "#5f87ff",
+    "staged": "#00afd7",
+    "switching": "#d7af00",
+    "restarting": "#d787ff",
+    "verified": "#5fd75f",
+    "failed": "#ff3f3f",
+}
+CELL = "■"
+CURSOR = "◆"
+
+
+class FleetGrid(Widget, can_focus=True):
+    """Every host of the fleet as one coloured cell; cursor keys move, enter opens."""
+
+    DEFAULT_CSS = """
+    FleetGrid {
+        height: auto;
+        min-height: 1;
+        padding: 0 1;
+    }
+    FleetGrid:focus {
+        background: $boost;
+    }
+    """
+
+    BINDINGS = [
+        Binding("left", "move(-1)", "Prev host", show=False),
+        Binding("right", "move(1)", "Next host", show=False),
+        Binding("up", "move_row(-1)", "Up", show=False),
+        Binding("down", "move_row(1)", "Down", show=False),
+        Binding("home", "jump(0)", "First", show=False),
+        Binding("end", "jump(-1)", "Last", show=False),
+        Binding("f", "next_failed", "Next failed"),
+        Binding("enter", "select", "Host detail"),
+    ]
+
+    cursor: reactive[int] = reactive(0, layout=False)
+    """Index of the highlighted host."""
+
+    class HostHighlighted(Message):
+        """The cursor moved to a host."""
+
+        def __init__(self, grid: FleetGrid, host: str, state: str) -> None:
+            super().__init__()
+            self.grid = grid
+            self.host = host
+            self.state = state
+
+        @property
+        def control(self) -> FleetGrid:
+            return self.grid
+
+    class HostSelected(Message):
+        """A host was chosen (enter or click) to see its detail."""
+
+        def __init__(self, grid: FleetGrid, host: str) -> None:
+            super().__init__()
+            self.grid = grid
+            self.host = host
+
+        @property
+        def control(self) -> FleetGrid:
+            return self.grid
+
+    def __init__(
+        self,
+        hosts: Iterable[str] = (),
+        *,
+        name: str | None = None,
+        id: str | None = None,
+        classes: str | None = None,
+    ) -> None:
+        super().__init__(name=name, id=id, classes=classes)
+        self._hosts: list[str] = []
+        self._states: list[str] = []
+        self._index: dict[str, int] = {}
+        self._styles = {s: Style(color=c) for s, c in STATE_COLORS.items()}
+        self._cursor_styles = {
+            s: Style(color="#ffffff", bgcolor=c, bold=True) for s, c in STATE_COLORS.items()
+        }
+        self.set_hosts(hosts)
+
+    # -- data ---------------------------------------------------------------------
+    @property
+    def hosts(self) -> list[str]:
+        return self._hosts
+
+    @property
+    def current_host(self) -> str | None:
+        return self._hosts[self.cursor] if self._hosts else None
+
+    def state_of(self, host: str) -> str | None:
+        index = self._index.get(host)
+        return None if index is None else self._states[index]
+
+    def set_hosts(self, hosts: Iterable[str], state: str = "waiting") -> None:
+        """Replace the fleet; every host starts in `state`."""
+        self._hosts = list(hosts)
+        self._states = [state] * len(self._hosts)
+        self._index = {h: i for i, h in enumerate(self._hosts)}
+        if self.cursor >= len(self._hosts):
+            self.cursor = 0
+        self.refresh(layout=True)
+
+    def update_states(self, states: Mapping[str, str]) -> None:
+        """Set the state of some hosts (unknown hosts are appended)."""
+        grew = False
+        for host, state in states.items():
+            index = self._index.get(host)
+            if index is None:
+                self._index[host] = len(self._hosts)
+                self._hosts.append(host)
+                self._states.append(state)
+                grew = True
+            else:
+                self._states[index] = state
+        self.refresh(layout=grew)
+
+    # -- geometry -----------------------------------------------------------------
+    @property
+    def columns(self) -> int:
+        return max(1, self.content_size.width)
+
+    def get_content_height(self, container: Size, viewport: Size, width: int) -> int:
+        return max(1, math.ceil(len(self._hosts) / max(1, width)))
+
+    def render_line(self, y: int) -> Strip:
+        cols = self.columns
+        start = y * cols
+        states = self._states[start : start + cols]
+        if not states:
+            return Strip.blank(cols, self.rich_style)
+        cursor = self.cursor - start
+        segments: list[Segment] = []
+        run_state, run = states[0], 0
+        for x, state in enumerate(states):
+            if x == cursor:
+                if run:
+                    segments.append(Segment(CELL * run, self._styles[run_state]))
+                segments.append(Segment(CURSOR if self.has_focus else CELL, self._cursor_styles[state]))
+                run_state, run = state, 0
+                continue
+            if state != run_state and run:
+                segments.append(Segment(CELL * run, self._styles[run_state]))
+                run = 0
+            run_state = state
+            run += 1
+        if run:
+            segments.append(Segment(CELL * run, self._styles[run_state]))
+        strip = Strip(segments, len(states))
+        return strip.extend_cell_length(cols).apply_style(self.rich_style)
+
+    # -- interaction --------------------------------------------------------------
+    def watch_cursor(self, cursor: int) -> None:
+        self.refresh()
+        if self._hosts:
+            self.post_message(self.HostHighlighted(self, self._hosts[cursor], self._states[cursor]))
+
+    def on_focus(self) -> None:
+        self.refresh()
+
+    def on_blur(self) -> None:
+        self.refresh()
+
+    def action_move(self, delta: int) -> None:
+        if self._hosts:
+            self.cursor = max(0, min(len(self._hosts) - 1, self.cursor + delta))
+
+    def action_move_row(self, delta: int) -> None:
+        self.action_move(delta * self.columns)
+
+    def action_jump(self, index: int) -> None:
+        if self._hosts:
+            self.cursor = index % len(self._hosts)
+
+    def action_next_failed(self) -> None:
+        """Move to the next failed host after the cursor, wrapping around."""
+        count = len(self._hosts)
+        for step in range(1, count + 1):
+            index = (self.cursor + step) % count
+            if self._states[index] == "failed":
+                self.cursor = index
+                return
+        self.notify("No failed hosts.", severity="information")
+
+    def action_select(self) -> None:
+        if self._hosts:
+            self.post_message(self.HostSelected(self, self._hosts[self.cursor]))
+
+    def on_click(self, event: events.Click) -> None:
+        offset = event.get_content_offset(self)
+        if offset is None:
+            return
+        index = offset.y * self.columns + offset.x
+        if 0 <= index < len(self._hosts) and offset.x < self.columns:
+            self.cursor = index
+            self.post_message(self.HostSelected(self, self._hosts[index]))

@@ -1,0 +1,42 @@
+"""The legend under the fleet grid: each host state's colour and how many hosts are in it."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from rich.text import Text
+from textual.reactive import reactive
+from textual.widget import Widget
+
+from console.progress import HOST_STATES
+from console.tui.widgets.fleet_grid import CELL, STATE_COLORS
+
+
+class FleetLegend(Widget):
+    """`■ waiting 12  ■ assets 30 …  of 500 hosts` on one line."""
+
+    DEFAULT_CSS = """
+    FleetLegend {
+        height: 1;
+        padding: 0 1;
+    }
+    """
+
+    counts: reactive[dict[str, int]] = reactive(dict, always_update=True)
+    """Hosts per state."""
+
+    def __init__(self, *, name: str | None = None, id: str | None = None, classes: str | None = None) -> None:
+        super().__init__(name=name, id=id, classes=classes)
+
+    def show(self, counts: Mapping[str, int]) -> None:
+        self.counts = dict(counts)
+
+    def render(self) -> Text:
+        text = Text()
+        for state in HOST_STATES:
+            text.append(f"{CELL} ", style=STATE_COLORS[state])
+            text.append(f"{state} ")
+            text.append(f"{self.counts.get(state, 0)}", style="bold")
+            text.append("   ")
+        text.append(f"of {sum(self.counts.values())} hosts", style="dim")
+        return text

@@ -1,0 +1,105 @@
+"""The queue: undeployed commits on trunk, newest on top, with review and DDL badges."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from rich.text import Text
+from textual.message import Message
+from textual.widgets import DataTable
+
+from console.tui.backend import ago
+
+
+def blocked_reason(change: Any) -> str:
+    """Why a commit can't go out in a normal deploy ('' when it can)."""
+    reasons = []
+    if not getattr(change, "approved", False):
+        reasons.append("not reviewed")
+    if getattr(change, "ddl", ()):
+        reasons.append("DDL")
+    return ", ".join(reasons)
+
+
+class QueueTable(DataTable):
+    """Undeployed commits; the highlighted one is what `d` deploys."""
+
+    DEFAULT_CSS = """
+    QueueTable {
+        height: 1fr;
+    }
+    """
+
+    class ChangeHighlighted(Message):
+        """The cursor is on a commit; `included` is what a deploy of it would ship."""
+
+        def __init__(self, table: QueueTable, change: Any, included: list[Any]) -> None:
+            super().__init__()
+            self.table = table
+            self.change = change
+            self.included = included
+
+        @property
+        def control(self) -> QueueTable:
+            return self.table
+
+    def __init__(self, *, name: str | None = None, id: str | None = None, classes: str | None = None) -> None:
+        super().__init__(name=name, id=id, classes=classes, cursor_type="row", zebra_stripes=True)
+        self.changes: list[Any] = []  # oldest first, as the service returns them
+
+    def on_mount(self) -> None:
+        self.add_column("review", key="review", width=10)
+        self.add_column("DDL", key="ddl", width=4)
+        self.add_column("commit", key="commit", width=8)
+        self.add_column("subject", key="subject")
+        self.add_column("author", key="author", width=16)
+        self.add_column("age", key="age", width=5)
+
+    @property
+    def current(self) -> Any | None:
+        if not self.changes or self.row_count == 0:
+            return None
+        key = self.coordinate_to_cell_key((self.cursor_row, 0)).row_key.value
+        return next((c for c in self.changes if c.sha == key), None)
+
+    def included(self, change: Any) -> list[Any]:
+        """The commits a deploy of `change` ships: every older queued commit and itself."""
+        shas = [c.sha for c in self.changes]
+        return self.changes[: shas.index(change.sha) + 1] if change.sha in shas else [change]
+
+    def show(self, changes: Sequence[Any], now: float) -> None:
+        """Replace the rows, keeping the cursor on the same commit when it is still queued."""
+        keep = self.current.sha if self.current is not None else None
+        self.changes = list(changes)
+        self.clear()
+        for change in reversed(self.changes):
+            approved = getattr(change, "approved", False)
+            review = (
+                Text("✔ reviewed", style="#5fd75f") if approved else Text("✘ review", style="bold #ff3f3f")
+            )
+            ddl = Text("DDL", style="bold reverse #ff8700") if getattr(change, "ddl", ()) else Text("")
+            subject = Text(change.subject, style="" if not blocked_reason(change) else "#a8a8a8")
+            if getattr(change, "merge", False):
+                subject = Text("⑂ ", style="dim") + subject
+            self.add_row(
+                review,
+                ddl,
+                Text(change.short, style="bold #00afd7"),
+                subject,
+                change.author,
+                ago(now - change.time) if now else "",
+                key=change.sha,
+            )
+        if keep is not None and any(c.sha == keep for c in self.changes):
+            self.move_cursor(row=self.get_row_index(keep))
+        self._announce()
+
+    def _announce(self) -> None:
+        change = self.current
+        if change is not None:
+            self.post_message(self.ChangeHighlighted(self, change, self.included(change)))
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        event.stop()
+        self._announce()

@@ -1,0 +1,228 @@
+"""The deploy pipeline on a 20-host lab: releases, manifests, cleanup, the assets-first
+order (proven from file change times on the hosts), dry run, switch and the invoke CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import threading
+from pathlib import Path
+
+import pytest
+
+from console import remote
+from console.deploy import DeployRequest, Pipeline
+from console.history import History
+from console.runner import Session, run_step, run_switch
+
+from test_deploy_support import DEPLOY_PATH, USER, Fleet, Recorder, deploy, make_fleet
+
+pytestmark = pytest.mark.lab
+HOSTS = 20
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def fleet(lab_factory, tmp_path_factory) -> Fleet:
+    return make_fleet(lab_factory, HOSTS, tmp_path_factory.mktemp("deploy-pipeline"))
+
+
+def survey(fleet: Fleet, host: str) -> dict:
+    """current, its REVISION, every release with its REVISION and manifest, every asset file."""
+    script = f"""cd {DEPLOY_PATH}
+echo "current $(readlink current)"
+for r in releases/*; do echo "release ${{r#releases/}} $(cat $r/REVISION)"; echo "manifest ${{r#releases/}} $(tr -d '\\n' < $r/manifest.json)"; done
+cd assets && find . -type f | sed 's|^\\./|asset |'"""
+    out = {"releases": {}, "manifests": {}, "assets": set()}
+    for line in fleet.sh(host, script).splitlines():
+        kind, _, rest = line.partition(" ")
+        if kind == "current":
+            out["current"] = rest.removeprefix("releases/")
+        elif kind == "release":
+            name, _, revision = rest.partition(" ")
+            out["releases"][name] = revision
+        elif kind == "manifest":
+            name, _, text = rest.partition(" ")
+            out["manifests"][name] = json.loads(text)
+        elif kind == "asset":
+            out["assets"].add(rest)
+    return out
+
+
+def referenced(manifest: dict[str, str]) -> set[str]:
+    return {url.removeprefix("/assets/") for url in manifest.values()}
+
+
+def test_deploy_to_20_hosts_then_a_second_keeps_the_previous_release(fleet):
+    inv = fleet.inventory()
+    first = deploy(inv, ref=fleet.trunk.initial)
+    assert first.result == "ok", first
+    assert sorted(first.hosts_ok) == fleet.hosts
+    release_1 = first.deploy_id
+
+    second = deploy(inv, ref=fleet.trunk.fix, override=None)  # copy..fix: reviewed, no DDL
+    assert second.result == "ok", second
+    release_2 = second.deploy_id
+    assert release_2 != release_1
+    for host in fleet.hosts:
+        s = survey(fleet, host)
+        assert s["current"] == release_2
+        assert s["releases"][release_2] == fleet.trunk.fix, host
+        # the previous release is intact: its dir, REVISION, manifest and every asset it names
+        assert s["releases"][release_1] == fleet.trunk.initial, host
+        for release in (release_1, release_2):
+            manifest = s["manifests"][release]
+            assert manifest and referenced(manifest) <= s["assets"], (host, release)
+    # the style and script commits changed asset names: old and new versions live side by side
+    s = survey(fleet, fleet.hosts[0])
+    old, new = s["manifests"][release_1], s["manifests"][release_2]
+    assert old["css/shop.css"] != new["css/shop.css"] and old["js/shop.js"] != new["js/shop.js"]
+
+
+def test_keep_releases_cleanup_never_removes_current_or_previous(fleet):
+    inv = fleet.inventory(keep_releases=5)
+    done = deploy(inv)  # the tip (an unreviewed and a DDL commit: the fixture's override)
+    assert done.result == "ok", done
+    releases = []
+    for i in range(7):
+        fleet.change(f"keep{i}")
+        done = deploy(inv, override=None)
+        assert done.result == "ok", done
+        releases.append(done.deploy_id)
+    for host in fleet.hosts:
+        s = survey(fleet, host)
+        assert sorted(s["releases"]) == releases[-5:], host
+        assert s["current"] == releases[-1]
+        # the assets on a host are exactly those its kept releases name
+        assert s["assets"] == set().union(*(referenced(m) for m in s["manifests"].values())), host
+
+    # After a switch back to an older release, a cleanup keeping 2 still keeps that
+    # release (current) and the one before it, besides the newest two.
+    back = run_switch(inv, releases[-4], USER)
+    assert back.result == "ok", back
+    tight = fleet.inventory(keep_releases=2)
+    cleaned = run_step(tight, "cleanup", USER)
+    assert cleaned.result == "ok", cleaned
+    for host in fleet.hosts[:3]:
+        s = survey(fleet, host)
+        assert s["current"] == releases[-4]
+        assert sorted(s["releases"]) == [releases[-5], releases[-4], releases[-2], releases[-1]], host
+        assert s["assets"] == set().union(*(referenced(m) for m in s["manifests"].values()))
+    forward = run_switch(inv, releases[-1], USER)
+    assert forward.result == "ok", forward
+
+
+def arrivals(fleet: Fleet, host: str, release: str, assets: set[str]) -> tuple[list[float], list[float]]:
+    """Change times (ctime: rsync -a keeps mtimes) of the release's files and of `assets` on a host."""
+    names = " ".join(f"assets/{a}" for a in sorted(assets))
+    out = fleet.sh(host, f"cd {DEPLOY_PATH} && find releases/{release} -type f -exec stat -c 'code %.9Z' {{}} + "
+                         f"&& stat -c 'asset %.9Z' {names}")
+    code = [float(line.split()[1]) for line in out.splitlines() if line.startswith("code ")]
+    asset = [float(line.split()[1]) for line in out.splitlines() if line.startswith("asset ")]
+    assert len(asset) == len(assets) and code
+    return code, asset
+
+
+def new_assets(fleet: Fleet, recorder: Recorder, before: dict[str, str]) -> set[str]:
+    manifest = json.loads((fleet.state_dir / "builds" / recorder.release / "code" / "manifest.json").read_text())
+    return referenced(manifest) - referenced(before)
+
+
+def test_assets_first_no_code_arrives_anywhere_before_the_last_asset(fleet):
+    inv = fleet.inventory(keep_releases=50)  # cleanup must not touch the inodes measured
+    assert len(Pipeline(inv, lambda e: None).plan(DeployRequest(user=USER)).chunks) >= 2
+    before = survey(fleet, fleet.hosts[0])["manifests"][fleet.current(fleet.hosts[0])]
+
+    fleet.change("order-safe")
+    rec = Recorder()
+    done = deploy(inv, override=None, recorder=rec)
+    assert done.result == "ok", done
+    fresh = new_assets(fleet, rec, before)
+    assert fresh, "the change must bring a new asset"
+    code_times, asset_times = [], []
+    for host in fleet.hosts:
+        code, asset = arrivals(fleet, host, rec.release, fresh)
+        code_times += code
+        asset_times += asset
+    assert min(code_times) > max(asset_times), (
+        f"code arrived {max(asset_times) - min(code_times):.3f} s before the last asset")
+
+    # The control: without the assets-first order (chunk by chunk), code reaches the hosts
+    # of the first chunk before the assets reach the hosts of the last chunk.
+    before = json.loads((fleet.state_dir / "builds" / rec.release / "code" / "manifest.json").read_text())
+    fleet.change("order-naive")
+    rec = Recorder()
+    done = deploy(inv, override=None, recorder=rec, assets_first=False)
+    assert done.result == "ok", done
+    fresh = new_assets(fleet, rec, before)
+    code_times, asset_times = [], []
+    for host in fleet.hosts:
+        code, asset = arrivals(fleet, host, rec.release, fresh)
+        code_times += code
+        asset_times += asset
+    assert min(code_times) < max(asset_times)
+
+
+def test_dry_run_prints_the_plan_and_changes_nothing(fleet):
+    inv = fleet.inventory(chunk_size=7)
+    watched = [fleet.hosts[0], fleet.hosts[-1]]
+    before = {h: fleet.listing(h) for h in watched}
+    fleet.change("dry")
+    session = Session(inv)
+    pipeline = session.pipeline(lambda e: None, threading.Event())
+    plan = pipeline.plan(DeployRequest(user=USER))
+    text = pipeline.describe(plan)
+    for phase in ("update", "build", "sync-assets", "sync-code", "activate", "restart", "verify", "cleanup"):
+        assert f"    {phase}" in text, phase
+    assert "chunk 1: web001, web002, web003, web004, web005, web006, web007" in text
+    assert "chunk 3: web015, web016, web017, web018, web019, web020" in text
+    assert remote.prepare(DEPLOY_PATH) in text
+    assert remote.activate(DEPLOY_PATH, plan.release, USER) in text
+    assert f"--link-dest={DEPLOY_PATH}/releases/<current>" in text
+    assert "test -f /srv/www/current/REVISION" in text and "cat /srv/www/current/REVISION" in text
+    assert {h: fleet.listing(h) for h in watched} == before
+
+
+def test_switch_back_is_instant_and_recorded(fleet):
+    inv = fleet.inventory()
+    fleet.change("switch-a")
+    a = deploy(inv, override=None)
+    fleet.change("switch-b")
+    b = deploy(inv, override=None)
+    assert a.result == b.result == "ok"
+    back = run_switch(inv, None, USER)  # default: the release before the live one
+    assert back.result == "ok", back
+    assert back.seconds < 5, back.seconds
+    target = History(fleet.state_dir).get(a.deploy_id).to_revision
+    for host in fleet.hosts:
+        assert fleet.current(host) == a.deploy_id
+        assert fleet.revision(host) == target
+    record = History(fleet.state_dir).get(back.deploy_id)
+    assert (record.action, record.result, record.release, record.user) == ("switch", "ok", a.deploy_id, USER)
+    assert len(record.hosts) == HOSTS
+    assert History(fleet.state_dir).live_revision() == target
+
+
+def invoke(inv_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(ROOT / ".venv/bin/invoke"), "deploy", "-i", str(inv_path), *args],
+        cwd=ROOT, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL,
+        env={**os.environ, "DEPLOY_USER": USER},
+    )
+
+
+def test_invoke_deploy_cli(fleet):
+    inv = fleet.inventory()
+    sha = fleet.change("cli")
+    ok = invoke(inv.path, "--ref", sha)
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert "done: OK" in ok.stdout
+    assert {fleet.revision(h) for h in fleet.hosts[:2]} == {sha}
+
+    bad = invoke(inv.path, "--ref", "no-such-ref")
+    assert bad.returncode == 1
+    lines = bad.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: unknown ref 'no-such-ref'"), bad.stderr
+    assert "Traceback" not in bad.stdout + bad.stderr
+    assert {fleet.revision(h) for h in fleet.hosts[:2]} == {sha}

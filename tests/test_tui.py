@@ -1,0 +1,259 @@
+"""Pilot tests of the console's flows, on the deterministic fake service."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+
+import pytest
+from textual.widgets import Button, Input, RichLog, TabbedContent
+
+from console.errors import ConsoleError
+from console.tui.feed import DeployFeed
+from console.tui.screens.confirm_deploy import ConfirmDeploy
+from console.tui.screens.deploy_detail import DeployDetailScreen
+from console.tui.screens.host_detail import HostDetailScreen
+from console.tui.screens.lock import LockScreen
+from console.tui.widgets.commit_detail import CommitDetail
+from console.tui.widgets.fleet_grid import FleetGrid
+from console.tui.widgets.fleet_legend import FleetLegend
+from console.tui.widgets.host_card import HostCard
+from console.tui.widgets.status_header import StatusHeader
+from tui_fixtures import FakeService, LockInfo, NOW, cut_at, make_app, sample_queue, script_deploy
+
+pytestmark = pytest.mark.timeout(60)
+
+
+def pilot_test(fn):
+    """Run an async test on a fresh event loop (the project has no async pytest plugin)."""
+
+    @functools.wraps(fn)
+    def run() -> None:
+        asyncio.run(fn())
+
+    return run
+
+
+async def until(pilot, condition, timeout: float = 10.0) -> None:
+    """Let the app run until `condition()` holds."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not condition():
+        if loop.time() > deadline:
+            raise AssertionError("condition not reached in time")
+        await pilot.pause(0.05)
+
+
+def rendered(widget) -> str:
+    return str(widget.render())
+
+
+@pilot_test
+async def test_choose_commit_confirm_and_grid_reaches_all_verified():
+    service = FakeService(hosts=120)
+    app = make_app(service)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = app.console_screen
+        await until(pilot, lambda: screen.query_one("QueueTable").row_count == 5)
+        # newest on top: down twice lands on the newest reviewed commit without DDL
+        await pilot.press("down", "down")
+        detail = rendered(screen.query_one(CommitDetail))
+        assert "Faster sprite sheet" in detail and "ships 3 commits" in detail
+        await pilot.press("d")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmDeploy))
+        assert "3 commits to 120 hosts in 12 chunks of 10" in app.screen.query_one("#plan").render().plain
+        await pilot.press("enter")
+        await until(pilot, lambda: screen.done_seen)
+        assert service.started == [(sample_queue()[2].sha, None)]
+        assert screen.query_one(TabbedContent).active == "fleet"
+        assert screen.query_one(FleetLegend).counts == {"verified": 120}
+        grid = screen.query_one(FleetGrid)
+        assert {grid.state_of(h) for h in service.host_names} == {"verified"}
+        assert "ok in" in screen.query_one("#deploy-line").render().plain
+        # far fewer UI repaints than events: the feed coalesces
+        assert screen.batches < screen.events / 10
+
+
+@pilot_test
+async def test_deploy_button_opens_the_confirmation_and_escape_cancels():
+    service = FakeService(hosts=20)
+    app = make_app(service)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await until(pilot, lambda: app.console_screen.query_one("QueueTable").row_count == 5)
+        await pilot.click("#deploy")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmDeploy))
+        await pilot.press("escape")
+        await until(pilot, lambda: not isinstance(app.screen, ConfirmDeploy))
+        assert service.started == []
+
+
+@pilot_test
+async def test_refused_commit_shows_the_refusal_and_needs_an_override():
+    service = FakeService(hosts=20)
+    app = make_app(service)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = app.console_screen
+        await until(pilot, lambda: screen.query_one("QueueTable").row_count == 5)
+        # the top commit is the DDL one, and the range includes the unreviewed one
+        await until(pilot, lambda: "Add gift wrap" in rendered(screen.query_one(CommitDetail)))
+        detail = rendered(screen.query_one(CommitDetail))
+        assert "DDL" in detail and "blocked: not reviewed" in detail
+        await pilot.press("d")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmDeploy))
+        dialog = app.screen
+        refusals = dialog.query_one("#refusals").render().plain
+        assert "not reviewed" in refusals and "DDL migrations/0002_add_gift_wrap.sql:1" in refusals
+        confirm = dialog.query_one("#confirm", Button)
+        assert confirm.disabled
+        await pilot.press("enter")  # empty reason: nothing happens
+        assert isinstance(app.screen, ConfirmDeploy) and service.started == []
+        await pilot.press(*"gift wrap DDL reviewed by dba")
+        assert not confirm.disabled
+        await pilot.press("enter")
+        await until(pilot, lambda: screen.done_seen)
+        assert service.started == [(sample_queue()[4].sha, "gift wrap DDL reviewed by dba")]
+        assert "override: gift wrap" in screen.query_one("#deploy-line").render().plain
+
+
+@pilot_test
+async def test_engine_error_is_a_notification_not_a_traceback():
+    service = FakeService(hosts=20)
+    service.lock = LockInfo("grace", "hotfix in progress", NOW - 60)
+    app = make_app(service)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = app.console_screen
+        await until(pilot, lambda: screen.query_one("QueueTable").row_count == 5)
+        assert "held by grace" in rendered(screen.query_one(StatusHeader))
+        await pilot.press("down", "down", "d")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmDeploy))
+        await pilot.press("enter")
+        await until(pilot, lambda: any("held by grace" in n.message for n in app._notifications))
+        assert service.started == [] and app.is_running
+
+
+@pilot_test
+async def test_attach_to_a_running_deploy():
+    service = FakeService(hosts=200)
+    events = script_deploy("d-0099", service.host_names, "feedbeef" * 5, user="grace", t0=NOW - 30)
+    service.streams["d-0099"] = cut_at(events, 0.6)
+    service.live["d-0099"] = True
+    service.running = "d-0099"
+    app = make_app(service)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = app.console_screen
+        await until(pilot, lambda: screen.events == len(service.streams["d-0099"]))
+        counts = screen.query_one(FleetLegend).counts
+        assert sum(counts.values()) == 200
+        assert counts.get("restarting", 0) > 0 and counts.get("switching", 0) > 0
+        line = screen.query_one("#deploy-line").render().plain
+        assert "d-0099" in line and "by grace" in line and "running" in line
+        assert "d-0099" in rendered(screen.query_one(StatusHeader))
+
+
+@pilot_test
+async def test_attach_key_finds_a_deploy_started_later():
+    service = FakeService(hosts=30)
+    app = make_app(service)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = app.console_screen
+        await pilot.press("a")
+        await until(pilot, lambda: any("No deploy is running" in n.message for n in app._notifications))
+        service.streams["d-0100"] = script_deploy("d-0100", service.host_names, "abcdef12" * 5)
+        service.running = "d-0100"
+        await pilot.press("a")
+        await until(pilot, lambda: screen.done_seen)
+        assert screen.query_one(FleetLegend).counts == {"verified": 30}
+
+
+@pilot_test
+async def test_failed_host_shows_its_reason_in_the_detail():
+    service = FakeService(hosts=40)
+    service.failures = {"web007": ("sync-code", "rsync: connection reset by peer (host killed)")}
+    app = make_app(service)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = app.console_screen
+        await until(pilot, lambda: screen.query_one("QueueTable").row_count == 5)
+        await pilot.press("down", "down", "d")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmDeploy))
+        await pilot.press("enter")
+        await until(pilot, lambda: screen.done_seen)
+        assert screen.query_one(FleetLegend).counts == {"verified": 39, "failed": 1}
+        assert "partial" in screen.query_one("#deploy-line").render().plain
+        log_text = "\n".join(line.text for line in screen.query_one("#activity", RichLog).lines)
+        assert "web007 failed in sync-code: rsync: connection reset" in log_text
+        await pilot.press("f")  # jump to the next failed host
+        assert screen.query_one(FleetGrid).current_host == "web007"
+        await pilot.press("enter")
+        await until(pilot, lambda: isinstance(app.screen, HostDetailScreen))
+        card = rendered(app.screen.query_one(HostCard))
+        assert "failed" in card and "rsync: connection reset by peer (host killed)" in card
+        assert "exit 255" in card and "sync-assets  done" in card
+        await pilot.press("escape")
+        await until(pilot, lambda: not isinstance(app.screen, HostDetailScreen))
+
+
+@pilot_test
+async def test_click_on_a_host_cell_opens_its_detail():
+    service = FakeService(hosts=40)
+    app = make_app(service)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("2")
+        grid = app.console_screen.query_one(FleetGrid)
+        await pilot.click(FleetGrid, offset=(1 + 4, 0))  # padding 1, fifth cell
+        await until(pilot, lambda: isinstance(app.screen, HostDetailScreen))
+        assert app.screen.host == "web005" and grid.cursor == 4
+
+
+@pilot_test
+async def test_history_opens_a_deploy_with_its_hosts():
+    service = FakeService(hosts=500)
+    app = make_app(service)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("4")
+        await until(pilot, lambda: app.console_screen.query_one("HistoryTable").row_count == 3)
+        await pilot.press("enter")
+        await until(pilot, lambda: isinstance(app.screen, DeployDetailScreen))
+        await until(pilot, lambda: app.screen.view.started is not None)
+        assert app.screen.query_one(FleetLegend).counts == {"verified": 500}
+
+
+@pilot_test
+async def test_take_and_release_the_lock():
+    service = FakeService(hosts=10)
+    app = make_app(service)
+    async with app.run_test(size=(120, 40)) as pilot:
+        header = app.console_screen.query_one(StatusHeader)
+        await pilot.press("l")
+        await until(pilot, lambda: isinstance(app.screen, LockScreen))
+        await pilot.press(*"db failover", "enter")
+        await until(pilot, lambda: header.lock_info is not None)
+        assert service.lock.reason == "db failover"
+        assert "held by ada" in rendered(header) and "db failover" in rendered(header)
+        await pilot.press("l")
+        await until(pilot, lambda: isinstance(app.screen, LockScreen))
+        await pilot.click("#release")
+        await until(pilot, lambda: header.lock_info is None)
+        assert service.lock is None
+
+
+def test_feed_coalesces_per_host():
+    service = FakeService(hosts=50)
+    events = script_deploy("d-1", service.host_names, "ab" * 20)
+    feed = DeployFeed("d-1")
+    for event in events[: len(events) // 2]:
+        feed.fold(event)
+    first = feed.take()
+    assert first is not None and first.reset and len(first.hosts) == 50
+    assert feed.take() is None  # nothing new
+    for event in events[len(events) // 2 :]:
+        feed.fold(event)
+    second = feed.take()
+    assert second is not None and not second.reset
+    assert second.counts == {"verified": 50} and second.done is not None
+    assert sum(second.counts.values()) == 50
+
+
+def test_service_errors_are_console_errors():
+    service = FakeService(hosts=5)
+    with pytest.raises(ConsoleError):
+        service.follow("nope", None).__next__()

@@ -1,0 +1,344 @@
+"""A deterministic fake of the console service, for Pilot and snapshot tests.
+
+Everything is fixed: the clock (`NOW`), the queue, the history, the metric samples and
+the scripted event stream of a deploy. Domain objects are small dataclasses with the
+attribute names of the engine's classes (the console uses attributes only).
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from console.errors import ConsoleError
+from console.events import (
+    PHASES,
+    DeployDone,
+    DeployStarted,
+    Event,
+    HostDone,
+    HostFailed,
+    HostProgress,
+    Notice,
+    PhaseDone,
+    PhaseStarted,
+    WatchVerdict,
+)
+from console.inventory import KeyMetric
+
+NOW = 1_700_000_000.0
+FLEET_PHASES = ("sync-assets", "sync-code", "activate", "restart", "verify", "cleanup")
+
+
+@dataclass(frozen=True)
+class DdlHit:
+    file: str
+    line: int
+    text: str
+    why: str
+
+
+@dataclass(frozen=True)
+class Change:
+    sha: str
+    subject: str
+    author: str
+    time: float
+    approved: bool = True
+    files: tuple[str, ...] = ()
+    reviewers: tuple[str, ...] = ()
+    ddl: tuple[DdlHit, ...] = ()
+    merge: bool = False
+    email: str = ""
+
+    @property
+    def short(self) -> str:
+        return self.sha[:7]
+
+
+@dataclass
+class Preview:
+    target: Change
+    commits: list[Change]
+    refusals: list[str]
+    hosts: int
+    chunks: int
+    chunk_size: int
+    strategy: str = "chunked"
+    rolling: bool = False
+    allowed_failures: int = 0
+
+
+@dataclass
+class DeployRecord:
+    id: str
+    action: str
+    user: str
+    from_revision: str | None
+    to_revision: str
+    started: float
+    ended: float | None
+    result: str | None
+    message: str = ""
+    commits: int = 1
+    verdict: str | None = None
+
+
+@dataclass
+class LockInfo:
+    who: str
+    reason: str
+    since: float
+    pid: int = 0
+    stale: bool = False
+
+
+def _sha(n: int) -> str:
+    return f"{n:02x}" + "".join(f"{(n * 7 + i * 13) % 16:x}" for i in range(38))
+
+
+def sample_queue() -> list[Change]:
+    """Five undeployed commits, oldest first: three reviewed, one not, one with DDL."""
+    m = lambda a: f"{a.split()[0].lower()}@shop.example"  # noqa: E731
+    changes = [
+        Change(_sha(1), "Cache the product grid per category", "Ada Lovelace", NOW - 3300, True,
+               ("shop/catalog.py", "shop/pages.py"), ("grace",)),
+        Change(_sha(2), "Checkout: show the delivery estimate", "Grace Hopper", NOW - 2400, True,
+               ("shop/checkout.py", "assets/js/checkout.js", "assets/css/checkout.css"), ("ada",)),
+        Change(_sha(3), "Faster sprite sheet for the header", "Linus Pauling", NOW - 1500, True,
+               ("assets/img/sprite.png", "assets/css/header.css"), ("ada", "grace")),
+        Change(_sha(4), "Try a bolder buy button", "Ken Thompson", NOW - 900, False,
+               ("assets/css/buttons.css",)),
+        Change(_sha(5), "Add gift wrap", "Barbara Liskov", NOW - 300, True,
+               ("migrations/0002_add_gift_wrap.sql", "shop/checkout.py"), ("ken",),
+               (DdlHit("migrations/0002_add_gift_wrap.sql", 1, "ALTER TABLE orders ADD gift_wrap bool",
+                       "schema change: DDL goes through its own process"),)),
+    ]
+    return [Change(**{**c.__dict__, "email": m(c.author)}) for c in changes]
+
+
+def script_deploy(
+    deploy_id: str,
+    hosts: tuple[str, ...],
+    revision: str,
+    previous: str | None = "0badc0de" * 5,
+    failures: dict[str, tuple[str, str]] | None = None,
+    chunk_size: int = 10,
+    t0: float = NOW,
+    user: str = "ada",
+    commits: int = 3,
+    override: str | None = None,
+) -> list[Event]:
+    """The complete, deterministic event stream of a chunked deploy.
+
+    `failures` maps host -> (phase, reason): the host fails that phase and takes no further part.
+    """
+    failures = failures or {}
+    chunks = tuple(hosts[i : i + chunk_size] for i in range(0, len(hosts), chunk_size))
+    t = t0
+    out: list[Event] = [
+        DeployStarted(deploy_id, environment="production", user=user, release="20231114-221320",
+                      revision=revision, previous_revision=previous, hosts=hosts, chunks=chunks,
+                      phases=PHASES, strategy="chunked", commits=commits, override=override, ts=t)
+    ]
+    failed: set[str] = set()
+    for phase in PHASES:
+        if phase in ("update", "build"):
+            out.append(PhaseStarted(deploy_id, phase=phase, ts=t))
+            t += 2.0
+            out.append(PhaseDone(deploy_id, phase=phase, ok=1, failed=0, seconds=2.0, ts=t))
+            continue
+        live = tuple(h for h in hosts if h not in failed)
+        out.append(PhaseStarted(deploy_id, phase=phase, hosts=live, ts=t))
+        start, ok, bad = t, 0, 0
+        for chunk in chunks:
+            for i, host in enumerate(chunk):
+                if host in failed:
+                    continue
+                nbytes = 48_000 + sum(map(ord, host)) * 7 if phase.startswith("sync") else 0
+                out.append(HostProgress(deploy_id, phase=phase, host=host, message=f"{phase} started", ts=t))
+                seconds = 0.2 + (i % 5) * 0.05
+                if failures.get(host, ("", ""))[0] == phase:
+                    reason = failures[host][1]
+                    out.append(HostFailed(deploy_id, phase=phase, host=host, reason=reason, seconds=seconds,
+                                          exit_code=255, output=f"ssh {host}: connecting\n{reason}", ts=t))
+                    failed.add(host)
+                    bad += 1
+                else:
+                    out.append(HostDone(deploy_id, phase=phase, host=host, seconds=seconds, bytes=nbytes,
+                                        message=f"{phase} ok", ts=t))
+                    ok += 1
+            t += 0.5
+        out.append(PhaseDone(deploy_id, phase=phase, ok=ok, failed=bad, seconds=round(t - start, 2), ts=t))
+        if phase == "sync-assets" and failed:
+            out.append(Notice(deploy_id, message=f"{len(failed)} host(s) failed; continuing on the rest",
+                              level="warning", ts=t))
+    ok_hosts = tuple(h for h in hosts if h not in failed)
+    hosts_failed = tuple((h, failures[h][1]) for h in hosts if h in failed)
+    result = "ok" if not failed else "partial"
+    out.append(DeployDone(deploy_id, result=result, seconds=round(t - t0, 2), hosts_ok=ok_hosts,
+                          hosts_failed=hosts_failed, ts=t))
+    out.append(WatchVerdict(deploy_id, metric="checkouts/min", verdict="ok",
+                            summary="checkouts/min 41 → 40, -2%, limit -20%", baseline=41.0, current=40.0,
+                            change=-0.02, ts=t + 60))
+    return out
+
+
+def cut_at(events: list[Event], fraction: float) -> list[Event]:
+    """The first `fraction` of a stream: a deploy still in progress."""
+    return events[: int(len(events) * fraction)]
+
+
+class FakeService:
+    """Deterministic stand-in for `console.service`; every method is blocking like the real one."""
+
+    def __init__(self, hosts: int = 500, *, queue: list[Change] | None = None) -> None:
+        self.environment = "production"
+        self.host_names = tuple(f"web{i:03d}" for i in range(1, hosts + 1))
+        self.key_metrics = (
+            KeyMetric("checkouts/min", "shop.checkout.completed", stat="rate", unit="/min", bad="down", limit=0.2),
+            KeyMetric("p95 page ms", "shop.page.render", stat="p95", unit="ms", bad="up", limit=0.5),
+        )
+        self._queue = list(sample_queue() if queue is None else queue)
+        self.revision: str | None = "0badc0de" * 5
+        self.lock: LockInfo | None = None
+        self.user = "ada"
+        self.failures: dict[str, tuple[str, str]] = {}
+        self.streams: dict[str, list[Event]] = {}
+        self.live: dict[str, bool] = {}  # deploy id -> keep the follow open after the stream (still running)
+        self.running: str | None = None
+        self.follow_delay = 0.0  # seconds between events in follow()
+        self.started: list[tuple[str, str | None]] = []
+        self._next = 42
+        self.records: list[DeployRecord] = [
+            DeployRecord("d-0041", "deploy", "grace", _sha(40), "0badc0de" * 5, NOW - 1800, NOW - 1712, "ok",
+                         "deployed by grace, took 88 s", 2, "ok"),
+            DeployRecord("d-0040", "deploy", "ken", _sha(39), _sha(40), NOW - 5400, NOW - 5290, "partial",
+                         "2 hosts failed: web017, web230", 1, "ok"),
+            DeployRecord("d-0039", "switch", "ada", _sha(38), _sha(39), NOW - 9000, NOW - 8990, "ok",
+                         "switched back", 0, "degraded"),
+        ]
+        self.streams["d-0041"] = script_deploy("d-0041", self.host_names, "0badc0de" * 5, t0=NOW - 1800)
+        self.calls: list[str] = []
+
+    # -- state ---------------------------------------------------------------------
+    def live_revision(self) -> str | None:
+        return self.revision
+
+    def queue(self) -> list[Change]:
+        return list(self._queue)
+
+    def _included(self, sha: str) -> list[Change]:
+        shas = [c.sha for c in self._queue]
+        if sha not in shas:
+            raise ConsoleError(f"{sha[:7]} is not in the queue")
+        return self._queue[: shas.index(sha) + 1]
+
+    def preview(self, sha: str) -> Preview:
+        included = self._included(sha)
+        refusals = []
+        for c in included:
+            if not c.approved:
+                refusals.append(f"{c.short} {c.subject}: not reviewed (no Reviewed-by trailer)")
+            for hit in c.ddl:
+                refusals.append(f"{c.short} {c.subject}: DDL {hit.file}:{hit.line} {hit.text}")
+        n = len(self.host_names)
+        return Preview(included[-1], included, refusals, n, math.ceil(n / 10), 10, allowed_failures=max(1, n // 50))
+
+    def start_deploy(self, sha: str, override: str | None = None) -> str:
+        self.calls.append(f"start_deploy {sha[:7]} {override!r}")
+        if self.lock is not None and self.lock.who != self.user:
+            raise ConsoleError(f"the deploy lock is held by {self.lock.who}: {self.lock.reason}")
+        preview = self.preview(sha)
+        if preview.refusals and not override:
+            raise ConsoleError(f"refused: {preview.refusals[0]}; give an override reason to deploy anyway")
+        deploy_id = f"d-{self._next:04d}"
+        self._next += 1
+        self.streams[deploy_id] = script_deploy(
+            deploy_id, self.host_names, sha, previous=self.revision, failures=self.failures,
+            commits=len(preview.commits), override=override, t0=NOW + 10,
+        )
+        self.started.append((sha, override))
+        return deploy_id
+
+    def running_deploy(self) -> str | None:
+        return self.running
+
+    def follow(self, deploy_id: str, stop: threading.Event) -> Iterator[Event]:
+        if deploy_id not in self.streams:
+            raise ConsoleError(f"no deploy {deploy_id}")
+        for event in self.streams[deploy_id]:
+            if stop.is_set():
+                return
+            if self.follow_delay:
+                time.sleep(self.follow_delay)
+            yield event
+        if self.live.get(deploy_id):
+            stop.wait()
+
+    def events(self, deploy_id: str) -> list[Event]:
+        if deploy_id not in self.streams:
+            raise ConsoleError(f"no event log for {deploy_id}")
+        return list(self.streams[deploy_id])
+
+    def history(self, limit: int = 50) -> list[DeployRecord]:
+        return self.records[:limit]
+
+    def lock_status(self) -> LockInfo | None:
+        return self.lock
+
+    def take_lock(self, reason: str) -> None:
+        if self.lock is not None and self.lock.who != self.user:
+            raise ConsoleError(f"the deploy lock is held by {self.lock.who}: {self.lock.reason}")
+        self.lock = LockInfo(self.user, reason, NOW - 120, pid=4242)
+
+    def release_lock(self) -> None:
+        if self.lock is None:
+            raise ConsoleError("the deploy lock is not held")
+        self.lock = None
+
+    def metric_series(self, metric: KeyMetric, start: float, end: float, step: float) -> list[tuple[float, float | None]]:
+        out: list[tuple[float, float | None]] = []
+        t = start
+        while t <= end:
+            k = (t - start) / step
+            if metric.bad == "down":
+                value = 40 + 4 * math.sin(k / 6) + (k % 3)
+            else:
+                value = 180 + 25 * math.cos(k / 9) + (k % 5) * 2
+            out.append((t, round(value, 1)))
+            t += step
+        return out
+
+    def markers(self, since: float) -> list[tuple[float, str]]:
+        marks = []
+        for r in self.records:
+            if r.started >= since:
+                marks.append((r.started, f"{r.id} start"))
+        return marks
+
+    def verdicts(self, deploy_id: str) -> list[WatchVerdict]:
+        return [e for e in self.streams.get(deploy_id, []) if isinstance(e, WatchVerdict)]
+
+
+@dataclass
+class FixedClock:
+    """A clock for the app that never moves unless told."""
+
+    now: float = NOW
+    calls: list[float] = field(default_factory=list)
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def make_app(service: FakeService | None = None, **kw):
+    """The console on the fake service with a fixed clock and slow background polls."""
+    from console.tui.app import ConsoleApp
+
+    kw.setdefault("poll_interval", 3600)
+    kw.setdefault("metrics_interval", 3600)
+    return ConsoleApp(service or FakeService(), clock=FixedClock(), **kw)
