@@ -12,13 +12,14 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Iterator
 
 from console.checkout import Checkout
 from console.deploy import DeployRequest
 from console.events import Event, WatchVerdict
 from console.history import DeployRecord
-from console.inventory import Inventory, KeyMetric
+from console.inventory import Inventory, KeyMetric, load_inventory
 from console.lock import LockInfo
 from console.metrics.source import source_for
 from console.queue import Change, included, pending_changes, refusals
@@ -135,3 +136,8 @@ class EngineService:
                          baseline=v.baseline, current=v.current, change=v.change, dry_run=v.dry_run, final=v.final)
             for v in self.session.history.verdicts(deploy_id)
         ]
+
+
+def open_service(inventory_path: str | Path) -> EngineService:
+    """The service for an inventory file (a ConsoleError names any mistake in it)."""
+    return EngineService(load_inventory(inventory_path))
