@@ -40,8 +40,8 @@ RESTART = (
 )
 HEALTH = "http://{address}:{http_port}/health"
 KEY_METRICS = [
-    {"name": "checkouts/min", "query": "shop.checkouts", "stat": "rate", "unit": "/min", "bad": "down", "limit": "20%"},
-    {"name": "errors/min", "query": "shop.errors", "stat": "rate", "unit": "/min", "bad": "up", "limit": "50%",
+    {"name": "checkouts", "query": "shop.checkouts", "stat": "rate", "unit": "/min", "bad": "down", "limit": "20%"},
+    {"name": "errors", "query": "shop.errors", "stat": "rate", "unit": "/min", "bad": "up", "limit": "50%",
      "dry_run": True},
     {"name": "latency p95", "query": "shop.latency", "stat": "p95", "unit": "ms", "bad": "up", "limit": "100%"},
 ]

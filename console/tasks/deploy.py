@@ -229,6 +229,34 @@ def unlock(c, inventory=None, force=False):
     print(f"{inv.environment}: unlocked" + (f" (was: {released.describe()})" if released else " (was not locked)"))
 
 
+@task(help={"inventory": INVENTORY_HELP, "deploy": "a deploy id (default: the newest)"})
+@clear_errors
+def watch(c, inventory=None, deploy=None):
+    """Show the key-metric verdicts of the newest deploy live, until every metric's final verdict."""
+    inv = _inventory(inventory)
+    session = Session(inv)
+    deploy_id = deploy or session.log.latest()
+    if not deploy_id:
+        raise ConsoleError(f"no deploy of {inv.environment} has run yet ({inv.state_dir})")
+    if not inv.metrics.key:
+        raise ConsoleError(f"{inv.path}: no key metrics (metrics.key) to watch")
+    print(f"watching {deploy_id}: {', '.join(m.name for m in inv.metrics.key)} (Ctrl-C stops watching)")
+    shown: set[tuple[str, float]] = set()
+    deadline = time.time() + inv.metrics.watch + 60
+    while time.time() < deadline:
+        verdicts = session.history.verdicts(deploy_id)
+        for v in verdicts:
+            if (v.metric, v.ts) not in shown:
+                shown.add((v.metric, v.ts))
+                stamp = time.strftime("%H:%M:%S", time.localtime(v.ts))
+                print(f"  {stamp} {v.metric}: {v.verdict}{' (final)' if v.final else ''}: {v.summary}"
+                      f"{' (dry run)' if v.dry_run else ''}", flush=True)
+        if {m.name for m in inv.metrics.key} <= {v.metric for v in verdicts if v.final}:
+            return
+        time.sleep(2)
+    raise ConsoleError(f"no final verdicts for {deploy_id} within the watch window; is a watcher running?")
+
+
 # -- the steps one by one ------------------------------------------------------------------
 
 
@@ -271,5 +299,5 @@ restart = _step_task("restart", "Run the inventory's graceful restart command on
 verify = _step_task("verify", "Check that every host serves the newest build's revision (the health check).")
 cleanup = _step_task("cleanup", "Remove releases older than keep_releases and assets no kept release uses.")
 
-TASKS = (deploy, switch, status, history, queue, lock, unlock, update, build,
+TASKS = (deploy, switch, status, history, queue, watch, lock, unlock, update, build,
          sync_assets, sync_code, activate, restart, verify, cleanup)
