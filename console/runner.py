@@ -34,6 +34,7 @@ from console.history import History, private_dir
 from console.inventory import Inventory, load_inventory
 from console.lock import Lock
 from console.metrics.markers import send_marker
+from console.metrics.statsd import ensure_collector
 from console.metrics.watch import Watch
 from console.notify import Notifier
 
@@ -131,6 +132,7 @@ def run_deploy(
 ) -> DeployDone:
     """Deploy under the lock; refusals, bad refs and a held lock raise ConsoleError."""
     session = Session(inventory)
+    ensure_statsd(inventory)
     plan: dict[str, Plan] = {}
     began = time.time()
     activated: list[float] = []
@@ -200,6 +202,13 @@ def _watch(inventory: Inventory, deploy_id: str, baseline_end: float, activated:
             watch.stop()  # superseded: the next deploy watches from its own activation
     notifier.close()
     writer.close()
+
+
+def ensure_statsd(inventory: Inventory) -> None:
+    """The embedded StatsD collector runs whenever a key metric reads from it, so the
+    baseline before a deploy exists when the watch after it needs one."""
+    if any(m.source == "statsd" for m in inventory.metrics.key):
+        ensure_collector(inventory)
 
 
 def unique(plan: Plan, log: EventLog) -> Plan:

@@ -23,7 +23,7 @@ from console.inventory import Inventory, KeyMetric, load_inventory
 from console.lock import LockInfo
 from console.metrics.source import source_for
 from console.queue import Change, included, pending_changes, refusals
-from console.runner import Session, current_user, start_detached
+from console.runner import Session, current_user, ensure_statsd, start_detached
 
 #: A console refreshes its queue often; trunk is fetched at most this often.
 FETCH_EVERY = 10.0
@@ -54,6 +54,7 @@ class EngineService:
         self.checkout = Checkout(inventory)
         self._fetched = 0.0
         self._fetch_lock = threading.Lock()
+        ensure_statsd(inventory)
 
     @property
     def environment(self) -> str:

@@ -25,16 +25,19 @@ def test_send_marker_is_received_by_a_udp_socket(tmp_path):
         receiver.bind(("127.0.0.1", 0))
         receiver.settimeout(2)
         inventory = _inventory(tmp_path, receiver.getsockname())
-        send_marker(inventory, "start")
+        send_marker(inventory, "20260604-101200-ab12cd3 start")
         send_marker(inventory, "")
-        first, second = receiver.recv(4096), receiver.recv(4096)
+        send_marker(inventory, "20260604-101200-ab12cd3")
+        first, second, third = receiver.recv(4096), receiver.recv(4096), receiver.recv(4096)
     assert first == b"deploys.lab:1|c\ndeploys.lab.start:1|c"
-    assert second == b"deploys.lab:1|c"
+    assert second == third == b"deploys.lab:1|c"
     assert parse_packet(first)[0] == Sample("deploys.lab", "c", 1.0)
 
 
 def test_marker_names_are_made_safe_for_statsd():
-    assert marker_lines("prod eu", "end: failed") == b"deploys.prod_eu:1|c\ndeploys.prod_eu.end_failed:1|c"
+    assert marker_lines("prod eu", "d-1 End") == b"deploys.prod_eu:1|c\ndeploys.prod_eu.end:1|c"
+    assert marker_lines("lab", "d-1 ab12cd3") == b"deploys.lab:1|c"
+    assert marker_lines("lab", "d-1 é") == b"deploys.lab:1|c"
 
 
 def test_send_marker_never_blocks_or_raises(tmp_path):

@@ -4,6 +4,7 @@ end to end over real UDP on 127.0.0.1."""
 from __future__ import annotations
 
 import math
+import os
 import random
 import socket
 import subprocess
@@ -168,6 +169,8 @@ def test_statsd_source_rates_tell_zero_from_no_data(tmp_path):
     assert source.value(rate, 1000.5, 1060.7) == pytest.approx(180)  # whole seconds inside only
     assert source.value(rate, 1060, 1070) == 0  # listening, nothing counted
     assert source.value(rate, 1090, 1100) is None  # nobody listening
+    assert source.value(rate, 1085, 1100) is None  # listening for 5 of 15 s: too little to tell
+    assert source.value(rate, 1070, 1100) == pytest.approx(180)  # 20 of 30 s is enough
     assert source.value(rate, 1080, 1110) == pytest.approx(180)  # the rate over the seconds listened
     assert source.value(rate, 5000, 5060) is None
     assert source.value(KeyMetric("typo", "no.such.key"), 1000, 1060) == 0
@@ -266,7 +269,7 @@ def test_collector_end_to_end_over_udp(collector):
     assert source.value(KeyMetric("q", "shop.queue", stat="gauge"), start - 1, end + 1) == 7.0
 
 
-def test_ensure_collector_starts_one_collector_and_stop_removes_its_pidfile(collector):
+def test_ensure_collector_starts_one_collector_and_stop_collector_stops_it(collector):
     inventory = collector
     store = store_path(inventory)
     pid = collector_pid(store)
@@ -276,8 +279,39 @@ def test_ensure_collector_starts_one_collector_and_stop_removes_its_pidfile(coll
     assert time.monotonic() - t0 < 0.5
     assert collector_pid(store) == pid
     assert stop_collector(inventory) is True
-    assert not pid_path(store).exists()
+    assert collector_pid(store) is None  # the pidfile stays, but nobody holds its lock
+    assert pid_path(store).exists()
     assert stop_collector(inventory) is False
+
+
+def test_a_collector_counts_as_running_from_the_moment_it_is_spawned(tmp_path):
+    """A stale pidfile naming a live process is not a collector; a spawned collector counts at
+    once, so a second spawner (another console) starts no other one."""
+    inventory = _inventory(tmp_path, port=_free_udp_port())
+    store = store_path(inventory)
+    store.parent.mkdir(parents=True)
+    pid_path(store).write_text(f"{os.getpid()}\n")
+    assert collector_pid(store) is None
+    try:
+        ensure_collector(inventory)
+        pid = collector_pid(store)
+        assert pid is not None and pid != os.getpid()
+        ensure_collector(inventory)
+        assert collector_pid(store) == pid
+    finally:
+        stop_collector(inventory)
+    assert collector_pid(store) is None
+
+
+def test_a_foreground_collector_refuses_to_double_a_running_one(collector):
+    store = store_path(collector)
+    proc = subprocess.run(
+        [sys.executable, "-m", "console.metrics.statsd", "--listen", f"127.0.0.1:{_free_udp_port()}",
+         "--store", str(store)],
+        capture_output=True, text=True, timeout=20,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr == f"metrics collector: another collector writes {store} (pid {collector_pid(store)})\n"
 
 
 def test_a_second_collector_on_a_taken_port_exits_with_a_reason(tmp_path):

@@ -1,8 +1,8 @@
 """Deploy markers: a StatsD counter at each deploy's start and end.
 
 Etsy drew `deploys.<environment>` as a vertical line on every graph. `send_marker` sends
-`deploys.<environment>:1|c` (and `deploys.<environment>.<label>:1|c`, e.g. `.start` / `.end`,
-in the same datagram) to the inventory's StatsD address. It never blocks and never raises:
+`deploys.<environment>:1|c` (and, when the label ends in a plain word such as "ab12cd3 start",
+`deploys.<environment>.start:1|c` in the same datagram) to the inventory's StatsD address. It never blocks and never raises:
 a deploy never fails because a metric could not be sent. The console draws marker times from
 the deploy history, not from this counter.
 """
@@ -23,9 +23,10 @@ def marker_lines(environment: str, label: str = "") -> bytes:
     """The datagram of one marker."""
     env = _UNSAFE.sub("_", environment)
     lines = [f"deploys.{env}:1|c"]
-    tag = _UNSAFE.sub("_", label).strip("_")
-    if tag:
-        lines.append(f"deploys.{env}.{tag}:1|c")
+    # only a plain word ("start", "end") becomes a key: a deploy id would make a new key per deploy
+    words = label.split()
+    if words and words[-1].isalpha() and words[-1].isascii():
+        lines.append(f"deploys.{env}.{words[-1].lower()}:1|c")
     return "\n".join(lines).encode()
 
 

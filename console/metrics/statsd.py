@@ -135,8 +135,7 @@ def parse_address(text: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
-def serve(listen: tuple[str, int], store: Path, stop: list[bool] | None = None,
-          ready=None) -> None:
+def serve(listen: tuple[str, int], store: Path, stop: list[bool] | None = None) -> None:
     """Receive StatsD datagrams on `listen` and write them to `store` until `stop[0]` is set."""
     stop = stop if stop is not None else [False]
     family = socket.AF_INET6 if ":" in listen[0] else socket.AF_INET
@@ -146,8 +145,6 @@ def serve(listen: tuple[str, int], store: Path, stop: list[bool] | None = None,
     sock.settimeout(0.1)
     writer = StoreWriter(store)
     agg = Aggregator()
-    if ready is not None:
-        ready()
     last_flush = 0.0
     try:
         while not stop[0]:
@@ -313,7 +310,8 @@ def main(argv: list[str] | None = None) -> int:
 
 # -- reading the store ------------------------------------------------------------------------
 
-_MIN_ALIVE = 0.5  # a counter rate needs the collector up for half the window
+#: A counter rate needs the collector up for half the window, or for 10 s of a long one.
+_MIN_ALIVE, _MIN_ALIVE_SECONDS = 0.5, 10
 
 
 class StatsdSource(MetricSource):
@@ -364,7 +362,7 @@ class StatsdSource(MetricSource):
 def _reduce(stat: str, rows: list[Row], alive: set[int], seconds: int) -> float | None:
     if stat == "rate":
         up = len(alive | {r.ts for r in rows})
-        if seconds <= 0 or up == 0 or up < _MIN_ALIVE * seconds:
+        if seconds <= 0 or up == 0 or up < min(_MIN_ALIVE * seconds, _MIN_ALIVE_SECONDS):
             return None
         return sum(r.count for r in rows) / up * 60.0
     if stat == "gauge":

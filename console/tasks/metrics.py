@@ -65,9 +65,10 @@ def status(c, inventory):
     store = store_path(inv)
     pid = collector_pid(store)
     now = time.time()
-    alive = StoreReader(store).alive(int(now) - 10, int(now))
+    alive = StoreReader(store).alive(int(now) - 3600, int(now))
     state = f"running, pid {pid}" if pid else "not running"
-    print(f"collector {state}; store {store}; {'receiving' if alive else 'no heartbeat in the last 10 s'}")
+    seen = f"last heartbeat {max(0.0, now - max(alive) - 1):.0f} s ago" if alive else "no heartbeat in the last hour"
+    print(f"collector {state}; store {store}; {seen}")
     for metric in inv.metrics.key:
         try:
             value = source_for(inv, metric).value(metric, now - 60, now)
