@@ -79,4 +79,4 @@ def status(c, inventory):
         print(f"  {metric.name} ({metric.source} {metric.query}, {metric.stat}): {shown}")
 
 
-metrics = Collection("metrics", collect, start, stop, status)
+ns = Collection("metrics", collect, start, stop, status)
