@@ -46,6 +46,8 @@ class Checkout:
                 self.path.mkdir(parents=True, exist_ok=True, mode=0o700)
                 run_git(self.path, "init", "--quiet")
                 run_git(self.path, "remote", "add", "origin", repo)
+            else:  # the inventory's repo may have changed since the clone: fetch from it, not the old one
+                run_git(self.path, "remote", "set-url", "origin", repo)
             try:
                 run_git(self.path, "fetch", "--quiet", "--prune", "--tags", "origin",
                         "+refs/heads/*:refs/remotes/origin/*")
@@ -75,6 +77,13 @@ class Checkout:
         raise ConsoleError(
             f"unknown ref {ref!r} in {self.inventory.repo}: expected a commit id, tag or branch of trunk"
         )
+
+    def has_dir(self, sha: str, path: str) -> bool:
+        """Whether commit `sha` holds a directory at `path`."""
+        try:
+            return run_git(self.path, "cat-file", "-t", f"{sha}:{path}").strip() == "tree"
+        except ConsoleError:
+            return False
 
     def export(self, sha: str, dest: Path) -> None:
         """Write the tree of commit `sha` into `dest` (which must not exist yet)."""

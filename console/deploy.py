@@ -37,6 +37,7 @@ from console.events import (
     Subscriber,
 )
 from console.fanout import Fanout, Outcome, Step, Stopped, chunked
+from console.git import resolve_commit
 from console.inventory import Host, Inventory
 from console.queue import Change, included, pending_changes, refusal_message, refusals
 from console.transport import HostError, HostLink, render, tail
@@ -113,6 +114,12 @@ class Pipeline:
         self.checkout.update()
         revision = self.checkout.resolve(request.ref)
         fetched = time.monotonic() - t0
+        if not inv.build_command and not self.checkout.has_dir(revision, inv.assets):
+            # bad input, refused like an unknown ref (a build.command may still make the directory)
+            raise ConsoleError(
+                f"{revision[:7]} has no assets directory {inv.assets + '/'!r}: "
+                f"expected the directory named by the inventory key assets ({inv.path})"
+            )
         commits: list[Change] = []
         if revision != self.live_revision:
             try:
@@ -527,7 +534,12 @@ class Pipeline:
         remote.check_release_id(release)
         targets = self.select_hosts(hosts)
         deploy_id = deploy_id or f"{remote.release_id(release.split('-')[1])[:16]}-switch-{release.split('-')[1][:7]}"
-        plan = Plan(deploy_id=deploy_id, release=release, revision=release.split("-")[1],
+        short = release.split("-")[1]
+        try:  # the release id names 7 hex digits; history and the queue compare full ids
+            revision = resolve_commit(self.checkout.path, short)
+        except ConsoleError:
+            revision = short
+        plan = Plan(deploy_id=deploy_id, release=release, revision=revision,
                     previous_revision=self.live_revision, request=DeployRequest(user=user),
                     hosts=targets, chunks=chunked(targets, self.inventory.chunk_size),
                     allowed_failures=self.inventory.allowed_failures(len(targets)))

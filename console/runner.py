@@ -14,6 +14,7 @@ attaches through the event log.
 from __future__ import annotations
 
 import argparse
+import calendar
 import getpass
 import json
 import os
@@ -26,6 +27,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Callable
 
+from console import remote
 from console.deploy import DeployRequest, Pipeline, Plan
 from console.errors import ConsoleError
 from console.eventlog import EventLog
@@ -212,7 +214,13 @@ def ensure_statsd(inventory: Inventory) -> None:
 
 
 def unique(plan: Plan, log: EventLog) -> Plan:
-    """Two deploys of one commit within one second get distinct release ids."""
+    """Release ids sort by time also for deploys less than a second apart (cleanup keeps the
+    newest by id, and never current or the one before it): a release stamped no later than
+    the newest so far takes the next second. Two deploys of one commit get distinct ids."""
+    newest = max((i[:16] for i in log.ids() if remote.RELEASE_ID.match(i)), default="")
+    if plan.release[:16] <= newest:
+        later = calendar.timegm(time.strptime(newest, "%Y%m%dT%H%M%SZ")) + 1
+        plan.release = plan.deploy_id = remote.release_id(plan.revision, later)
     base, n = plan.release, 1
     while log.path(plan.deploy_id).exists():
         n += 1

@@ -204,7 +204,10 @@ class HostLink:
         if p.returncode != 0:
             out = tail(p.stderr or p.stdout)
             lines = [line for line in out.splitlines() if not line.startswith("rsync error:")]
-            last = lines[-1] if lines else out.splitlines()[-1] if out else ""
+            # The cause comes first: the receiving host's own error (a full disk) or ssh's,
+            # before the sender's consequent "Broken pipe" or "connection unexpectedly closed".
+            cause = next((line for line in lines if "[receiver]" in line or line.startswith("ssh:")), None)
+            last = cause or (lines[-1] if lines else out.splitlines()[-1] if out else "")
             raise HostError(f"rsync exited {p.returncode}: {last}", exit_code=p.returncode, output=out)
         match = re.search(r"Total bytes sent: ([\d,.]+)", p.stdout)
         return int(re.sub(r"[,.]", "", match.group(1))) if match else 0

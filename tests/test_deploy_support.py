@@ -63,9 +63,11 @@ class Fleet:
     hosts: list[str] = field(default_factory=list)
 
     # -- inventory --------------------------------------------------------------------
-    def inventory(self, name: str = "inventory", **keys: Any) -> Inventory:
-        """An inventory of this fleet with the test time limits and `keys` overridden."""
+    def inventory(self, name: str = "inventory", *, only: int | None = None, **keys: Any) -> Inventory:
+        """An inventory of this fleet (or of its first `only` hosts) with the test time
+        limits and `keys` overridden."""
         doc = yaml.safe_load(self.lab_inventory.read_text())
+        doc["hosts"] = doc["hosts"][:only]
         doc.update(
             environment="deploytest",
             repo=str(self.trunk.path),

@@ -214,14 +214,14 @@ class FakeService:
         self.started: list[tuple[str, str | None]] = []
         self._next = 42
         self.records: list[DeployRecord] = [
-            DeployRecord("d-0041", "deploy", "grace", _sha(40), "0badc0de" * 5, NOW - 1800, NOW - 1712, "ok",
+            DeployRecord("d-0041", "deploy", "grace", _sha(40), "0badc0de" * 5, NOW - 600, NOW - 512, "ok",
                          "deployed by grace, took 88 s", 2, "ok"),
             DeployRecord("d-0040", "deploy", "ken", _sha(39), _sha(40), NOW - 5400, NOW - 5290, "partial",
                          "2 hosts failed: web017, web230", 1, "ok"),
             DeployRecord("d-0039", "switch", "ada", _sha(38), _sha(39), NOW - 9000, NOW - 8990, "ok",
                          "switched back", 0, "degraded"),
         ]
-        self.streams["d-0041"] = script_deploy("d-0041", self.host_names, "0badc0de" * 5, t0=NOW - 1800)
+        self.streams["d-0041"] = script_deploy("d-0041", self.host_names, "0badc0de" * 5, t0=NOW - 600)
         self.calls: list[str] = []
 
     # -- state ---------------------------------------------------------------------

@@ -143,13 +143,14 @@ async def _presses(app, grid, count: int, gap: float) -> tuple[list[float], list
             event = events.Key(key, None)
             event.set_sender(app)
             app._driver.send_message(event)
-            while grid.cursor != target:
+            deadline = t0 + 10
+            while grid.cursor != target and time.perf_counter() < deadline:
                 await asyncio.sleep(0.0005)
             t1 = time.perf_counter()
             handled.append((t1 - t0) * 1000)
-            while not (painted_at[0] >= t1 and painted_at[1] == target):
+            while not (painted_at[0] >= t0 and painted_at[1] == target) and time.perf_counter() < deadline:
                 await asyncio.sleep(0.0005)
-            painted.append((painted_at[0] - t0) * 1000)
+            painted.append((max(painted_at[0], t1) - t0) * 1000)
             await asyncio.sleep(gap)
     finally:
         del grid.render_line

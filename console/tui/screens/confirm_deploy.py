@@ -116,7 +116,9 @@ class ConfirmDeploy(ModalScreen[DeployChoice | None]):
     def on_mount(self) -> None:
         if self.refused:
             self.add_class("-refused")
-            self.query_one("#override", Input).focus()
+            reason = self.query_one("#override", Input)
+            reason.cursor_blink = not self.app.is_headless  # steady screenshots
+            reason.focus()
         else:
             self.query_one("#confirm", Button).focus()
 

@@ -51,6 +51,15 @@ class ConsoleScreen(Screen[None]):
     """Queue, fleet, metrics and history of one environment."""
 
     DEFAULT_CSS = """
+    ConsoleScreen {
+        overflow: hidden hidden;
+    }
+    ConsoleScreen > TabbedContent {
+        height: 1fr;
+    }
+    ConsoleScreen > TabbedContent > ContentSwitcher {
+        height: 1fr;
+    }
     ConsoleScreen #queue-bar, ConsoleScreen #fleet-bar {
         height: auto;
         padding: 0 1;
@@ -92,6 +101,8 @@ class ConsoleScreen(Screen[None]):
         padding: 0;
     }
     """
+
+    AUTO_FOCUS = "QueueTable"
 
     BINDINGS = [
         Binding("d", "deploy", "Deploy"),
@@ -139,7 +150,7 @@ class ConsoleScreen(Screen[None]):
                 yield Static(Text("No deploy yet. Press d on the queue to deploy.", style="dim"), id="deploy-line")
                 yield FleetGrid(self.service.host_names)
                 yield Static("", id="host-line")
-                yield FleetLegend()
+                yield FleetLegend(counts={"waiting": len(self.service.host_names)})
                 yield PhaseBars()
                 yield RichLog(id="activity", max_lines=500, markup=False, wrap=False)
             with TabPane("Metrics [3]", id="metrics"):
@@ -159,10 +170,6 @@ class ConsoleScreen(Screen[None]):
         header.environment = self.service.environment
         header.hosts = len(self.service.host_names)
         header.now = self.now()
-        legend = self.query_one(FleetLegend)
-        legend.show({"waiting": len(self.service.host_names)})
-        self.query_one(PhaseBars).show({}, {})
-        self.query_one(QueueTable).focus()
         self._flush_timer = self.set_interval(self.app.flush_interval, self.flush, pause=True)  # type: ignore[attr-defined]
         self.refresh_all()
         self.set_interval(self.app.poll_interval, self.poll)  # type: ignore[attr-defined]
@@ -224,7 +231,10 @@ class ConsoleScreen(Screen[None]):
         except Exception as err:  # noqa: BLE001
             self._notify_error(err)
             return
-        self._ui(self.query_one(HistoryTable).show, records, self.now())
+        self._ui(self._show_history, records)
+
+    def _show_history(self, records: list[Any]) -> None:
+        self.query_one(HistoryTable).show(records, self.now())
 
     @work(thread=True, exclusive=True, group="metrics")
     def load_metrics(self) -> None:

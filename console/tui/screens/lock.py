@@ -72,7 +72,9 @@ class LockScreen(ModalScreen[LockRequest | None]):
                 yield Button("Cancel", id="cancel")
 
     def on_mount(self) -> None:
-        self.query_one("#reason", Input).focus()
+        reason = self.query_one("#reason", Input)
+        reason.cursor_blink = not self.app.is_headless  # steady screenshots
+        reason.focus()
 
     @on(Input.Submitted, "#reason")
     @on(Button.Pressed, "#take")

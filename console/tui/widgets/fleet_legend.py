@@ -25,8 +25,16 @@ class FleetLegend(Widget):
     counts: reactive[dict[str, int]] = reactive(dict, always_update=True)
     """Hosts per state."""
 
-    def __init__(self, *, name: str | None = None, id: str | None = None, classes: str | None = None) -> None:
+    def __init__(
+        self,
+        counts: Mapping[str, int] | None = None,
+        *,
+        name: str | None = None,
+        id: str | None = None,
+        classes: str | None = None,
+    ) -> None:
         super().__init__(name=name, id=id, classes=classes)
+        self.set_reactive(FleetLegend.counts, dict(counts or {}))
 
     def show(self, counts: Mapping[str, int]) -> None:
         self.counts = dict(counts)

@@ -1,0 +1,112 @@
+"""Snapshot tests of the console's main screens at 120x40 and 200x60.
+
+Deterministic data only: the fake service, a fixed clock, scripted event streams.
+Regenerate with `pytest tests/test_tui_snapshots.py --snapshot-update` and look at the SVGs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from console.tui.screens.confirm_deploy import ConfirmDeploy
+from console.tui.screens.deploy_detail import DeployDetailScreen
+from console.tui.screens.host_detail import HostDetailScreen
+from tui_fixtures import NOW, FakeService, cut_at, make_app, script_deploy
+
+SIZES = [pytest.param((120, 40), id="120x40"), pytest.param((200, 60), id="200x60")]
+
+
+async def until(pilot, condition, timeout: float = 10.0) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not condition():
+        assert loop.time() < deadline, "condition not reached in time"
+        await pilot.pause(0.05)
+
+
+def queue_loaded(app) -> bool:
+    screen = app.console_screen
+    tables = screen.query("QueueTable, HistoryTable")
+    return len(tables) == 2 and [t.row_count for t in tables] == [5, 3]
+
+
+def running_service() -> FakeService:
+    """500 hosts, a deploy by grace 60% through, two hosts failed."""
+    service = FakeService(hosts=500)
+    failures = {"web017": ("sync-assets", "ssh: connect to host web017 port 22: Connection refused"),
+                "web230": ("sync-code", "rsync: connection reset by peer (host killed)")}
+    events = script_deploy("d-0042", service.host_names, "c0ffee00" * 5, failures=failures, user="grace", t0=NOW - 40)
+    service.streams["d-0042"] = cut_at(events, 0.6)
+    service.live["d-0042"] = True
+    service.running = "d-0042"
+    return service
+
+
+async def fleet_ready(pilot) -> None:
+    app = pilot.app
+    screen = app.console_screen
+    await until(pilot, lambda: queue_loaded(app))
+    await until(pilot, lambda: screen.events == len(app.service.streams["d-0042"]))
+    await pilot.press("2")
+    await pilot.pause(0.3)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_queue(snap_compare, size):
+    async def ready(pilot):
+        await until(pilot, lambda: queue_loaded(pilot.app))
+        await pilot.press("down", "down")
+        await pilot.pause(0.2)
+
+    assert snap_compare(make_app(), run_before=ready, terminal_size=size)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_confirm_refused(snap_compare, size):
+    async def ready(pilot):
+        await until(pilot, lambda: queue_loaded(pilot.app))
+        await pilot.press("d")
+        await until(pilot, lambda: isinstance(pilot.app.screen, ConfirmDeploy))
+        await pilot.press(*"dba approved")
+
+    assert snap_compare(make_app(), run_before=ready, terminal_size=size)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_fleet_in_progress(snap_compare, size):
+    assert snap_compare(make_app(running_service()), run_before=fleet_ready, terminal_size=size)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_failed_host_detail(snap_compare, size):
+    async def ready(pilot):
+        await fleet_ready(pilot)
+        await pilot.press("f", "f", "enter")
+        await until(pilot, lambda: isinstance(pilot.app.screen, HostDetailScreen))
+        await pilot.pause(0.3)
+
+    assert snap_compare(make_app(running_service()), run_before=ready, terminal_size=size)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_metrics(snap_compare, size):
+    async def ready(pilot):
+        await until(pilot, lambda: queue_loaded(pilot.app))
+        await pilot.press("3")
+        await pilot.pause(0.5)
+
+    assert snap_compare(make_app(), run_before=ready, terminal_size=size)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_history_deploy(snap_compare, size):
+    async def ready(pilot):
+        await until(pilot, lambda: queue_loaded(pilot.app))
+        await pilot.press("4", "enter")
+        await until(pilot, lambda: isinstance(pilot.app.screen, DeployDetailScreen))
+        await until(pilot, lambda: pilot.app.screen.view.started is not None)
+        await pilot.pause(0.2)
+
+    assert snap_compare(make_app(), run_before=ready, terminal_size=size)
