@@ -224,7 +224,7 @@ class Pipeline:
             self._close_links()
         ok = tuple(h.name for h in plan.hosts if h.name not in self._failed)
         if result == "ok" and self._failed:
-            result = "partial"
+            result = "partial" if len(self._failed) <= plan.allowed_failures else "failed"
         done = DeployDone(
             plan.deploy_id, result=result, seconds=round(time.monotonic() - started, 3),
             hosts_ok=ok if result in ("ok", "partial") else (), hosts_failed=tuple(self._failed.items()),
@@ -563,7 +563,7 @@ class Pipeline:
             fan.close()
             self._close_links()
         if result == "ok" and self._failed:
-            result = "partial"
+            result = "partial" if len(self._failed) <= plan.allowed_failures else "failed"
         revisions = set(self._revisions.values())
         done = DeployDone(
             deploy_id, result=result, seconds=round(time.monotonic() - started, 3),

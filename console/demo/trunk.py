@@ -204,7 +204,7 @@ CHANGES: tuple[tuple[str, str, str | None, str, str, tuple[Callable[[Path], None
      (_edit("shop/checkout.py", "rate = RATE_CENTS[FREIGHT_CLASS[product_id]]",
             'rate = RATE_CENTS[FREIGHT_CLASS.get(product_id, "B")]'),)),
     ("unreviewed", "dave", None, "Show how many products the shop has", "",
-     (_edit("shop/pages.py", "'<h1>Shop</h1>", "f'<h1>Shop <small>({len(PRODUCTS)} things)</small></h1>"),)),
+     (_edit("shop/pages.py", "<h1>Shop</h1>", "<h1>Shop <small>({len(PRODUCTS)} things)</small></h1>"),)),
     ("ddl", "carol", "alice", "Add gift wrap to orders",
      "The column comes first; the checkout option follows once it exists everywhere.",
      (_add("migrations/0002_add_gift_wrap.sql",
