@@ -26,16 +26,12 @@ def _parser() -> argparse.ArgumentParser:
 
 def _service(args: argparse.Namespace):
     """The engine's service for the chosen environment (imported late: it may be heavy)."""
+    from console.service import open_service
+
     if args.demo:
-        try:
-            from console.demo.fleet import start_demo
-        except ImportError:
-            raise ConsoleError("--demo is not available yet: console.demo.fleet.start_demo is missing") from None
-        return start_demo()
-    try:
-        from console.service import open_service
-    except ImportError:
-        raise ConsoleError("the console service is not available yet: console.service.open_service is missing") from None
+        from console.demo.fleet import start_demo
+
+        return open_service(start_demo())
     return open_service(args.inventory)
 
 
