@@ -119,6 +119,7 @@ def stop_demo() -> None:
         stop_traffic(inventory)
         stop_collector(inventory)
     Lab(NAME).down()
+    path.unlink(missing_ok=True)
 
 
 def _traffic_main(inventory_path: str, rate: str) -> int:
