@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 import subprocess
 from dataclasses import dataclass
@@ -103,4 +104,21 @@ def build_release(inventory: Inventory, tree: Path, root: Path, release: str, re
     manifest = build_assets(inventory, tree, root / "assets")
     (tree / "REVISION").write_text(revision + "\n")
     (tree / "manifest.json").write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
+    stamp_by_content(tree)
     return Build(release, revision, root, manifest)
+
+
+def stamp_by_content(tree: Path) -> None:
+    """Give every file an mtime derived from its content.
+
+    rsync's quick check (size and mtime) decides which files `--link-dest` hard-links to
+    the live release. git archive stamps every file with the commit's time, so no file
+    would ever match; a build-time stamp would wrongly match a changed file of the same
+    size (REVISION!) written in the same second. A content-derived mtime matches exactly
+    when the content does, without rsync reading every file on both sides (--checksum).
+    """
+    for path in tree.rglob("*"):
+        if path.is_file() and not path.is_symlink():
+            digest = hashlib.sha256(path.read_bytes()).hexdigest()
+            stamp = 1_000_000_000 + int(digest[:7], 16)
+            os.utime(path, (stamp, stamp))
