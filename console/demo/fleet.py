@@ -12,6 +12,7 @@ first deploy.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -89,7 +90,9 @@ def start_demo(hosts: int = 20, *, traffic: bool = True, echo=print) -> Path:
     t0 = time.monotonic()
     lab = Lab(NAME)
     echo(f"demo: bringing up {hosts} lab hosts ...")
-    trunk = create_trunk(LAB_ROOT / f"{NAME}-trunk.git")
+    trunk_path = LAB_ROOT / f"{NAME}-trunk.git"
+    shutil.rmtree(trunk_path, ignore_errors=True)  # every demo starts from the same history
+    trunk = create_trunk(trunk_path)
     path = lab.up(hosts, inventory_path=INVENTORY.resolve(), extra={"repo": str(trunk.path)})
     # The lab picks its address block; the shop sends StatsD to the deploy machine's address on it.
     st = labstate.load(NAME)
@@ -120,6 +123,7 @@ def stop_demo() -> None:
         stop_collector(inventory)
     Lab(NAME).down()
     path.unlink(missing_ok=True)
+    shutil.rmtree(LAB_ROOT / f"{NAME}-trunk.git", ignore_errors=True)
 
 
 def _traffic_main(inventory_path: str, rate: str) -> int:
