@@ -223,8 +223,7 @@ class Pipeline:
             fan.close()
             self._close_links()
         ok = tuple(h.name for h in plan.hosts if h.name not in self._failed)
-        if result == "ok" and self._failed:
-            result = "partial" if len(self._failed) <= plan.allowed_failures else "failed"
+        result = self._result(result, plan)
         done = DeployDone(
             plan.deploy_id, result=result, seconds=round(time.monotonic() - started, 3),
             hosts_ok=ok if result in ("ok", "partial") else (), hosts_failed=tuple(self._failed.items()),
@@ -300,8 +299,7 @@ class Pipeline:
         finally:
             fan.close()
             self._close_links()
-        if self._failed:
-            result = "partial" if len(self._failed) <= plan.allowed_failures else "failed"
+        result = self._result(result, plan)
         done = DeployDone(deploy_id, result=result, seconds=round(time.monotonic() - started, 3),
                           hosts_ok=tuple(h.name for h in hosts if h.name not in self._failed),
                           hosts_failed=tuple(self._failed.items()), message=message)
@@ -396,6 +394,12 @@ class Pipeline:
         self.emit(PhaseDone(plan.deploy_id, phase=phase, ok=len(out.ok), failed=len(out.failed),
                             seconds=round(time.monotonic() - t0, 3)))
         return out.ok
+
+    def _result(self, result: str, plan: Plan) -> str:
+        """A run that got to the end is ok, partial (failures within max_failures) or failed."""
+        if result == "ok" and self._failed:
+            return "partial" if len(self._failed) <= plan.allowed_failures else "failed"
+        return result
 
     def _mark(self, out: Outcome) -> None:
         for name, event in out.failed.items():
@@ -562,8 +566,7 @@ class Pipeline:
         finally:
             fan.close()
             self._close_links()
-        if result == "ok" and self._failed:
-            result = "partial" if len(self._failed) <= plan.allowed_failures else "failed"
+        result = self._result(result, plan)
         revisions = set(self._revisions.values())
         done = DeployDone(
             deploy_id, result=result, seconds=round(time.monotonic() - started, 3),

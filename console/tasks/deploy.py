@@ -16,10 +16,10 @@ import threading
 import time
 from typing import Any, Callable
 
-from invoke import Collection, task
+from invoke import task
 from invoke.exceptions import Exit
 
-from console.deploy import DeployRequest, Pipeline
+from console.deploy import DeployRequest
 from console.errors import ConsoleError
 from console.inventory import Inventory, load_inventory
 from console.progress import DeployView

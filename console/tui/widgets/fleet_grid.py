@@ -20,7 +20,6 @@ from textual.reactive import reactive
 from textual.strip import Strip
 from textual.widget import Widget
 
-from console.progress import HOST_STATES
 
 #: One colour per host state, shared by the grid, the legend and the host detail.
 STATE_COLORS: dict[str, str] = {

@@ -18,7 +18,6 @@ import argparse  # noqa: E402
 import signal  # noqa: E402
 import socket  # noqa: E402
 import threading  # noqa: E402
-import time  # noqa: E402
 from socketserver import ThreadingMixIn  # noqa: E402
 from http.server import HTTPServer  # noqa: E402
 
