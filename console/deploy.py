@@ -221,7 +221,6 @@ class Pipeline:
             result, message = "failed", str(exc)
         finally:
             fan.close()
-            self._close_links()
         ok = tuple(h.name for h in plan.hosts if h.name not in self._failed)
         result = self._result(result, plan)
         done = DeployDone(
@@ -298,7 +297,6 @@ class Pipeline:
             result, message = "aborted", "stopped by request"
         finally:
             fan.close()
-            self._close_links()
         result = self._result(result, plan)
         done = DeployDone(deploy_id, result=result, seconds=round(time.monotonic() - started, 3),
                           hosts_ok=tuple(h.name for h in hosts if h.name not in self._failed),
@@ -417,10 +415,6 @@ class Pipeline:
         if host.name not in self._links:
             self._links[host.name] = HostLink(self.inventory, host)
         return self._links[host.name]
-
-    def _close_links(self) -> None:
-        for link in self._links.values():
-            link.close()
 
     def _sync_assets(self, host: Host, build: Build) -> tuple[int, str]:
         sent = self.link(host).rsync(
@@ -565,7 +559,6 @@ class Pipeline:
             result, message = "failed", str(halt)
         finally:
             fan.close()
-            self._close_links()
         result = self._result(result, plan)
         revisions = set(self._revisions.values())
         done = DeployDone(

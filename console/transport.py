@@ -1,14 +1,25 @@
-"""How the deploy host talks to one web host: commands over Fabric, files over rsync.
+"""How the deploy host talks to one web host: commands and rsync over one OpenSSH connection.
 
-One `HostLink` per host lives for a whole deploy, so every phase reuses the same
-connections: a Fabric `Connection` (Paramiko) for commands, and an OpenSSH master
-connection (ControlMaster) that every rsync of the deploy multiplexes over.
+One `HostLink` per host lives for a whole deploy. Its first use opens an OpenSSH master
+connection (ControlMaster); every later command and every rsync of the deploy runs as
+a session multiplexed over it, so a host costs one SSH handshake per deploy however
+many phases touch it, and a command costs a new session on an open connection. The
+master stays up for 60 s after its last use (ControlPersist, Ansible's default too), so a
+`switch` back or an `--only failed` right after a deploy reuses it; a command that times
+out closes it, since the link behind it may be dead.
 
-Both verify host keys against the inventory's `known_hosts` and nothing else: an
-unknown or changed key is refused (Fabric's default of auto-adding keys is replaced by
-Paramiko's RejectPolicy; OpenSSH runs with StrictHostKeyChecking=yes). Every failure
-comes back as a `HostError` carrying the command, exit code and the last lines of
-output, so a host's failure is data for the report, never a crash of the deploy.
+Why OpenSSH and not Fabric/Paramiko for commands: rsync needs OpenSSH anyway, and a
+Paramiko connection beside it doubled the handshakes (1.25 s of CPU for 50 lab hosts,
+all on the critical path of `activate`), while Fabric's runner added about 37 ms to each
+command on an open connection (48 ms for `true` against 11 ms over the master); see
+the README's "Measured" section.
+
+Host keys are verified against the inventory's `known_hosts` and nothing else
+(StrictHostKeyChecking=yes, no global file): an unknown or changed key is refused.
+Every failure comes back as a `HostError` carrying the command, exit code and the last
+lines of output, so a host's failure is data for the report, never a crash of the
+deploy. ssh and rsync run in their own session, so a Ctrl-C meant for the deploy
+(which stops it at the next safe point) never kills a host's step half-way.
 """
 
 from __future__ import annotations
@@ -17,16 +28,10 @@ import hashlib
 import os
 import re
 import shlex
-import socket
 import subprocess
 import tempfile
-import threading
 from dataclasses import dataclass
 from pathlib import Path
-
-import paramiko
-from fabric import Connection
-from invoke.exceptions import CommandTimedOut, UnexpectedExit
 
 from console.inventory import Host, Inventory
 
@@ -76,94 +81,20 @@ def _control_dir(inventory: Inventory) -> Path:
     return path
 
 
+#: ssh's own exit status for its failures (connection, authentication, host key).
+SSH_FAILED = 255
+
+
 class HostLink:
-    """The deploy's connections to one host, opened on first use and reused."""
+    """The deploy's one OpenSSH connection to a host, opened on first use and reused."""
 
     def __init__(self, inventory: Inventory, host: Host) -> None:
         self.inventory = inventory
         self.host = host
-        self._conn: Connection | None = None
-        self._lock = threading.Lock()
         self._control = _control_dir(inventory) / "%C"
 
-    # -- commands -------------------------------------------------------------------
-
-    def _connection(self) -> Connection:
-        with self._lock:
-            if self._conn is None:
-                inv, host = self.inventory, self.host
-                conn = Connection(
-                    host.address,
-                    user=inv.ssh.user,
-                    port=host.port,
-                    connect_timeout=inv.timeouts.connect,
-                    connect_kwargs={
-                        "key_filename": str(inv.ssh.key),
-                        "look_for_keys": False,
-                        "allow_agent": False,
-                        "banner_timeout": inv.timeouts.connect,
-                        "auth_timeout": inv.timeouts.connect,
-                    },
-                )
-                conn.client.set_missing_host_key_policy(paramiko.RejectPolicy())
-                conn.client.load_host_keys(str(inv.ssh.known_hosts))
-                try:
-                    conn.open()
-                except paramiko.BadHostKeyException:
-                    raise HostError(
-                        f"host key of {host.address}:{host.port} does not match "
-                        f"{inv.ssh.known_hosts}: refused (changed host key)"
-                    ) from None
-                except paramiko.SSHException as exc:
-                    if "not found in known_hosts" in str(exc):
-                        raise HostError(
-                            f"host key of {host.address}:{host.port} is not in "
-                            f"{inv.ssh.known_hosts}: refused (unknown host)"
-                        ) from None
-                    raise HostError(f"ssh to {host.address}:{host.port} failed: {exc}") from None
-                except (socket.timeout, TimeoutError):
-                    raise HostError(
-                        f"ssh connect to {host.address}:{host.port} timed out after "
-                        f"{inv.timeouts.connect:g} s"
-                    ) from None
-                except OSError as exc:
-                    raise HostError(
-                        f"ssh connect to {host.address}:{host.port} failed: {exc.strerror or exc}"
-                    ) from None
-                transport = conn.client.get_transport()
-                if transport is not None:
-                    transport.set_keepalive(2)
-                self._conn = conn
-            return self._conn
-
-    def run(self, command: str, *, timeout: float | None = None, what: str = "") -> Result:
-        """Run a shell command on the host; a non-zero exit or a timeout is a HostError."""
-        limit = timeout or self.inventory.timeouts.command
-        conn = self._connection()
-        label = what or command.split(" ", 1)[0]
-        try:
-            r = conn.run(command, hide=True, warn=False, timeout=limit, in_stream=False)
-        except UnexpectedExit as exc:
-            r = exc.result
-            out = tail(r.stderr or r.stdout)
-            last = out.splitlines()[-1] if out else ""
-            raise HostError(
-                f"{label} exited {r.exited}" + (f": {last}" if last else ""),
-                exit_code=r.exited,
-                output=out,
-            ) from None
-        except CommandTimedOut:
-            self.close()
-            raise HostError(f"{label} timed out after {limit:g} s") from None
-        except (paramiko.SSHException, EOFError, OSError) as exc:
-            self.close()
-            raise HostError(f"{label}: connection lost: {exc or type(exc).__name__}") from None
-        return Result(r.stdout, r.stderr, r.exited)
-
-    # -- files ----------------------------------------------------------------------
-
     def ssh_command(self) -> list[str]:
-        """The OpenSSH client command rsync uses, sharing one master connection."""
+        """The OpenSSH client command for this host, sharing one master connection."""
         inv, t = self.inventory, self.inventory.timeouts
         return [
             "ssh",
@@ -187,6 +118,49 @@ class HostLink:
             "-l", inv.ssh.user,
         ]  # fmt: skip
 
+    def _ssh_failure(self, stderr: str) -> str | None:
+        """The one-line reason when ssh itself failed (not the remote command), else None."""
+        where = f"{self.host.address}:{self.host.port}"
+        known = self.inventory.ssh.known_hosts
+        if "REMOTE HOST IDENTIFICATION HAS CHANGED" in stderr:
+            return f"host key of {where} does not match {known}: refused (changed host key)"
+        if "Host key verification failed" in stderr:
+            return f"host key of {where} is not in {known}: refused (unknown host)"
+        lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+        if re.search(r"connect to host .* timed out|timed out during banner exchange", stderr):
+            return f"ssh connect to {where} timed out after {self.inventory.timeouts.connect:g} s"
+        ssh_lines = [line for line in lines if line.startswith(("ssh:", "ssh_", "Connection", "Timeout", "kex_",
+                                                                 "Permission denied", "mux_", "Control"))]
+        if ssh_lines:
+            return f"ssh to {where} failed: {ssh_lines[-1].removeprefix('ssh: ')}"
+        return None
+
+    def _spawn(self, argv: list[str], limit: float) -> subprocess.CompletedProcess[str]:
+        """Run ssh or rsync in its own session (see the module docstring)."""
+        return subprocess.run(
+            argv, capture_output=True, text=True, errors="replace", timeout=limit,
+            stdin=subprocess.DEVNULL, start_new_session=True,
+        )  # fmt: skip
+
+    def run(self, command: str, *, timeout: float | None = None, what: str = "") -> Result:
+        """Run a shell command on the host; a non-zero exit or a timeout is a HostError."""
+        limit = timeout or self.inventory.timeouts.command
+        label = what or command.split(" ", 1)[0]
+        try:
+            p = self._spawn([*self.ssh_command(), "--", self.host.address, command], limit)
+        except subprocess.TimeoutExpired:
+            self.close()  # the link may be dead: the next command gets a fresh connection
+            raise HostError(f"{label} timed out after {limit:g} s") from None
+        if p.returncode != 0:
+            failure = self._ssh_failure(p.stderr) if p.returncode == SSH_FAILED else None
+            if failure:
+                raise HostError(f"{label}: {failure}", exit_code=p.returncode, output=tail(p.stderr))
+            out = tail(p.stderr or p.stdout)
+            last = out.splitlines()[-1] if out else ""
+            raise HostError(f"{label} exited {p.returncode}" + (f": {last}" if last else ""),
+                            exit_code=p.returncode, output=out)
+        return Result(p.stdout, p.stderr, p.returncode)
+
     def rsync(self, source: Path, dest: str, *options: str, timeout: float | None = None) -> int:
         """rsync a local directory's contents to a path on the host; returns bytes sent."""
         limit = timeout or self.inventory.timeouts.sync
@@ -198,31 +172,38 @@ class HostLink:
             f"{self.host.address}:{dest}/",
         ]  # fmt: skip
         try:
-            p = subprocess.run(argv, capture_output=True, text=True, timeout=limit, stdin=subprocess.DEVNULL)
+            p = self._spawn(argv, limit)
         except subprocess.TimeoutExpired:
+            self.close()
             raise HostError(f"rsync to {dest} timed out after {limit:g} s") from None
         if p.returncode != 0:
             out = tail(p.stderr or p.stdout)
             lines = [line for line in out.splitlines() if not line.startswith("rsync error:")]
             # The cause comes first: the receiving host's own error (a full disk) or ssh's,
             # before the sender's consequent "Broken pipe" or "connection unexpectedly closed".
-            cause = next((line for line in lines if "[receiver]" in line or line.startswith("ssh:")), None)
+            cause = self._ssh_failure(p.stderr) or next((line for line in lines if "[receiver]" in line), None)
             last = cause or (lines[-1] if lines else out.splitlines()[-1] if out else "")
             raise HostError(f"rsync exited {p.returncode}: {last}", exit_code=p.returncode, output=out)
         match = re.search(r"Total bytes sent: ([\d,.]+)", p.stdout)
         return int(re.sub(r"[,.]", "", match.group(1))) if match else 0
 
-    def close(self) -> None:
-        with self._lock:
-            if self._conn is not None:
-                self._conn.close()
-                self._conn = None
-
-    def close_master(self) -> None:
-        """End the shared OpenSSH master connection (at the end of a deploy)."""
-        subprocess.run(
+    def _exit_master(self) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
             [*self.ssh_command(), "-O", "exit", self.host.address],
-            capture_output=True,
-            timeout=5,
-            stdin=subprocess.DEVNULL,
-        )
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        )  # fmt: skip
+
+    def close(self) -> None:
+        """End the master connection (it may be dead: the next use opens a fresh one)."""
+        close_all([self])
+
+
+def close_all(links: list[HostLink]) -> None:
+    """End the master connections of many hosts at once (`bench.deploy` does between
+    measured deploys, so each pays for its handshakes as a deploy an hour later would)."""
+    for proc in [link._exit_master() for link in links]:
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

@@ -1,5 +1,6 @@
 """Faults on the real lab, each resolved in seconds by the test time limits: a host whose
-sshd dies mid-sync, a cut link, a full disk, catching up failed hosts, too many failures."""
+sshd dies mid-sync, a cut link, a full disk, catching up failed hosts, too many failures,
+a changed or unknown host key."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ import pytest
 
 from console.events import HostProgress
 from console.history import History
+from console.lab.keys import known_hosts_entry
+from console.transport import HostLink, close_all
 
 from test_deploy_support import TIMEOUTS, Fleet, Recorder, deploy, make_fleet, random_text
 
@@ -151,3 +154,47 @@ def test_too_many_failures_stop_the_deploy_before_any_host_switches(fleet, heal)
         fleet.lab.heal(victim)
     assert {h: fleet.revision(h) for h in fleet.hosts} == before
     assert all(rec.release not in fleet.releases(h) for h in fleet.hosts)
+
+
+def _no_open_connections(fleet: Fleet) -> None:
+    """As for a deploy an hour after the last: every host needs a new SSH handshake."""
+    inv = inventory(fleet)
+    close_all([HostLink(inv, host) for host in inv.hosts])
+
+
+def test_a_changed_host_key_is_refused_and_that_host_gets_nothing(fleet, heal):
+    victim = fleet.hosts[1]
+    before = fleet.revision(victim)
+    heal.append(victim)
+    _no_open_connections(fleet)
+    fleet.lab.rekey(victim)
+    sha = fleet.change("rekey")
+    rec = Recorder()
+    done = deploy(inventory(fleet), recorder=rec, override=None)
+    assert done.result == "partial", done
+    failure = rec.failures()[victim]
+    assert failure.phase == "sync-assets"
+    assert failure.reason.endswith("refused (changed host key)"), failure.reason
+    assert fleet.revision(victim) == before
+    assert_serving(fleet, [h for h in fleet.hosts if h != victim], sha)
+
+
+def test_a_host_missing_from_known_hosts_is_refused(fleet, tmp_path):
+    victim = fleet.hosts[2]
+    before = fleet.revision(victim)
+    inv = inventory(fleet)
+    host = inv.host(victim)
+    name = known_hosts_entry(host.address, host.port, "").strip()
+    known = tmp_path / "known_hosts"
+    known.write_text("".join(line for line in inv.ssh.known_hosts.read_text().splitlines(keepends=True)
+                             if line.split()[0] != name))
+    _no_open_connections(fleet)
+    sha = fleet.change("unknown-host")
+    rec = Recorder()
+    done = deploy(inventory(fleet, ssh={"user": inv.ssh.user, "key": str(inv.ssh.key), "known_hosts": str(known)}),
+                  recorder=rec, override=None)
+    assert done.result == "partial", done
+    reason = rec.failures()[victim].reason
+    assert reason.endswith(f"is not in {known}: refused (unknown host)"), reason
+    assert fleet.revision(victim) == before
+    assert_serving(fleet, [h for h in fleet.hosts if h != victim], sha)

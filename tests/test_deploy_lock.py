@@ -181,3 +181,32 @@ def test_sigkill_before_start_detached_returns(fleet):
     assert (record.result, record.user, record.to_revision) == ("ok", "dave", sha)
     assert sorted(h.host for h in record.hosts) == fleet.hosts
     assert [fleet.revision(h) for h in fleet.hosts] == [sha] * HOSTS
+
+
+def test_ctrl_c_stops_a_foreground_deploy_at_the_next_safe_point(fleet):
+    """A terminal's Ctrl-C reaches the whole foreground process group: the chunk in flight
+    still finishes on every host (its ssh is not killed), then the deploy stops."""
+    inv = fleet.inventory(chunk_size=1, restart="sleep 1 && test -f {deploy_path}/current/REVISION")
+    sha = fleet.change("ctrl-c")
+    p = subprocess.Popen([str(ROOT / ".venv/bin/invoke"), "deploy", "-i", str(inv.path), "--override", "ctrl-c test"],
+                         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         stdin=subprocess.DEVNULL, start_new_session=True)
+    try:
+        lines = []
+        for line in p.stdout:
+            lines.append(line)
+            if line.strip().startswith("activate "):
+                time.sleep(0.5)  # restart's first chunk is in its `sleep 1`
+                os.killpg(p.pid, signal.SIGINT)
+                break
+        out, err = p.communicate(timeout=60)
+    finally:
+        if p.poll() is None:
+            os.killpg(p.pid, signal.SIGKILL)
+    out = "".join(lines) + out
+    assert p.returncode == 1, out + err
+    assert "stopping at the next safe point" in err
+    assert "done: ABORTED" in out and "stopped by request during restart" in out, out
+    assert "FAILED" not in out, out  # the restart in flight was not killed half-way
+    assert "hosts: 2 switching, 1 restarting" in out, out  # chunk 1 restarted, then the stop
+    assert [fleet.revision(h) for h in fleet.hosts] == [sha] * HOSTS  # activation was all at once, before

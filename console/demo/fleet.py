@@ -36,7 +36,7 @@ INVENTORY = Path("hosts") / f"{NAME}.yaml"
 
 # Debian's python3 by full path: the shop is deployed code and needs only the standard library.
 RESTART = (
-    "/usr/bin/python3 {deploy_path}/current/shop/ctl.py graceful --deploy-path={deploy_path} "
+    "/usr/bin/python3 -I -S {deploy_path}/current/shop/ctl.py graceful --deploy-path={deploy_path} "
     "--bind={address} --port={http_port} --statsd={statsd}"
 )
 HEALTH = "http://{address}:{http_port}/health"

@@ -22,6 +22,7 @@ from console.deploy import DeployRequest
 from console.errors import ConsoleError
 from console.events import PHASES, Event, PhaseDone
 from console.inventory import load_inventory
+from console.transport import HostLink, close_all
 
 
 def _measure(hosts: int, runs: int, with_restart: bool) -> tuple[float, dict[str, float]]:
@@ -42,11 +43,13 @@ def _measure(hosts: int, runs: int, with_restart: bool) -> tuple[float, dict[str
             path.write_text(yaml.safe_dump(data))
             inventory = load_inventory(path)
             run_deploy(inventory, DeployRequest(user="bench", ref=trunk.commits["initial"], override="bench"))
+            links = [HostLink(inventory, host) for host in inventory.hosts]
             walls: list[float] = []
             phases: dict[str, list[float]] = {p: [] for p in PHASES}
             for i in range(runs):
                 sha = commit_change(trunk, {"shop/VERSION_NOTE.txt": f"bench change {i}\n"}, f"Bench change {i}")
                 seen: list[Event] = []
+                close_all(links)
                 t0 = time.perf_counter()
                 done = run_deploy(inventory, DeployRequest(user="bench", ref=sha, override="bench"),
                                   printer=seen.append)

@@ -31,6 +31,7 @@ import subprocess  # noqa: E402
 import time  # noqa: E402
 
 WAIT = 40.0
+POLL = 0.01  # seconds between looks at the master's state file
 
 
 class Failed(Exception):
@@ -118,7 +119,7 @@ class Ctl:
                 return f"started: {self.serving(state)}"
             if proc.poll() is not None:
                 raise Failed(f"the shop master exited with status {proc.returncode}: {self.last_log_line()}")
-            time.sleep(0.05)
+            time.sleep(POLL)
         raise Failed(f"the shop master did not serve within {self.args.timeout:.0f} s: {self.last_log_line()}")
 
     def graceful(self):
@@ -141,7 +142,7 @@ class Ctl:
                 raise Failed(f"reload failed, still serving {before.get('revision')}: {state.get('last_error')}")
             if not alive(pid):
                 raise Failed(f"the shop master (pid {pid}) exited during the reload: {self.last_log_line()}")
-            time.sleep(0.05)
+            time.sleep(POLL)
         raise Failed(f"the shop master (pid {pid}) did not reload within {self.args.timeout:.0f} s")
 
     def stop(self):
@@ -153,7 +154,7 @@ class Ctl:
         while time.monotonic() < deadline:
             if not alive(pid):
                 return f"stopped (master {pid})"
-            time.sleep(0.05)
+            time.sleep(POLL)
         raise Failed(f"the shop master (pid {pid}) did not stop within {self.args.timeout:.0f} s")
 
     def status(self):

@@ -4,12 +4,18 @@ Run by `ctl.py start|graceful` (detached) or `ctl.py run` (in the foreground).
 
 - The socket is bound once (SO_REUSEADDR) and stays open for the master's whole life, so
   no connection is ever refused: connections wait in its backlog for whichever worker accepts.
-- SIGHUP: start a new worker from the release `current` points to now, wait until it is
-  ready, then SIGTERM the old one, which stops accepting and finishes its requests in
+- SIGHUP: fork a new worker that loads the release `current` points to now, wait until
+  it is ready, then SIGTERM the old one, which stops accepting and finishes its requests in
   flight. If the new worker fails to start, the old one keeps serving and the failure is
   recorded in the state file.
 - SIGTERM/SIGINT: stop every worker gracefully, then exit.
 - A worker that dies on its own is replaced.
+- Workers are forked from the master (as gunicorn and Apache's prefork do) and import
+  the release's code after the fork, so a reload costs the release's own imports, not a
+  new interpreter: the master never imports the shop's modules itself.
+- Signals wake the master's loop at once (a wakeup pipe; SIGCHLD too, so a worker that
+  dies is replaced at once): a reload starts the moment SIGHUP arrives, and an idle
+  master does not poll.
 
 Files under {deploy_path}/run/: shop.pid (the master's pid), shop.json (state: pid, port,
 generation, worker pid, release, revision, failures, last error), config.json (StatsD
@@ -26,11 +32,21 @@ sys.path.insert(0, ROOT)
 
 import argparse  # noqa: E402
 import json  # noqa: E402
+import multiprocessing  # noqa: E402
+import runpy  # noqa: E402
 import select  # noqa: E402
 import signal  # noqa: E402
 import socket  # noqa: E402
-import subprocess  # noqa: E402
 import time  # noqa: E402
+
+# The standard library's server machinery every worker runs on, imported once here so
+# that forked workers inherit it and a reload only imports the release's own code.
+import http.server  # noqa: E402, F401
+import socketserver  # noqa: E402, F401
+import threading  # noqa: E402, F401
+
+FORK = multiprocessing.get_context("fork")
+SIGNALS = (signal.SIGHUP, signal.SIGTERM, signal.SIGINT, signal.SIGCHLD)
 
 READY_TIMEOUT = 30.0
 DRAIN_TIMEOUT = 60.0
@@ -65,6 +81,20 @@ def read_line(fd, timeout):
     return data
 
 
+def run_worker(script, argv):
+    """In the forked child: forget the master's release and signal handling, then run
+    the new release's worker.py as if it had been started as a script."""
+    signal.set_wakeup_fd(-1)
+    for sig in SIGNALS:
+        signal.signal(sig, signal.SIG_DFL)
+    sys.path[:] = [p for p in sys.path if p != ROOT]
+    for name in [m for m in sys.modules if m == "shop" or m.startswith("shop.")]:
+        del sys.modules[name]
+    sys.argv = [script, *argv]
+    os.chdir(os.path.dirname(os.path.dirname(script)))
+    runpy.run_path(script, run_name="__main__")
+
+
 class Master:
     def __init__(self, deploy_path, bind, port, statsd, ready_timeout=READY_TIMEOUT):
         self.deploy_path = os.path.abspath(deploy_path)
@@ -72,13 +102,14 @@ class Master:
         self.bind, self.port, self.statsd = bind, port, statsd
         self.ready_timeout = ready_timeout
         self.sock = None
-        self.worker = None  # (Popen, release, revision, read end of its pipe)
-        self.draining = []  # (Popen, deadline)
+        self.worker = None  # (Process, release, revision, read end of its pipe)
+        self.draining = []  # (Process, deadline)
         self.generation = 0
         self.failures = 0
         self.last_error = ""
         self.hup = False
         self.stop = False
+        self.wakeup = None  # read end of the pipe signals write to
 
     # -- files -------------------------------------------------------------------------------
     def path(self, name):
@@ -117,12 +148,11 @@ class Master:
         if not os.path.isfile(script):
             return self.fail(f"{current} -> {release}: no shop/worker.py there")
         r, w = os.pipe()
+        argv = ["--fd", str(self.sock.fileno()), "--ready-fd", str(w), "--deploy-path", self.deploy_path,
+                "--statsd", self.statsd, "--master-pid", str(os.getpid())]
+        proc = FORK.Process(target=run_worker, args=(script, argv), daemon=False)
         try:
-            proc = subprocess.Popen(
-                [sys.executable, "-B", script, "--fd", str(self.sock.fileno()), "--ready-fd", str(w),
-                 "--deploy-path", self.deploy_path, "--statsd", self.statsd, "--master-pid", str(os.getpid())],
-                pass_fds=(self.sock.fileno(), w), cwd=release, stdin=subprocess.DEVNULL,
-            )
+            proc.start()
         except OSError as exc:
             os.close(r)
             os.close(w)
@@ -131,10 +161,10 @@ class Master:
         answer = read_line(r, self.ready_timeout)
         if not answer.startswith(b"ready "):
             os.close(r)
-            if proc.poll() is None:
+            if proc.is_alive():
                 proc.kill()
-            code = proc.wait()
-            why = "timed out" if code < 0 else f"exited with status {code}"
+            proc.join()
+            why = "timed out" if proc.exitcode < 0 else f"exited with status {proc.exitcode}"
             return self.fail(f"worker from {release} was not ready ({why}); see run/shop.log")
         revision = answer.split()[1].decode()
         self.generation += 1
@@ -157,7 +187,7 @@ class Master:
         if old is not None:
             # The reload is done when the old worker no longer accepts: from then on every
             # new connection is served by the new release.
-            old[0].send_signal(signal.SIGTERM)
+            old[0].terminate()
             read_line(old[3], STOP_ACCEPT_TIMEOUT)
             os.close(old[3])
             self.draining.append((old[0], time.monotonic() + DRAIN_TIMEOUT))
@@ -167,12 +197,12 @@ class Master:
     def reap(self):
         still = []
         for proc, deadline in self.draining:
-            if proc.poll() is not None:
+            if not proc.is_alive():
                 log(f"worker {proc.pid} finished its requests and exited")
             elif time.monotonic() > deadline:
                 log(f"worker {proc.pid} still busy after {DRAIN_TIMEOUT:.0f} s, killing it")
                 proc.kill()
-                proc.wait()
+                proc.join()
             else:
                 still.append((proc, deadline))
         self.draining = still
@@ -181,12 +211,15 @@ class Master:
     def on_signal(self, signum, frame):
         if signum == signal.SIGHUP:
             self.hup = True
-        else:
+        elif signum != signal.SIGCHLD:  # a child's exit only needs to wake the loop
             self.stop = True
 
     def run(self):
         os.makedirs(self.run_dir, exist_ok=True)
-        for sig in (signal.SIGHUP, signal.SIGTERM, signal.SIGINT):
+        self.wakeup, wake = os.pipe()
+        os.set_blocking(wake, False)
+        signal.set_wakeup_fd(wake)
+        for sig in SIGNALS:
             signal.signal(sig, self.on_signal)
         try:
             family = socket.AF_INET6 if ":" in self.bind else socket.AF_INET
@@ -211,30 +244,30 @@ class Master:
                 self.hup = False
                 self.reload()
             proc = self.worker[0] if self.worker else None
-            if proc is not None and proc.poll() is not None:
-                log(f"worker {proc.pid} died with status {proc.returncode}; starting another")
+            if proc is not None and not proc.is_alive():
+                log(f"worker {proc.pid} died with status {proc.exitcode}; starting another")
                 os.close(self.worker[3])
                 self.worker = None
             if self.worker is None and time.monotonic() >= backoff:
                 if not self.reload():
                     backoff = time.monotonic() + 2.0
             self.reap()
-            time.sleep(0.05)
+            if select.select([self.wakeup], [], [], 1.0)[0]:
+                os.read(self.wakeup, 512)
         self.shutdown()
         return 0
 
     def shutdown(self):
         procs = [p for p, _ in self.draining] + ([self.worker[0]] if self.worker else [])
         for proc in procs:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
+            if proc.is_alive():
+                proc.terminate()
         deadline = time.monotonic() + 30
         for proc in procs:
-            try:
-                proc.wait(max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
+            proc.join(max(0.1, deadline - time.monotonic()))
+            if proc.is_alive():
                 proc.kill()
-                proc.wait()
+                proc.join()
         self.worker, self.draining = None, []
         for name in ("shop.pid", "shop.json"):
             try:
