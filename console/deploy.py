@@ -492,14 +492,8 @@ class Pipeline:
         the assets any kept release's manifest names; remove the rest."""
         keep = self.inventory.keep_releases
         link = self.link(host)
-        current_text, releases_text, assets_text = (
-            link.run(remote.survey(host.deploy_path), what="survey").stdout.split("@@\n") + ["", ""]
-        )[:3]
-        current = current_text.strip().removeprefix("releases/")
-        manifests: dict[str, str] = {}
-        for block in releases_text.split("@@ ")[1:]:
-            name, _, body = block.partition("\n")
-            manifests[name.strip()] = body
+        survey = remote.parse_survey(link.run(remote.survey(host.deploy_path), what="survey").stdout)
+        current, manifests = survey.current, survey.manifests
         releases = sorted(r for r in manifests if remote.RELEASE_ID.match(r))
         kept = set(releases[-keep:])
         if current in manifests:
@@ -512,15 +506,11 @@ class Pipeline:
         complete = True
         for name in kept:
             try:
-                referenced |= {u.removeprefix("/assets/") for u in json.loads(manifests[name]).values()}
+                referenced |= {u.removeprefix("/assets/") for u in json.loads(manifests[name] or "").values()}
             except (ValueError, KeyError):
                 complete = False  # a release without a readable manifest: keep every asset
         if complete:
-            doomed += [
-                f"assets/{p.removeprefix('./')}"
-                for p in assets_text.split("\n")
-                if p.strip() and p.removeprefix("./") not in referenced
-            ]
+            doomed += [f"assets/{p}" for p in survey.assets if p not in referenced]
         if doomed:
             link.run(remote.remove(host.deploy_path, doomed), what="cleanup")
         return 0, f"kept {len(kept)} releases, removed {len(doomed)} paths"

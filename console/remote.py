@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import re
 import time
+from dataclasses import dataclass
 
 from console.errors import ConsoleError
 from console.transport import q
@@ -52,13 +53,35 @@ def activate(deploy_path: str, release: str, user: str) -> str:
 
 
 def survey(deploy_path: str) -> str:
-    """What cleanup needs to know, in one round trip: the current release, every release
-    with its manifest (after a `@@ <release>` line), and every asset file."""
+    """What cleanup needs to know, in one round trip and three programs (readlink, awk,
+    find; the rest are shell builtins): the current release, every release, every
+    release's manifest, every asset file. `parse_survey` reads the answer."""
     d = q(deploy_path)
     return (
-        f"cd {d} && (readlink current || true) && echo @@"
-        " && for r in $(ls -1 releases 2>/dev/null); do echo \"@@ $r\"; cat \"releases/$r/manifest.json\" 2>/dev/null; echo; done"
-        " && echo @@ && (cd assets 2>/dev/null && find . -type f || true)"
+        f"cd {d} && {{ readlink current || true; }} && echo @@"
+        " && for r in releases/*; do if [ -d \"$r\" ]; then echo \"${r#releases/}\"; fi; done"
+        " && echo @@ && { awk 'FNR == 1 { print \"@@ \" FILENAME } { print }' releases/*/manifest.json 2>/dev/null || true; }"
+        " && echo @@ && { cd assets 2>/dev/null && find . -type f || true; }"
+    )
+
+
+@dataclass(frozen=True)
+class Survey:
+    current: str  # the release `current` points to, "" if none
+    manifests: dict[str, str | None]  # release -> its manifest's text (None: no manifest)
+    assets: list[str]  # asset files, relative to {deploy_path}/assets
+
+
+def parse_survey(answer: str) -> Survey:
+    current, names, manifest_text, assets = (answer.split("@@\n") + ["", "", ""])[:4]
+    manifests: dict[str, str | None] = {name: None for name in names.split()}
+    for block in manifest_text.split("@@ releases/")[1:]:
+        path, _, body = block.partition("\n")
+        manifests[path.removesuffix("/manifest.json")] = body
+    return Survey(
+        current=current.strip().removeprefix("releases/"),
+        manifests=manifests,
+        assets=[p.removeprefix("./") for p in assets.split("\n") if p.strip()],
     )
 
 

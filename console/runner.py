@@ -116,6 +116,7 @@ class Session:
             for notice in notifier.close():
                 bus(notice)
             writer.close()
+            self.history.close()
             return done
         finally:
             try:

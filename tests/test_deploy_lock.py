@@ -163,8 +163,8 @@ def test_sigkill_before_start_detached_returns(fleet):
     inv = fleet.inventory()
     sha = fleet.change("detached-early")
     before = {d.id for d in History(fleet.state_dir).deploys(50)}
-    # killed 0.3 s after it spawned the deploy process: before that one has even imported the engine
-    starter = subprocess.run([sys.executable, "-c", KILLED_EARLY, str(inv.path), sha, "0.3"], cwd=ROOT,
+    # killed 0.1 s after it spawned the deploy process: before that one has even imported the engine
+    starter = subprocess.run([sys.executable, "-c", KILLED_EARLY, str(inv.path), sha, "0.1"], cwd=ROOT,
                              capture_output=True, text=True, timeout=30)
     assert starter.returncode == -signal.SIGKILL
     assert "returned" not in starter.stdout

@@ -6,6 +6,7 @@ import http.client
 import json
 import re
 import socket
+import subprocess
 import threading
 import time
 from pathlib import Path
@@ -13,7 +14,9 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from console.demo.layout import export_commit, install_release, activate_release, kill_shop, shop_ctl, shop_source
+from console.demo.layout import (
+    activate_release, export_commit, host_python, install_release, kill_shop, shop_ctl, shop_source,
+)
 from console.demo.trunk import create_trunk
 
 REV_A = "a" * 40
@@ -265,6 +268,18 @@ def test_ctl_fails_in_one_line_when_the_port_is_taken(make_shop):
         done = s.ctl("graceful")
     assert done.returncode == 1
     assert done.stderr.count("\n") == 1 and "cannot listen on 127.0.0.1" in done.stderr
+
+
+def test_ctl_refuses_bad_arguments_in_one_line_with_its_usage(shop):
+    ctl = shop.deploy_path / "current" / "shop" / "ctl.py"
+    for argv, last in ((["graceful", "--port", "x"], "ctl.py: --port: not a number: 'x'"),
+                       (["graceful", "--colour=red"], "ctl.py: unknown argument '--colour=red'"),
+                       (["reboot"], "ctl.py: a command first, one of graceful, start, stop, status, run")):
+        done = subprocess.run([host_python(), str(ctl), *argv], capture_output=True, text=True, timeout=30)
+        assert done.returncode == 2, done
+        assert done.stderr.splitlines()[0].startswith("usage: ctl.py {graceful,")
+        assert done.stderr.splitlines()[-1] == last
+    assert get(shop.port, "/health")[0] == 200  # nothing happened to the running shop
 
 
 class StatsDSink:

@@ -154,19 +154,15 @@ def kill_shop(deploy_path: Path) -> None:
     deploy_path = Path(deploy_path)
     run = deploy_path / "run"
     pids: set[int] = set()
-    for name in ("shop.json", "shop.pid"):
+    for name in ("shop.state", "shop.pid"):
         try:
             text = (run / name).read_text()
         except OSError:
             continue
-        if name == "shop.json":
-            try:
-                state = json.loads(text)
-                pids |= {int(state.get("master_pid") or 0), int(state.get("worker_pid") or 0)}
-            except (ValueError, TypeError):
-                pass
-        elif text.strip().isdigit():
-            pids.add(int(text.strip()))
+        for line in text.splitlines():  # shop.state: key=value lines; shop.pid: the pid
+            key, _, value = line.rpartition("=")
+            if key in ("", "master_pid", "worker_pid") and value.strip().isdigit():
+                pids.add(int(value.strip()))
     if (deploy_path / "current" / "shop" / "ctl.py").exists():
         try:
             shop_ctl(deploy_path, "stop", timeout=10)

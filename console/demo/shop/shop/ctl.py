@@ -13,6 +13,10 @@ status:   one line: pid, port, revision; exit status 3 if it does not run.
 run:      run the master in the foreground (for debugging).
 
 Prints one line; exits non-zero with a one-line reason on failure.
+
+The deploy runs `graceful` on every host on every deploy, so ctl imports only modules
+that start in no time: no argparse or json (they pull in `re`, which tripled ctl's
+start-up from 11 to 34 ms of CPU), and subprocess only to start the master.
 """
 
 import os
@@ -23,12 +27,11 @@ if sys.path and os.path.realpath(sys.path[0]) == os.path.join(ROOT, "shop"):
     sys.path.pop(0)
 sys.path.insert(0, ROOT)
 
-import argparse  # noqa: E402
 import fcntl  # noqa: E402
-import json  # noqa: E402
 import signal  # noqa: E402
-import subprocess  # noqa: E402
 import time  # noqa: E402
+
+from shop.runfiles import read_fields, write_fields  # noqa: E402
 
 WAIT = 40.0
 POLL = 0.01  # seconds between looks at the master's state file
@@ -69,11 +72,12 @@ class Ctl:
         return pid if alive(pid) else 0
 
     def state(self):
-        try:
-            with open(self.path("shop.json"), encoding="utf-8") as f:
-                return json.load(f)
-        except (OSError, ValueError):
-            return {}
+        """The master's state file, with its numbers as numbers."""
+        state = read_fields(self.path("shop.state"))
+        for key in ("master_pid", "worker_pid", "port", "generation", "failures"):
+            if key in state:
+                state[key] = int(state[key]) if state[key].isdigit() else 0
+        return state
 
     def last_log_line(self):
         try:
@@ -86,10 +90,7 @@ class Ctl:
         return lines[-1].strip() if lines else "empty log"
 
     def write_config(self):
-        tmp = self.path(f"config.json.{os.getpid()}")
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump({"statsd": self.args.statsd}, f)
-        os.replace(tmp, self.path("config.json"))
+        write_fields(self.path("config"), {"statsd": self.args.statsd})
 
     def serving(self, state):
         return (f"revision {state.get('revision', '?')} on {state.get('bind')}:{state.get('port')} "
@@ -97,6 +98,8 @@ class Ctl:
 
     # -- commands ----------------------------------------------------------------------------
     def start(self):
+        import subprocess
+
         if self.master_pid():
             raise Failed(f"the shop master already runs (pid {self.master_pid()}); use graceful or stop")
         current = os.path.join(self.deploy_path, "current")
@@ -164,16 +167,54 @@ class Ctl:
         return f"running: {self.serving(self.state())}"
 
 
+COMMANDS = ("graceful", "start", "stop", "status", "run")
+#: option -> (type, default, help)
+OPTIONS = {
+    "deploy-path": (str, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+                    "the host's deploy path (three levels above this file)"),
+    "bind": (str, "0.0.0.0", "address to listen on"),
+    "port": (int, 8080, "http port"),
+    "statsd": (str, "", "HOST:PORT to send StatsD metrics to; empty: none"),
+    "timeout": (float, WAIT, "seconds to wait for the master"),
+}
+USAGE = "usage: ctl.py {" + ",".join(COMMANDS) + "} " + " ".join(f"[--{name} VALUE]" for name in OPTIONS)
+
+
+class Args:
+    """`COMMAND [--name VALUE | --name=VALUE]...`, parsed by hand: see the module docstring."""
+
+    def __init__(self, argv):
+        if argv and argv[0] in ("-h", "--help"):
+            raise Failed(USAGE + "\n" + "\n".join(f"  --{n:<12} {h} (default {d!r})" for n, (_, d, h) in OPTIONS.items()), 0)
+        if not argv or argv[0] not in COMMANDS:
+            raise Failed(f"{USAGE}\nctl.py: a command first, one of {', '.join(COMMANDS)}", 2)
+        self.command = argv[0]
+        values = {name: default for name, (_, default, _) in OPTIONS.items()}
+        rest = list(argv[1:])
+        while rest:
+            arg = rest.pop(0)
+            name, eq, value = arg.partition("=")
+            if not name.startswith("--") or name[2:] not in OPTIONS:
+                raise Failed(f"{USAGE}\nctl.py: unknown argument {arg!r}", 2)
+            if not eq:
+                if not rest:
+                    raise Failed(f"{USAGE}\nctl.py: {name} needs a value", 2)
+                value = rest.pop(0)
+            kind = OPTIONS[name[2:]][0]
+            try:
+                values[name[2:]] = kind(value)
+            except ValueError:
+                raise Failed(f"{USAGE}\nctl.py: {name}: not a number: {value!r}", 2) from None
+        self.deploy_path, self.bind, self.port = values["deploy-path"], values["bind"], values["port"]
+        self.statsd, self.timeout = values["statsd"], values["timeout"]
+
+
 def main(argv=None):
-    p = argparse.ArgumentParser(prog="ctl.py", description="Control the demo shop on this host.")
-    p.add_argument("command", choices=("graceful", "start", "stop", "status", "run"))
-    p.add_argument("--deploy-path", default=os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
-                   help="the host's deploy path (default: three levels above this file)")
-    p.add_argument("--bind", default="0.0.0.0", help="address to listen on (default 0.0.0.0)")
-    p.add_argument("--port", type=int, default=8080, help="http port (default 8080)")
-    p.add_argument("--statsd", default="", help="HOST:PORT to send StatsD metrics to (default: none)")
-    p.add_argument("--timeout", type=float, default=WAIT, help="seconds to wait for the master")
-    args = p.parse_args(argv)
+    try:
+        args = Args(sys.argv[1:] if argv is None else argv)
+    except Failed as exc:
+        print(exc.args[0], file=sys.stdout if exc.args[1] == 0 else sys.stderr)
+        return exc.args[1]
     ctl = Ctl(args)
     if args.command == "run":
         from shop.master import Master

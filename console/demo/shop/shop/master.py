@@ -12,14 +12,16 @@ Run by `ctl.py start|graceful` (detached) or `ctl.py run` (in the foreground).
 - A worker that dies on its own is replaced.
 - Workers are forked from the master (as gunicorn and Apache's prefork do) and import
   the release's code after the fork, so a reload costs the release's own imports, not a
-  new interpreter: the master never imports the shop's modules itself.
+  new interpreter. The child forgets every `shop` module the master imported (only
+  runfiles.py) and imports the new release's.
 - Signals wake the master's loop at once (a wakeup pipe; SIGCHLD too, so a worker that
   dies is replaced at once): a reload starts the moment SIGHUP arrives, and an idle
   master does not poll.
 
-Files under {deploy_path}/run/: shop.pid (the master's pid), shop.json (state: pid, port,
-generation, worker pid, release, revision, failures, last error), config.json (StatsD
-address, rewritten by ctl before each reload), shop.log (the log of master and workers).
+Files under {deploy_path}/run/: shop.pid (the master's pid), shop.state (pid, port,
+generation, worker pid, release, revision, failures, last error), config (the StatsD
+address, rewritten by ctl before each reload), shop.log (the log of master and workers);
+see runfiles.py for their format.
 """
 
 import os
@@ -31,7 +33,6 @@ if sys.path and os.path.realpath(sys.path[0]) == os.path.join(ROOT, "shop"):
 sys.path.insert(0, ROOT)
 
 import argparse  # noqa: E402
-import json  # noqa: E402
 import multiprocessing  # noqa: E402
 import runpy  # noqa: E402
 import select  # noqa: E402
@@ -45,6 +46,8 @@ import http.server  # noqa: E402, F401
 import socketserver  # noqa: E402, F401
 import threading  # noqa: E402, F401
 
+from shop.runfiles import read_fields, write_fields  # noqa: E402
+
 FORK = multiprocessing.get_context("fork")
 SIGNALS = (signal.SIGHUP, signal.SIGTERM, signal.SIGINT, signal.SIGCHLD)
 
@@ -56,14 +59,6 @@ STOP_ACCEPT_TIMEOUT = 10.0
 def log(message):
     stamp = time.strftime("%Y-%m-%d %H:%M:%S")
     print(f"{stamp} master {os.getpid()}: {message}", file=sys.stderr, flush=True)
-
-
-def write_json(path, data):
-    tmp = f"{path}.{os.getpid()}.tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(data, f, indent=1)
-        f.write("\n")
-    os.replace(tmp, path)
 
 
 def read_line(fd, timeout):
@@ -117,7 +112,7 @@ class Master:
 
     def save_state(self):
         proc, release, revision, _ = self.worker if self.worker else (None, "", "", -1)
-        write_json(self.path("shop.json"), {
+        write_fields(self.path("shop.state"), {
             "master_pid": os.getpid(),
             "bind": self.bind,
             "port": self.port,
@@ -132,11 +127,7 @@ class Master:
         })
 
     def read_config(self):
-        try:
-            with open(self.path("config.json"), encoding="utf-8") as f:
-                self.statsd = json.load(f).get("statsd", self.statsd)
-        except (OSError, ValueError):
-            pass
+        self.statsd = read_fields(self.path("config")).get("statsd", self.statsd)
 
     # -- workers -----------------------------------------------------------------------------
     def spawn(self):
@@ -269,7 +260,7 @@ class Master:
                 proc.kill()
                 proc.join()
         self.worker, self.draining = None, []
-        for name in ("shop.pid", "shop.json"):
+        for name in ("shop.pid", "shop.state"):
             try:
                 os.unlink(self.path(name))
             except FileNotFoundError:
