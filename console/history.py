@@ -114,14 +114,19 @@ def private_dir(path: Path) -> Path:
 
 
 def private_file(path: Path) -> Path:
-    """Create `path` empty if missing, mode 0600 whatever the umask; returns it."""
+    """Create `path` empty if missing, mode 0600 whatever the umask; returns it.
+
+    An existing file is never opened: closing any descriptor of a SQLite database drops
+    every POSIX lock this process holds on it, those of its open connections included,
+    and that corrupts a WAL database (sqlite.org/howtocorrupt.html, 2.2).
+    """
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600)
         try:
-            if os.fstat(fd).st_mode & 0o077 and os.fstat(fd).st_uid == os.getuid():
-                os.fchmod(fd, 0o600)
-        finally:
-            os.close(fd)
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600))
+        except FileExistsError:
+            st = os.stat(path)
+            if st.st_mode & 0o077 and st.st_uid == os.getuid():
+                os.chmod(path, 0o600)
     except OSError as exc:
         raise ConsoleError(f"{path}: cannot create a state file: {exc.strerror}") from None
     return path

@@ -252,3 +252,28 @@ def test_engine_modules_import_no_textual() -> None:
         assert "textual" not in sys.modules, sorted(m for m in sys.modules if m.startswith("textual"))
     """)
     subprocess.run([sys.executable, "-c", code], check=True, timeout=30)
+
+
+WRITER = """
+import sys
+from console.history import History
+h = History(sys.argv[1])
+for i in range(300):
+    h.add_audit("lab", "other", "lock", "x" * 200)
+h.close()
+"""
+
+
+def test_a_second_history_in_the_process_never_breaks_an_open_writer(tmp_path: Path) -> None:
+    """The session's History keeps its write connection open while the lock opens a
+    History of its own and other processes write: the database must stay sound."""
+    session = History(tmp_path)
+    session.add_audit("lab", "alice", "lock", "first")  # its write connection is open now
+    History(tmp_path).add_audit("lab", "alice", "unlock", "second")  # as Lock._audit does
+    subprocess.run([sys.executable, "-c", WRITER, str(tmp_path)], check=True, timeout=60)
+    for i in range(300):
+        session.add_audit("lab", "alice", "lock", str(i))
+    session.close()
+    with sqlite3.connect(tmp_path / "history.sqlite") as db:
+        assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    assert len(History(tmp_path).audit(limit=1000)) == 602
