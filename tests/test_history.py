@@ -254,7 +254,7 @@ def test_engine_modules_import_no_textual() -> None:
     subprocess.run([sys.executable, "-c", code], check=True, timeout=30)
 
 
-WRITER = """
+AUDIT_WRITER = """
 import sys
 from console.history import History
 h = History(sys.argv[1])
@@ -270,7 +270,7 @@ def test_a_second_history_in_the_process_never_breaks_an_open_writer(tmp_path: P
     session = History(tmp_path)
     session.add_audit("lab", "alice", "lock", "first")  # its write connection is open now
     History(tmp_path).add_audit("lab", "alice", "unlock", "second")  # as Lock._audit does
-    subprocess.run([sys.executable, "-c", WRITER, str(tmp_path)], check=True, timeout=60)
+    subprocess.run([sys.executable, "-c", AUDIT_WRITER, str(tmp_path)], check=True, timeout=60)
     for i in range(300):
         session.add_audit("lab", "alice", "lock", str(i))
     session.close()
