@@ -55,8 +55,10 @@ async def test_choose_commit_confirm_and_grid_reaches_all_verified():
     async with app.run_test(size=(120, 40)) as pilot:
         screen = app.console_screen
         await until(pilot, lambda: screen.query_one("QueueTable").row_count == 5)
-        # newest on top: down twice lands on the newest reviewed commit without DDL
-        await pilot.press("down", "down")
+        # newest on top; the cursor starts on the newest commit that can go out as it is
+        # (the two above it are unreviewed or DDL)
+        await until(pilot, lambda: "Faster sprite sheet" in rendered(screen.query_one(CommitDetail)))
+        assert screen.query_one("QueueTable").cursor_row == 2
         detail = rendered(screen.query_one(CommitDetail))
         assert "Faster sprite sheet" in detail and "ships 3 commits" in detail
         await pilot.press("d")
@@ -95,6 +97,7 @@ async def test_refused_commit_shows_the_refusal_and_needs_an_override():
         screen = app.console_screen
         await until(pilot, lambda: screen.query_one("QueueTable").row_count == 5)
         # the top commit is the DDL one, and the range includes the unreviewed one
+        await pilot.press("up", "up")
         await until(pilot, lambda: "Add gift wrap" in rendered(screen.query_one(CommitDetail)))
         detail = rendered(screen.query_one(CommitDetail))
         assert "DDL" in detail and "blocked: not reviewed" in detail

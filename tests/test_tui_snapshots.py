@@ -57,8 +57,7 @@ async def fleet_ready(pilot) -> None:
 def test_queue(snap_compare, size):
     async def ready(pilot):
         await until(pilot, lambda: queue_loaded(pilot.app))
-        await pilot.press("down", "down")
-        await pilot.pause(0.2)
+        await pilot.pause(0.2)  # the cursor starts on the newest commit that can go out
 
     assert snap_compare(make_app(), run_before=ready, terminal_size=size)
 
@@ -67,7 +66,7 @@ def test_queue(snap_compare, size):
 def test_confirm_refused(snap_compare, size):
     async def ready(pilot):
         await until(pilot, lambda: queue_loaded(pilot.app))
-        await pilot.press("d")
+        await pilot.press("up", "up", "d")  # the newest commit: DDL, and it ships an unreviewed one
         await until(pilot, lambda: isinstance(pilot.app.screen, ConfirmDeploy))
         await pilot.press(*"dba approved")
 

@@ -17,6 +17,7 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import yaml
@@ -92,7 +93,8 @@ def start_demo(hosts: int = 20, *, traffic: bool = True, echo=print) -> Path:
     echo(f"demo: bringing up {hosts} lab hosts ...")
     trunk_path = LAB_ROOT / f"{NAME}-trunk.git"
     shutil.rmtree(trunk_path, ignore_errors=True)  # every demo starts from the same history
-    trunk = create_trunk(trunk_path)
+    # dated from an hour ago, so the queue's ages read minutes, as on a working day
+    trunk = create_trunk(trunk_path, start=datetime.now(timezone.utc).replace(microsecond=0) - timedelta(hours=1))
     path = lab.up(hosts, inventory_path=INVENTORY.resolve(), extra={"repo": str(trunk.path)})
     # The lab picks its address block; the shop sends StatsD to the deploy machine's address on it.
     st = labstate.load(NAME)

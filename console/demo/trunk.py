@@ -2,8 +2,9 @@
 
 `create_trunk(path)` builds a bare repository at `path` (branch `main`) by committing the
 shop source from `shop/` and then a series of changes, from a temporary work tree, and
-pushing. Names, emails and dates are fixed and git never reads the machine's or the
-user's configuration, so the same code always gives the same commit ids.
+pushing. Names and emails are fixed and git never reads the machine's or the user's
+configuration; dates are fixed too unless a start is given (the demo fleet starts its
+trunk an hour ago, so the console shows real ages), so tests always get the same ids.
 
 History, oldest first (the roles of `Trunk.commits`):
 
@@ -213,9 +214,10 @@ CHANGES: tuple[tuple[str, str, str | None, str, str, tuple[Callable[[Path], None
 )
 
 
-def create_trunk(path: Path) -> Trunk:
+def create_trunk(path: Path, start: datetime = START) -> Trunk:
     """Build the demo trunk as a bare repository at `path` (which must not exist or be an
-    empty directory); returns its commit ids by role, oldest first."""
+    empty directory), its first commit dated `start` and each next one 7 minutes later;
+    returns its commit ids by role, oldest first."""
     path = Path(path).absolute()
     if path.exists() and (not path.is_dir() or any(path.iterdir())):
         raise ConsoleError(f"{path}: already exists; expected a new or empty directory for the demo trunk")
@@ -227,7 +229,7 @@ def create_trunk(path: Path) -> Trunk:
         work.mkdir()
         _git(work, "init", "-q", "-b", BRANCH)
         _copy_tree(shop_source(), work)
-        when = START
+        when = start
         commits["initial"] = _commit(
             work, "Open the workshop shop",
             "Pages, assets through the build manifest, checkout, /health and /metrics.", "alice", "bob", when,

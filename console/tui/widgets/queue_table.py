@@ -68,8 +68,18 @@ class QueueTable(DataTable):
         shas = [c.sha for c in self.changes]
         return self.changes[: shas.index(change.sha) + 1] if change.sha in shas else [change]
 
+    def newest_deployable(self) -> Any | None:
+        """The newest commit whose deploy ships no blocked commit (None: the oldest is blocked)."""
+        newest = None
+        for change in self.changes:  # oldest first: every later commit ships this one too
+            if blocked_reason(change):
+                break
+            newest = change
+        return newest
+
     def show(self, changes: Sequence[Any], now: float) -> None:
-        """Replace the rows, keeping the cursor on the same commit when it is still queued."""
+        """Replace the rows, keeping the cursor on the same commit when it is still queued,
+        else putting it on the newest commit that can go out without an override."""
         keep = self.current.sha if self.current is not None else None
         self.changes = list(changes)
         self.clear()
@@ -91,7 +101,10 @@ class QueueTable(DataTable):
                 ago(now - change.time) if now else "",
                 key=change.sha,
             )
-        if keep is not None and any(c.sha == keep for c in self.changes):
+        if keep is None or not any(c.sha == keep for c in self.changes):
+            deployable = self.newest_deployable()
+            keep = deployable.sha if deployable is not None else None
+        if keep is not None:
             self.move_cursor(row=self.get_row_index(keep))
         self._announce()
 
