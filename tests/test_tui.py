@@ -77,6 +77,22 @@ async def test_choose_commit_confirm_and_grid_reaches_all_verified():
 
 
 @pilot_test
+async def test_number_keys_switch_tabs_while_the_fleet_grid_has_the_focus():
+    service = FakeService(hosts=20)
+    app = make_app(service)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = app.console_screen
+        tabs = screen.query_one(TabbedContent)
+        await until(pilot, lambda: screen.query_one("QueueTable").row_count == 5)
+        await pilot.press("2")
+        await until(pilot, lambda: isinstance(app.focused, FleetGrid))
+        for key, tab in (("3", "metrics"), ("2", "fleet"), ("4", "history"), ("2", "fleet"), ("1", "queue")):
+            await pilot.press(key)
+            await pilot.pause(0.1)
+            assert tabs.active == tab, (key, tabs.active)
+
+
+@pilot_test
 async def test_deploy_button_opens_the_confirmation_and_escape_cancels():
     service = FakeService(hosts=20)
     app = make_app(service)

@@ -436,6 +436,9 @@ class ConsoleScreen(Screen[None]):
 
     # -- actions ------------------------------------------------------------------
     def action_tab(self, tab: str) -> None:
+        # Drop the focus first: a focused widget left in the old pane would pull the tabs
+        # back to its own pane (the metrics pane has nothing to take the focus).
+        self.set_focus(None)
         self.query_one(TabbedContent).active = tab
 
     def action_refresh(self) -> None:
