@@ -347,6 +347,11 @@ class History:
                     raise
                 db.execute("COMMIT")
             except sqlite3.Error as exc:
+                # Closing rolls back whatever the failure left open and frees the write
+                # lock for other processes; the next write opens a fresh connection.
+                if self._writer is not None:
+                    self._writer.close()
+                    self._writer = None
                 raise ConsoleError(f"{self.path}: cannot write the history: {exc}") from None
 
     def close(self) -> None:

@@ -116,9 +116,9 @@ class Session:
             for notice in notifier.close():
                 bus(notice)
             writer.close()
-            self.history.close()
             return done
         finally:
+            self.history.close()
             try:
                 self.lock.release(user, pid=os.getpid())
             except ConsoleError:

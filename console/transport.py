@@ -28,6 +28,7 @@ import hashlib
 import os
 import re
 import shlex
+import stat
 import subprocess
 import tempfile
 from dataclasses import dataclass
@@ -74,10 +75,22 @@ def render(template: str, host: Host, *, quote: bool = True) -> str:
 
 
 def _control_dir(inventory: Inventory) -> Path:
-    # ControlPath must stay short (a unix socket path); one dir per state dir and user.
+    """Where the master connections' sockets live: one private directory per state dir
+    and user, under the temp dir because a unix socket's path must stay short.
+
+    The name is predictable, so a directory that is already there must be ours and
+    private: another user's could hold a socket that answers for a host unverified.
+    """
     digest = hashlib.sha1(str(inventory.state_dir).encode()).hexdigest()[:10]
     path = Path(tempfile.gettempdir()) / f"dc-ssh-{os.getuid()}-{digest}"
-    path.mkdir(mode=0o700, exist_ok=True)
+    try:
+        path.mkdir(mode=0o700, exist_ok=True)
+        st = path.lstat()
+    except OSError as exc:
+        raise HostError(f"{path}: cannot create the ssh control directory: {exc.strerror}") from None
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid() or st.st_mode & 0o077:
+        raise HostError(f"{path}: the ssh control directory is not a private directory of this user; "
+                        "remove it and deploy again")
     return path
 
 
@@ -91,7 +104,7 @@ class HostLink:
     def __init__(self, inventory: Inventory, host: Host) -> None:
         self.inventory = inventory
         self.host = host
-        self._control = _control_dir(inventory) / "%C"
+        self._control_path = _control_dir(inventory) / "%C"
 
     def ssh_command(self) -> list[str]:
         """The OpenSSH client command for this host, sharing one master connection."""
@@ -107,7 +120,7 @@ class HostLink:
             "-o", "ServerAliveInterval=2",
             "-o", f"ServerAliveCountMax={max(2, int(t.connect // 2))}",
             "-o", "ControlMaster=auto",
-            "-o", f"ControlPath={self._control}",
+            "-o", f"ControlPath={self._control_path}",
             "-o", "ControlPersist=60",
             "-o", "LogLevel=ERROR",
             # curve25519 costs a fraction of the CPU of the post-quantum default per handshake
@@ -187,23 +200,30 @@ class HostLink:
         match = re.search(r"Total bytes sent: ([\d,.]+)", p.stdout)
         return int(re.sub(r"[,.]", "", match.group(1))) if match else 0
 
-    def _exit_master(self) -> subprocess.Popen[bytes]:
+    def _master(self, operation: str) -> subprocess.Popen[bytes]:
+        """Send `ssh -O operation` to the host's master connection."""
         return subprocess.Popen(
-            [*self.ssh_command(), "-O", "exit", self.host.address],
+            [*self.ssh_command(), "-O", operation, self.host.address],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
         )  # fmt: skip
 
     def close(self) -> None:
-        """End the master connection (it may be dead: the next use opens a fresh one)."""
-        close_all([self])
+        """After a timeout the connection may be dead: its master stops taking new
+        sessions (those in flight end on their own), so the next use opens a fresh one."""
+        _wait_all([self._master("stop")], 1.0)
+
+
+def _wait_all(procs: list[subprocess.Popen[bytes]], timeout: float) -> None:
+    """Wait for local `ssh -O` commands; one that hangs is killed."""
+    for proc in procs:
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 def close_all(links: list[HostLink]) -> None:
     """End the master connections of many hosts at once (`bench.deploy` does between
     measured deploys, so each pays for its handshakes as a deploy an hour later would)."""
-    for proc in [link._exit_master() for link in links]:
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    _wait_all([link._master("exit") for link in links], 5.0)

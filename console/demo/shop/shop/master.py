@@ -12,8 +12,8 @@ Run by `ctl.py start|graceful` (detached) or `ctl.py run` (in the foreground).
 - A worker that dies on its own is replaced.
 - Workers are forked from the master (as gunicorn and Apache's prefork do) and import
   the release's code after the fork, so a reload costs the release's own imports, not a
-  new interpreter. The child forgets every `shop` module the master imported (only
-  runfiles.py) and imports the new release's.
+  new interpreter. The child forgets every `shop` module the master imported
+  (runfiles.py; master.py too under `ctl.py run`) and imports the new release's.
 - Signals wake the master's loop at once (a wakeup pipe; SIGCHLD too, so a worker that
   dies is replaced at once): a reload starts the moment SIGHUP arrives, and an idle
   master does not poll.
@@ -226,8 +226,15 @@ class Master:
             f.write(f"{os.getpid()}\n")
         os.replace(self.path("shop.pid.tmp"), self.path("shop.pid"))
         log(f"listening on {self.bind}:{self.port}")
-        if not self.reload():
+        # Whatever ends the loop, the workers go first: they are forked children, and an
+        # interpreter exiting past them would wait for them forever.
+        try:
+            return self.serve()
+        finally:
             self.shutdown()
+
+    def serve(self):
+        if not self.reload():
             return 1
         backoff = 0.0
         while not self.stop:
@@ -245,7 +252,6 @@ class Master:
             self.reap()
             if select.select([self.wakeup], [], [], 1.0)[0]:
                 os.read(self.wakeup, 512)
-        self.shutdown()
         return 0
 
     def shutdown(self):

@@ -1,6 +1,7 @@
 """One worker: serves the shop of one release on the listening socket its master hands it.
 
-Started by the master as `python3 -B {release}/shop/worker.py --fd N --ready-fd M ...`.
+Forked by the master, which then runs `{release}/shop/worker.py --fd N --ready-fd M ...`
+in the child as a script would run (runpy).
 It loads the release, writes "ready <revision>" on the ready pipe, then accepts
 connections until SIGTERM: then it stops accepting, says "stopped accepting" on the pipe
 (the socket stays open in the master and the next worker), finishes the requests it

@@ -1,0 +1,41 @@
+"""The transport's local safety checks (the SSH paths themselves are tested on the lab)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from console.inventory import Host, Inventory, SSHSettings
+from console.transport import HostError, HostLink, _control_dir
+
+
+def _inventory(tmp_path: Path) -> Inventory:
+    return Inventory(
+        path=tmp_path / "lab.yaml", environment="lab", repo="/srv/repo", branch="main",
+        deploy_path="/srv/www", ssh=SSHSettings("deploy", tmp_path / "key", tmp_path / "known_hosts"),
+        hosts=(Host("web01", "127.0.0.1"),), state_dir=tmp_path / "state",
+    )
+
+
+def test_the_control_directory_is_private(tmp_path: Path) -> None:
+    inv = _inventory(tmp_path)
+    path = _control_dir(inv)
+    try:
+        assert path.is_dir() and path.stat().st_mode & 0o777 == 0o700
+        assert path.stat().st_uid == os.getuid()
+    finally:
+        path.rmdir()
+
+
+def test_a_control_directory_others_can_enter_is_refused(tmp_path: Path) -> None:
+    """Its name is predictable: one made by somebody else first could answer for any host."""
+    inv = _inventory(tmp_path)
+    path = _control_dir(inv)
+    try:
+        path.chmod(0o755)
+        with pytest.raises(HostError, match="not a private directory of this user; remove it"):
+            HostLink(inv, inv.hosts[0])
+    finally:
+        path.rmdir()
