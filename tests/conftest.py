@@ -13,9 +13,19 @@ import pytest
 
 from console.lab import Lab
 
+from servers import Receiver
+
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "lab: uses the fleet lab (real sshd hosts, network namespaces as root)")
+
+
+@pytest.fixture
+def receiver():
+    """A real webhook receiver on 127.0.0.1 (see servers.Receiver)."""
+    r = Receiver()
+    yield r
+    r.close()
 
 
 @pytest.fixture(scope="session")

@@ -17,9 +17,8 @@ from console.metrics.prometheus import PrometheusSource
 from console.metrics.source import source_for
 from console.metrics.statsd import StatsdSource
 
-from test_e2e_support import (
-    PROMETHEUS, free_tcp_port, make_demo_fleet, prometheus_ready, start_prometheus, stop_process, wait_for,
-)
+from servers import PROMETHEUS, prometheus_ready, start_prometheus, stop_process
+from test_e2e_support import free_tcp_port, make_demo_fleet, wait_for
 
 pytestmark = pytest.mark.lab
 RATE = 12.0  # visits (and checkouts) per second

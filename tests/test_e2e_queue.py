@@ -12,7 +12,7 @@ import pytest
 from console.errors import ConsoleError
 from console.events import DeployDone
 
-from test_e2e_support import ROOT, USER, Receiver, make_demo_fleet, wait_for
+from test_e2e_support import ROOT, USER, make_demo_fleet, wait_for
 
 pytestmark = pytest.mark.lab
 
@@ -26,13 +26,6 @@ EXPECTED = {
     "unreviewed": (False, None),
     "ddl": (True, "migrations/0002_add_gift_wrap.sql"),
 }
-
-
-@pytest.fixture
-def receiver():
-    r = Receiver()
-    yield r
-    r.close()
 
 
 @pytest.fixture
@@ -84,9 +77,9 @@ def test_queue_refusals_and_an_override_on_the_demo_trunk(fleet, receiver):
     record = fleet.history.get(done.deploy_id)
     assert record.override == reason
     assert record.user == USER and record.commits == 7
-    wait_for(lambda: [p for p in receiver.posts if p["deploy_id"] == done.deploy_id
+    wait_for(lambda: [p for p in receiver.bodies if p["deploy_id"] == done.deploy_id
                               and p["event"] == DeployDone.kind], 10, "the deploy-done webhook")
-    started = [p for p in receiver.posts if p["deploy_id"] == done.deploy_id and p["event"] == "deploy-started"]
+    started = [p for p in receiver.bodies if p["deploy_id"] == done.deploy_id and p["event"] == "deploy-started"]
     assert len(started) == 1 and started[0]["override"] == reason
     assert f"(override: {reason})" in started[0]["summary"]
     assert started[0]["summary"].startswith(f"e2e: {USER} is deploying {short['initial']}..{short['ddl']} (7 commits)")

@@ -11,15 +11,11 @@ the shops in its hosts' namespaces).
 from __future__ import annotations
 
 import itertools
-import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
-import threading
 import time
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,7 +38,6 @@ from console.runner import run_deploy
 
 ROOT = Path(__file__).resolve().parents[1]
 USER = "e2e"
-PROMETHEUS = "/usr/bin/prometheus" if os.path.exists("/usr/bin/prometheus") else shutil.which("prometheus")
 _COUNTER = itertools.count(1)
 
 
@@ -233,62 +228,3 @@ def make_demo_fleet(workdir: Path, hosts: int, **keys: Any) -> DemoFleet:
     return fleet
 
 
-class Receiver:
-    """A local webhook receiver (http.server) keeping every JSON body posted to it."""
-
-    def __init__(self) -> None:
-        import http.server
-
-        self.posts: list[dict] = []
-        posts = self.posts
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_POST(self):  # noqa: N802
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                posts.append(json.loads(body))
-                self.send_response(204)
-                self.end_headers()
-
-            def log_message(self, *args):
-                pass
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook/secret-token"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
-def start_prometheus(workdir: Path, port: int, targets: list[str]) -> subprocess.Popen:
-    """A real Prometheus on 127.0.0.1:`port` scraping `targets` (host:port) every second."""
-    config = workdir / "prometheus.yml"
-    config.write_text(
-        "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n"
-        "scrape_configs:\n  - job_name: shop\n    scrape_timeout: 1s\n    static_configs:\n"
-        f"      - targets: {json.dumps(targets)}\n"
-    )
-    log = open(workdir / "prometheus.log", "wb")
-    proc = subprocess.Popen(
-        [PROMETHEUS, f"--config.file={config}", f"--storage.tsdb.path={workdir / 'tsdb'}",
-         f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn"],
-        stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True,
-    )
-    log.close()
-    return proc
-
-
-def stop_process(proc: subprocess.Popen, timeout: float = 10.0) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
-def prometheus_ready(url: str) -> bool:
-    return urllib.request.urlopen(f"{url}/-/ready", timeout=1).status == 200

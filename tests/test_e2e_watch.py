@@ -13,17 +13,10 @@ from console.deploy import DeployRequest
 from console.events import PhaseDone
 from console.runner import run_deploy
 
-from test_e2e_support import USER, Receiver, make_demo_fleet, wait_for
+from test_e2e_support import USER, make_demo_fleet, wait_for
 
 pytestmark = pytest.mark.lab
 RATE = 8.0  # visits (and checkouts) per second
-
-
-@pytest.fixture
-def receiver():
-    r = Receiver()
-    yield r
-    r.close()
 
 
 @pytest.fixture
@@ -92,7 +85,7 @@ def test_the_breaking_commit_is_degraded_within_a_minute_and_the_fix_is_ok(fleet
     assert any(v.final for v in fleet.history.verdicts(broken) if v.metric == _checkouts(fleet))
     # ... and the watcher process announced it
     name = _checkouts(fleet)
-    posts = wait_for(lambda: [p for p in receiver.posts if p["event"] == "watch-verdict" and p["deploy_id"] == broken
+    posts = wait_for(lambda: [p for p in receiver.bodies if p["event"] == "watch-verdict" and p["deploy_id"] == broken
                               and p["metric"] == name], 10, "the final verdict's webhook")
     assert posts[0]["verdict"] == "degraded" and posts[0]["final"], posts[0]
     assert posts[0]["summary"].startswith(f"e2e: {name} degraded after {USER}'s deploy of {trunk.breaking[:7]}: ")

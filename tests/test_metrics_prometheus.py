@@ -6,11 +6,7 @@ Also the PromQL the source writes, and its one-line errors."""
 from __future__ import annotations
 
 import http.server
-import os
-import shutil
-import signal
 import socket
-import subprocess
 import threading
 import time
 import urllib.request
@@ -25,7 +21,8 @@ from console.metrics.source import source_for, store_path
 from console.metrics.statsd import StatsdSource, ensure_collector, stop_collector
 from console.metrics.store import StoreReader
 
-PROMETHEUS = "/usr/bin/prometheus" if os.path.exists("/usr/bin/prometheus") else shutil.which("prometheus")
+from servers import PROMETHEUS, prometheus_ready, start_prometheus, stop_process
+
 
 
 def _inventory(tmp_path: Path, statsd_port: int, prometheus: str | None = None) -> Inventory:
@@ -170,31 +167,13 @@ def prometheus(tmp_path):
     threading.Thread(target=exporter.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
 
     port = _free_port()
-    config = tmp_path / "prometheus.yml"
-    config.write_text(
-        "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n"
-        "scrape_configs:\n  - job_name: shop\n    static_configs:\n"
-        f"      - targets: ['127.0.0.1:{exporter.server_address[1]}']\n"
-    )
-    log = open(tmp_path / "prometheus.log", "wb")
-    proc = subprocess.Popen(
-        [PROMETHEUS, f"--config.file={config}", f"--storage.tsdb.path={tmp_path / 'tsdb'}",
-         f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn"],
-        stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True,
-    )
+    proc = start_prometheus(tmp_path, port, [f"127.0.0.1:{exporter.server_address[1]}"])
     url = f"http://127.0.0.1:{port}"
     try:
-        _wait(lambda: proc.poll() is None and urllib.request.urlopen(f"{url}/-/ready", timeout=1).status == 200,
-              20, "Prometheus to be ready")
+        _wait(lambda: proc.poll() is None and prometheus_ready(url), 20, "Prometheus to be ready")
         yield url, counter, latency
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
+        stop_process(proc)
         exporter.shutdown()
         exporter.server_close()
 

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import json
 import socket
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Iterator
 
 import pytest
 
 from console.events import DeployDone, DeployStarted, HostFailed, Notice, WatchVerdict
 from console.notify import Notifier, safe_url
+
+from servers import Receiver
 
 HOSTS = tuple(f"web{i:03}" for i in range(1, 51))
 
@@ -21,42 +20,6 @@ HOSTS = tuple(f"web{i:03}" for i in range(1, 51))
 def _no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):
         monkeypatch.delenv(name, raising=False)
-
-
-class Receiver:
-    """A real webhook receiver on 127.0.0.1 that answers `status` and keeps every body."""
-
-    def __init__(self, status: int = 200) -> None:
-        self.bodies: list[dict] = []
-        self.paths: list[str] = []
-        received = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                received.bodies.append(json.loads(body))
-                received.paths.append(self.path)
-                self.send_response(status)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks/s3cr3t-token"
-        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    r = Receiver()
-    yield r
-    r.close()
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ import asyncio
 import functools
 
 import pytest
-from textual.widgets import Button, Input, RichLog, TabbedContent
+from textual.widgets import Button, RichLog, TabbedContent
 
 from console.errors import ConsoleError
 from console.tui.feed import DeployFeed
