@@ -22,6 +22,7 @@ from console.deploy import DeployRequest
 from console.errors import ConsoleError
 from console.events import PHASES, Event, PhaseDone
 from console.inventory import load_inventory
+from console.tasks.errors import clear_errors
 from console.transport import HostLink, close_all
 
 
@@ -69,6 +70,7 @@ def _measure(hosts: int, runs: int, with_restart: bool) -> tuple[float, dict[str
     "runs": "deploys measured per size; the median is printed (default 5)",
     "no_restart": "leave out the shop's graceful restart and health check",
 })  # fmt: skip
+@clear_errors
 def deploy(c, sizes="10,50,100", runs=5, no_restart=False):
     """Measure a one-file change deployed end to end to lab fleets of several sizes."""
     try:
@@ -76,12 +78,9 @@ def deploy(c, sizes="10,50,100", runs=5, no_restart=False):
     except ValueError:
         raise Exit(f"error: --sizes must be numbers separated by commas, got {sizes!r}", code=1) from None
     results = {}
-    try:
-        for n in counts:
-            results[n] = _measure(n, int(runs), not no_restart)
-            print(f"  {n} hosts: median {results[n][0]:.2f} s", flush=True)
-    except ConsoleError as exc:
-        raise Exit(f"error: {exc}", code=1) from None
+    for n in counts:
+        results[n] = _measure(n, int(runs), not no_restart)
+        print(f"  {n} hosts: median {results[n][0]:.2f} s", flush=True)
     base = results[counts[0]][0]
     shown = [p for p in PHASES if any(p in r[1] for r in results.values())]
     print(f"one-file change, median of {runs} deploys, chunk size 10"

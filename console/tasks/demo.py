@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from invoke import Collection, task
-from invoke.exceptions import Exit
 
-from console.errors import ConsoleError
+from console.tasks.errors import clear_errors
 
 
 @task(
@@ -16,6 +15,7 @@ from console.errors import ConsoleError
         "shoppers": "shopper threads (default 8)",
     }
 )
+@clear_errors
 def traffic(c, inventory, rate=5.0, duration=60.0, shoppers=8):
     """Send shoppers to every host: a page from one host, its assets from others, a checkout.
 
@@ -26,11 +26,8 @@ def traffic(c, inventory, rate=5.0, duration=60.0, shoppers=8):
     from console.demo.traffic import Traffic, host_urls
     from console.inventory import load_inventory
 
-    try:
-        inv = load_inventory(inventory)
-        shop = Traffic(host_urls(inv.hosts), rate=float(rate), shoppers=int(shoppers))
-    except ConsoleError as exc:
-        raise Exit(str(exc), code=1) from None
+    inv = load_inventory(inventory)
+    shop = Traffic(host_urls(inv.hosts), rate=float(rate), shoppers=int(shoppers))
     print(f"traffic: {len(shop.hosts)} hosts of {inv.environment}, {float(rate):g} visits/s for {float(duration):g} s")
     shop.start(float(duration))
     try:
@@ -48,25 +45,21 @@ ns.add_task(traffic)
 
 
 @task(help={"hosts": "how many lab hosts (default 20)", "no_traffic": "do not start the shoppers"})
+@clear_errors
 def up(c, hosts=20, no_traffic=False):
     """Bring up the demo: lab fleet, shop, trunk repo, first release, StatsD collector and shoppers."""
     from console.demo.fleet import start_demo
 
-    try:
-        start_demo(int(hosts), traffic=not no_traffic)
-    except ConsoleError as exc:
-        raise Exit(f"error: {exc}", code=1) from None
+    start_demo(int(hosts), traffic=not no_traffic)
 
 
 @task
+@clear_errors
 def down(c):
     """Take the demo down: shoppers, collector, lab hosts."""
     from console.demo.fleet import stop_demo
 
-    try:
-        stop_demo()
-    except ConsoleError as exc:
-        raise Exit(f"error: {exc}", code=1) from None
+    stop_demo()
 
 
 ns.add_task(up)

@@ -7,14 +7,13 @@ never a traceback. No task ever prompts.
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 import signal
 import sys
 import threading
 import time
-from typing import Any, Callable
+from typing import Any
 
 from invoke import task
 from invoke.exceptions import Exit
@@ -34,24 +33,10 @@ from console.runner import (
     start_detached,
     start_detached_switch,
 )
+from console.tasks.errors import clear_errors
 
 DEFAULT_INVENTORY = os.environ.get("DEPLOY_INVENTORY", "hosts/lab.yaml")
 INVENTORY_HELP = f"inventory YAML file (default {DEFAULT_INVENTORY}, or $DEPLOY_INVENTORY)"
-
-
-def clear_errors(body: Callable[..., Any]) -> Callable[..., Any]:
-    """A ConsoleError ends the task with its one line on stderr and exit code 1."""
-
-    @functools.wraps(body)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return body(*args, **kwargs)
-        except ConsoleError as exc:
-            raise Exit(f"error: {exc}", code=1) from None
-        except KeyboardInterrupt:
-            raise Exit("interrupted", code=130) from None
-
-    return wrapper
 
 
 def _inventory(path: str | None) -> Inventory:

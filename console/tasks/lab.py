@@ -1,32 +1,20 @@
 """`invoke lab.*`: bring the fleet lab up and down, look at it, and break and heal its hosts.
 
-A thin layer over `console.lab.Lab`; a ConsoleError becomes one line on stderr and exit code 1.
+A thin layer over `console.lab.Lab`; failures are one line (`clear_errors`).
 """
 
 from __future__ import annotations
 
-from functools import wraps
 from pathlib import Path
 
 from invoke import Collection, task
-from invoke.exceptions import Exit
 
-from console.errors import ConsoleError
 from console.lab import Lab
+from console.tasks.errors import clear_errors
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 NAME_HELP = "which lab (default: lab); each name is its own fleet, so the demo and a test run never meet"
 HOST_HELP = "the host's name, e.g. web003"
-
-
-def _one_line_errors(fn):
-    @wraps(fn)
-    def wrapper(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except ConsoleError as e:
-            raise Exit(str(e), code=1) from None
-    return wrapper
 
 
 def default_inventory(name: str) -> Path:
@@ -39,7 +27,7 @@ def default_inventory(name: str) -> Path:
     "name": NAME_HELP,
     "inventory": "where to write the inventory (default: hosts/<name>.yaml in the repo)",
 })
-@_one_line_errors
+@clear_errors
 def up(c, hosts=4, rate=None, name="lab", inventory=None):
     """Start a lab of real sshd hosts (replacing any lab of the same name) and write its inventory."""
     lab = Lab(name)
@@ -50,7 +38,7 @@ def up(c, hosts=4, rate=None, name="lab", inventory=None):
 
 
 @task(auto_shortflags=False, help={"name": NAME_HELP})
-@_one_line_errors
+@clear_errors
 def down(c, name="lab"):
     """Stop the lab and remove everything of it: processes, namespaces, links, mounts, files, inventory."""
     Lab(name).down()
@@ -58,7 +46,7 @@ def down(c, name="lab"):
 
 
 @task(auto_shortflags=False, help={"name": NAME_HELP})
-@_one_line_errors
+@clear_errors
 def status(c, name="lab"):
     """Show every host of the lab: address, deploy path and condition (up, dead, cut, filled, slow)."""
     rows = Lab(name).status()
@@ -69,7 +57,7 @@ def status(c, name="lab"):
 
 
 @task(auto_shortflags=False, help={"host": HOST_HELP, "name": NAME_HELP})
-@_one_line_errors
+@clear_errors
 def kill(c, host, name="lab"):
     """Kill the host's sshd and its sessions (as root: every process of the host)."""
     Lab(name).kill(host)
@@ -77,7 +65,7 @@ def kill(c, host, name="lab"):
 
 
 @task(auto_shortflags=False, help={"host": HOST_HELP, "name": NAME_HELP})
-@_one_line_errors
+@clear_errors
 def cut(c, host, name="lab"):
     """Take the host's link down: connections to it hang, they are not refused (without root: SIGSTOP)."""
     Lab(name).cut(host)
@@ -85,7 +73,7 @@ def cut(c, host, name="lab"):
 
 
 @task(auto_shortflags=False, help={"host": HOST_HELP, "name": NAME_HELP})
-@_one_line_errors
+@clear_errors
 def fill(c, host, name="lab"):
     """Make the host's deploy path a 4 MiB tmpfs, nearly full, holding a copy of what was there."""
     Lab(name).fill(host)
@@ -93,7 +81,7 @@ def fill(c, host, name="lab"):
 
 
 @task(auto_shortflags=False, help={"host": HOST_HELP, "rate": "tc rate, e.g. 1mbit, 500kbit, 2mbps", "name": NAME_HELP})
-@_one_line_errors
+@clear_errors
 def slow(c, host, rate, name="lab"):
     """Shape the host's link (both directions) to RATE with tc tbf (root only)."""
     Lab(name).slow(host, rate)
@@ -101,7 +89,7 @@ def slow(c, host, rate, name="lab"):
 
 
 @task(auto_shortflags=False, help={"host": HOST_HELP, "name": NAME_HELP})
-@_one_line_errors
+@clear_errors
 def rekey(c, host, name="lab"):
     """Give the host a new host key; known_hosts keeps the old one, so deploys must refuse it."""
     Lab(name).rekey(host)
@@ -109,7 +97,7 @@ def rekey(c, host, name="lab"):
 
 
 @task(auto_shortflags=False, help={"host": f"{HOST_HELP}, or 'all'", "name": NAME_HELP})
-@_one_line_errors
+@clear_errors
 def heal(c, host, name="lab"):
     """Undo every fault of the host (cut, fill, slow, rekey) and restart its sshd if it is dead."""
     Lab(name).heal(host)

@@ -13,25 +13,20 @@ import time
 from invoke import Collection, Exit, task
 
 from console.errors import ConsoleError
-from console.inventory import Inventory, load_inventory
+from console.inventory import load_inventory
 from console.metrics.source import source_for, store_path
 from console.metrics.statsd import collector_pid, ensure_collector, main, stop_collector
 from console.metrics.store import StoreReader
+from console.tasks.errors import clear_errors
 
 _HELP = {"inventory": "the environment's inventory file, e.g. hosts/lab.yaml"}
 
 
-def _load(path: str) -> Inventory:
-    try:
-        return load_inventory(path)
-    except ConsoleError as exc:
-        raise Exit(str(exc)) from None
-
-
 @task(help=_HELP)
+@clear_errors
 def collect(c, inventory):
     """Run the StatsD collector in the foreground; Ctrl-C stops it."""
-    inv = _load(inventory)
+    inv = load_inventory(inventory)
     store = store_path(inv)
     pid = collector_pid(store)
     if pid is not None:
@@ -44,24 +39,27 @@ def collect(c, inventory):
 
 
 @task(help=_HELP)
+@clear_errors
 def start(c, inventory):
     """Start the StatsD collector detached, unless it is running."""
-    inv = _load(inventory)
+    inv = load_inventory(inventory)
     ensure_collector(inv)
     print(f"collector pid {collector_pid(store_path(inv))}, writing {store_path(inv)}")
 
 
 @task(help=_HELP)
+@clear_errors
 def stop(c, inventory):
     """Stop the StatsD collector."""
-    inv = _load(inventory)
+    inv = load_inventory(inventory)
     print("collector stopped" if stop_collector(inv) else "no collector was running")
 
 
 @task(help=_HELP)
+@clear_errors
 def status(c, inventory):
     """Show the collector and each key metric over the last minute."""
-    inv = _load(inventory)
+    inv = load_inventory(inventory)
     store = store_path(inv)
     pid = collector_pid(store)
     now = time.time()
