@@ -21,7 +21,7 @@ import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field, replace
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 from console import remote
 from console.build import Build, build_release
@@ -194,15 +194,8 @@ class Pipeline:
         req, inv = plan.request, self.inventory
         if plan.refused and not req.override:
             raise ConsoleError(plan.refused)
-        started = time.monotonic()
-        self.emit(DeployStarted(
-            plan.deploy_id, environment=inv.environment, user=req.user, release=plan.release,
-            revision=plan.revision, previous_revision=plan.previous_revision,
-            hosts=tuple(h.name for h in plan.hosts),
-            chunks=tuple(tuple(h.name for h in c) for c in plan.chunks),
-            phases=PHASES, strategy=inv.strategy, rolling=req.rolling, action="deploy",
-            commits=len(plan.commits), override=req.override, pid=os.getpid(),
-        ))  # fmt: skip
+        started = self._start(plan, "deploy", PHASES, rolling=req.rolling, commits=len(plan.commits),
+                              override=req.override)
         if req.override and plan.refused:
             self.emit(Notice(plan.deploy_id, message=f"override by {req.user}: {req.override}", level="warning"))
         fan = Fanout(plan.deploy_id, self.emit, inv.chunk_size, self.stop)
@@ -221,12 +214,31 @@ class Pipeline:
             result, message = "failed", str(exc)
         finally:
             fan.close()
-        ok = tuple(h.name for h in plan.hosts if h.name not in self._failed)
+        return self._finish(plan, started, result, message, all_or_nothing=True)
+
+    def _start(self, plan: Plan, action: str, phases: tuple[str, ...], **extra: Any) -> float:
+        """Emit a run's DeployStarted; returns when it started (monotonic)."""
+        self.emit(DeployStarted(
+            plan.deploy_id, environment=self.inventory.environment, user=plan.request.user,
+            release=plan.release, revision=plan.revision, previous_revision=plan.previous_revision,
+            hosts=tuple(h.name for h in plan.hosts), chunks=tuple(tuple(h.name for h in c) for c in plan.chunks),
+            phases=phases, strategy=self.inventory.strategy, action=action, pid=os.getpid(), **extra,
+        ))  # fmt: skip
+        return time.monotonic()
+
+    def _finish(self, plan: Plan, started: float, result: str, message: str, *,
+                all_or_nothing: bool = False) -> DeployDone:
+        """Emit and return a run's DeployDone, its result settled by the failure policy.
+
+        `all_or_nothing`: a deploy's hosts count as ok only when it got to the end (ok or
+        partial); a deploy that stopped earlier switched none of them.
+        """
         result = self._result(result, plan)
+        ok = tuple(h.name for h in plan.hosts if h.name not in self._failed)
         done = DeployDone(
             plan.deploy_id, result=result, seconds=round(time.monotonic() - started, 3),
-            hosts_ok=ok if result in ("ok", "partial") else (), hosts_failed=tuple(self._failed.items()),
-            message=message,
+            hosts_ok=ok if not all_or_nothing or result in ("ok", "partial") else (),
+            hosts_failed=tuple(self._failed.items()), message=message,
         )  # fmt: skip
         self.emit(done)
         return done
@@ -282,13 +294,7 @@ class Pipeline:
             "cleanup": (self._clean_host, t.command, ""),
         }
         step, limit, skipped = steps[phase]
-        started = time.monotonic()
-        self.emit(DeployStarted(
-            deploy_id, environment=self.inventory.environment, user=user, release=build.release,
-            revision=build.revision, previous_revision=self.live_revision, hosts=tuple(h.name for h in hosts),
-            chunks=tuple(tuple(h.name for h in c) for c in plan.chunks), phases=(phase,),
-            strategy=self.inventory.strategy, action=phase, pid=os.getpid(),
-        ))  # fmt: skip
+        started = self._start(plan, phase, (phase,))
         fan = Fanout(deploy_id, self.emit, self.inventory.chunk_size, self.stop)
         result, message = "ok", ""
         try:
@@ -297,12 +303,7 @@ class Pipeline:
             result, message = "aborted", "stopped by request"
         finally:
             fan.close()
-        result = self._result(result, plan)
-        done = DeployDone(deploy_id, result=result, seconds=round(time.monotonic() - started, 3),
-                          hosts_ok=tuple(h.name for h in hosts if h.name not in self._failed),
-                          hosts_failed=tuple(self._failed.items()), message=message)
-        self.emit(done)
-        return done
+        return self._finish(plan, started, result, message)
 
     def _prune_builds(self) -> None:
         builds = sorted((self.inventory.state_dir / "builds").iterdir())
@@ -531,14 +532,7 @@ class Pipeline:
                     previous_revision=self.live_revision, request=DeployRequest(user=user),
                     hosts=targets, chunks=chunked(targets, self.inventory.chunk_size),
                     allowed_failures=self.inventory.allowed_failures(len(targets)))
-        started = time.monotonic()
-        phases = ("activate", "restart", "verify")
-        self.emit(DeployStarted(
-            deploy_id, environment=self.inventory.environment, user=user, release=release,
-            revision=plan.revision, previous_revision=self.live_revision,
-            hosts=tuple(h.name for h in targets), chunks=tuple(tuple(h.name for h in c) for c in plan.chunks),
-            phases=phases, strategy=self.inventory.strategy, action="switch", pid=os.getpid(),
-        ))  # fmt: skip
+        started = self._start(plan, "switch", ("activate", "restart", "verify"))
         fan = Fanout(deploy_id, self.emit, self.inventory.chunk_size, self.stop)
         result, message = "ok", ""
         try:
@@ -549,16 +543,9 @@ class Pipeline:
             result, message = "failed", str(halt)
         finally:
             fan.close()
-        result = self._result(result, plan)
-        revisions = set(self._revisions.values())
-        done = DeployDone(
-            deploy_id, result=result, seconds=round(time.monotonic() - started, 3),
-            hosts_ok=tuple(h.name for h in targets if h.name not in self._failed),
-            hosts_failed=tuple(self._failed.items()),
-            message=message or (f"now serving {', '.join(r[:7] for r in sorted(revisions))}" if revisions else ""),
-        )
-        self.emit(done)
-        return done
+        revisions = sorted(set(self._revisions.values()))
+        serving = f"now serving {', '.join(r[:7] for r in revisions)}" if revisions else ""
+        return self._finish(plan, started, result, message or serving)
 
 
 class _Halt(Exception):
