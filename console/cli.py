@@ -1,7 +1,7 @@
 """`deploy-console`: open the console on an inventory, or on the demo fleet.
 
-    deploy-console -i hosts/production.yaml
-    deploy-console --demo
+deploy-console -i hosts/production.yaml
+deploy-console --demo
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from console.errors import ConsoleError
+from console.core.errors import ConsoleError
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -19,8 +19,12 @@ def _parser() -> argparse.ArgumentParser:
         description="Pick a reviewed commit from the queue, deploy it to the fleet, watch the key metrics.",
     )
     where = parser.add_mutually_exclusive_group(required=True)
-    where.add_argument("-i", "--inventory", metavar="PATH", help="the inventory of the environment, e.g. hosts/production.yaml")
-    where.add_argument("--demo", action="store_true", help="bring up the lab fleet with the demo shop and open the console on it")
+    where.add_argument(
+        "-i", "--inventory", metavar="PATH", help="the inventory of the environment, e.g. hosts/production.yaml"
+    )
+    where.add_argument(
+        "--demo", action="store_true", help="bring up the lab fleet with the demo shop and open the console on it"
+    )
     return parser
 
 

@@ -11,19 +11,19 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
-from console.checkout import Checkout
-from console.deploy import DeployRequest
-from console.events import Event, WatchVerdict
-from console.history import DeployRecord
-from console.inventory import Inventory, KeyMetric, load_inventory
-from console.lock import LockInfo
+from console.config.inventory import Inventory, KeyMetric, load_inventory
+from console.core.events import Event, WatchVerdict
 from console.metrics.source import source_for
-from console.queue import Change, included, pending_changes, refusals
-from console.runner import Session, current_user, ensure_statsd, start_detached
+from console.pipeline.deploy import DeployRequest
+from console.session.runner import Session, current_user, ensure_statsd, start_detached
+from console.state.history import DeployRecord
+from console.state.lock import LockInfo
+from console.trunk.checkout import Checkout
+from console.trunk.queue import Change, included, pending_changes, refusals
 
 #: A console refreshes its queue often; trunk is fetched at most this often.
 FETCH_EVERY = 10.0
@@ -77,19 +77,29 @@ class EngineService:
                 self.checkout.update()
                 self._fetched = time.monotonic()
         inv = self.inventory
-        return pending_changes(self.checkout.path, self.live_revision(), self.checkout.tip(),
-                               trailer=inv.review_trailer, ddl_paths=inv.ddl_paths)
+        return pending_changes(
+            self.checkout.path,
+            self.live_revision(),
+            self.checkout.tip(),
+            trailer=inv.review_trailer,
+            ddl_paths=inv.ddl_paths,
+        )
 
     def preview(self, sha: str, rolling: bool = False) -> Preview:
         changes = included(self.queue(), sha)
         inv = self.inventory
         n = len(inv.hosts)
         return Preview(
-            target=changes[-1], commits=changes,
+            target=changes[-1],
+            commits=changes,
             refusals=[f"{r.short} {r.subject}: {r.reason}" for r in refusals(changes)],
-            hosts=n, chunks=-(-n // inv.chunk_size), chunk_size=inv.chunk_size, strategy=inv.strategy,
-            rolling=rolling, allowed_failures=inv.allowed_failures(n),
-        )  # fmt: skip
+            hosts=n,
+            chunks=-(-n // inv.chunk_size),
+            chunk_size=inv.chunk_size,
+            strategy=inv.strategy,
+            rolling=rolling,
+            allowed_failures=inv.allowed_failures(n),
+        )
 
     def start_deploy(self, sha: str, override: str | None = None, rolling: bool = False) -> str:
         request = DeployRequest(user=self.user, ref=sha, override=override or None, rolling=rolling)
@@ -125,7 +135,9 @@ class EngineService:
     def release_lock(self) -> None:
         self.session.lock.release(self.user)
 
-    def metric_series(self, metric: KeyMetric, start: float, end: float, step: float) -> list[tuple[float, float | None]]:
+    def metric_series(
+        self, metric: KeyMetric, start: float, end: float, step: float
+    ) -> list[tuple[float, float | None]]:
         return list(source_for(self.inventory, metric).series(metric, start, end, step))
 
     def markers(self, since: float) -> list[tuple[float, str]]:
@@ -133,8 +145,18 @@ class EngineService:
 
     def verdicts(self, deploy_id: str) -> list[WatchVerdict]:
         return [
-            WatchVerdict(v.deploy_id, ts=v.ts, metric=v.metric, verdict=v.verdict, summary=v.summary,
-                         baseline=v.baseline, current=v.current, change=v.change, dry_run=v.dry_run, final=v.final)
+            WatchVerdict(
+                v.deploy_id,
+                ts=v.ts,
+                metric=v.metric,
+                verdict=v.verdict,
+                summary=v.summary,
+                baseline=v.baseline,
+                current=v.current,
+                change=v.change,
+                dry_run=v.dry_run,
+                final=v.final,
+            )
             for v in self.session.history.verdicts(deploy_id)
         ]
 

@@ -12,8 +12,7 @@ import os
 import pytest
 
 from console.lab import Lab
-
-from servers import Receiver
+from support.servers import Receiver
 
 
 def pytest_configure(config):

@@ -1,33 +1,29 @@
-"""The engine never imports the TUI's toolkit: every engine module imports without `textual`.
+"""The layers hold: import-linter's contracts (pyproject.toml) pass, a violation fails them,
+and every module outside `console.tui` imports in a fresh interpreter without `textual`.
 
-The modules are imported in a fresh interpreter (a subprocess), so nothing pytest or another
-test imported can hide an import of textual; the first module that loads it is named.
+The contracts are the declaration; these tests prove they are checked and that they can fail.
 """
 
 from __future__ import annotations
 
 import json
 import pkgutil
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
-import console.lab
-import console.metrics
+import console
 
 ROOT = Path(__file__).resolve().parents[1]
+LINT_IMPORTS = Path(sys.executable).with_name("lint-imports")
 
-ENGINE = [
-    f"console.{name}"
-    for name in (
-        "inventory", "events", "progress", "deploy", "runner", "fanout", "transport", "remote", "build",
-        "checkout", "queue", "ddl", "git", "lock", "history", "eventlog", "notify", "report",
-    )
-] + [
-    f"{package.__name__}.{m.name}"
-    for package in (console.metrics, console.lab)
-    for m in pkgutil.iter_modules(package.__path__)
-]
+#: Every module that must run headless: all of console/ but the console itself and its entry point.
+HEADLESS = sorted(
+    m.name
+    for m in pkgutil.walk_packages(console.__path__, "console.")
+    if not m.name.startswith(("console.tui", "console.cli", "console.__main__"))
+)
 
 # Imports the modules given as JSON one after another and prints, for each, the TUI modules
 # loaded so far: the first module with a non-empty list is the one that pulled textual in.
@@ -41,22 +37,50 @@ print(json.dumps(seen))
 """
 
 
-def probe(modules: list[str]) -> dict[str, list[str]]:
-    p = subprocess.run([sys.executable, "-c", PROBE, json.dumps(modules)], cwd=ROOT, capture_output=True,
-                       text=True, timeout=120)
-    assert p.returncode == 0, p.stderr.strip().splitlines()[-1:]
-    return json.loads(p.stdout.strip().splitlines()[-1])
+def lint_imports(root: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(LINT_IMPORTS), "--no-cache"], cwd=root, capture_output=True, text=True, timeout=120)
 
 
-def test_the_engine_module_list_is_complete():
-    for name in ("console.deploy", "console.metrics.statsd", "console.metrics.watch", "console.lab.lab",
-                 "console.lab.faults"):
-        assert name in ENGINE
+def test_the_import_contracts_hold():
+    p = lint_imports(ROOT)
+    assert p.returncode == 0, p.stdout[-2000:]
+    assert "0 broken" in p.stdout
 
 
-def test_no_engine_module_imports_textual():
+def test_an_engine_module_importing_textual_breaks_a_contract(tmp_path):
+    shutil.copytree(ROOT / "console", tmp_path / "console", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(ROOT / "pyproject.toml", tmp_path)
+    fanout = tmp_path / "console" / "fleet" / "fanout.py"
+    fanout.write_text(fanout.read_text() + "\nimport textual\n")
+    p = subprocess.run(
+        [str(LINT_IMPORTS), "--no-cache"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={"PYTHONPATH": str(tmp_path), "PATH": "/usr/bin:/bin"},
+    )
+    assert p.returncode == 1, p.stdout[-2000:]
+    assert "console.fleet.fanout -> textual" in p.stdout
+
+
+def test_the_headless_list_covers_every_layer():
+    for name in ("console.pipeline.deploy", "console.fleet.transport", "console.service", "console.lab.lab"):
+        assert name in HEADLESS
+    assert not [m for m in HEADLESS if m.startswith("console.tui")]
+
+
+def test_no_headless_module_imports_textual():
     # A fresh interpreter: nothing imported by pytest or other tests can hide an import.
-    seen = probe([*ENGINE, "console.tui.app"])
-    offenders = [m for m in ENGINE if seen[m]]
+    p = subprocess.run(
+        [sys.executable, "-c", PROBE, json.dumps([*HEADLESS, "console.tui.app"])],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert p.returncode == 0, p.stderr.strip().splitlines()[-1:]
+    seen = json.loads(p.stdout.strip().splitlines()[-1])
+    offenders = [m for m in HEADLESS if seen[m]]
     assert not offenders, f"{offenders[0]} imports the TUI: {seen[offenders[0]][:3]}"
     assert "textual" in seen["console.tui.app"], "the probe must see textual where it is imported"

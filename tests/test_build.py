@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from console.build import hashed_name, stamp_by_content
+from console.trunk.build import hashed_name, stamp_by_content
 
 
 def test_hashed_names_change_only_with_content():

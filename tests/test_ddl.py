@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-
 import pytest
 
-from gitrepo import Repo
-
-from console.ddl import DdlHit, ddl_statement, find_ddl, parse_patch, path_matches
-from console.errors import ConsoleError
-
+from console.core.errors import ConsoleError
+from console.trunk.ddl import DdlHit, ddl_statement, find_ddl, parse_patch, path_matches
+from support.gitrepo import Repo
 
 # --- globs ----------------------------------------------------------------------------
 
@@ -132,7 +129,7 @@ def test_deleting_a_migration_touches_the_path(repo: Repo) -> None:
 
 def test_embedded_sql_in_python_with_line_numbers_of_the_new_file(repo: Repo) -> None:
     repo.commit("Models", {"shop/models.py": MODELS})
-    new = MODELS.replace("line 3\n", "line 3\n    db.execute(\"CREATE UNIQUE INDEX ix_email ON users (email)\")\n")
+    new = MODELS.replace("line 3\n", 'line 3\n    db.execute("CREATE UNIQUE INDEX ix_email ON users (email)")\n')
     new = new.replace("line 9\n", "line 9 changed\n    sql = 'DROP TABLE IF EXISTS old_carts'\n")
     sha = repo.commit("Index emails", {"shop/models.py": new})
     hits = find_ddl(repo.path, sha)

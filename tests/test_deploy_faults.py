@@ -9,12 +9,11 @@ import time
 
 import pytest
 
-from console.events import HostProgress
-from console.history import History
+from console.core.events import HostProgress
+from console.fleet.transport import HostLink, close_all
 from console.lab.keys import known_hosts_entry
-from console.transport import HostLink, close_all
-
-from test_deploy_support import TIMEOUTS, Fleet, Recorder, deploy, make_fleet, random_text
+from console.state.history import History
+from support.fleet import TIMEOUTS, Fleet, Recorder, deploy, make_fleet, random_text
 
 pytestmark = pytest.mark.lab
 HOSTS = 6
@@ -54,10 +53,12 @@ def test_a_host_whose_sshd_dies_mid_sync_is_failed_by_name_and_the_others_finish
 
     def killer(event) -> None:
         if isinstance(event, HostProgress) and event.phase == "sync-code" and event.host == victim:
+
             def kill() -> None:
                 time.sleep(1.0)  # the transfer is under way
                 fleet.lab.kill(victim)
                 killed.set()
+
             threading.Thread(target=kill, daemon=True).start()
 
     rec = Recorder()
@@ -186,13 +187,17 @@ def test_a_host_missing_from_known_hosts_is_refused(fleet, tmp_path):
     host = inv.host(victim)
     name = known_hosts_entry(host.address, host.port, "").strip()
     known = tmp_path / "known_hosts"
-    known.write_text("".join(line for line in inv.ssh.known_hosts.read_text().splitlines(keepends=True)
-                             if line.split()[0] != name))
+    known.write_text(
+        "".join(line for line in inv.ssh.known_hosts.read_text().splitlines(keepends=True) if line.split()[0] != name)
+    )
     _no_open_connections(fleet)
     sha = fleet.change("unknown-host")
     rec = Recorder()
-    done = deploy(inventory(fleet, ssh={"user": inv.ssh.user, "key": str(inv.ssh.key), "known_hosts": str(known)}),
-                  recorder=rec, override=None)
+    done = deploy(
+        inventory(fleet, ssh={"user": inv.ssh.user, "key": str(inv.ssh.key), "known_hosts": str(known)}),
+        recorder=rec,
+        override=None,
+    )
     assert done.result == "partial", done
     reason = rec.failures()[victim].reason
     assert reason.endswith(f"is not in {known}: refused (unknown host)"), reason

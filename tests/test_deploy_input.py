@@ -7,11 +7,10 @@ import subprocess
 
 import pytest
 
+from console.core.errors import ConsoleError
 from console.demo.trunk import commit_change
-from console.errors import ConsoleError
-from console.history import History
-
-from test_deploy_support import Fleet, deploy, make_fleet
+from console.state.history import History
+from support.fleet import Fleet, deploy, make_fleet
 
 pytestmark = pytest.mark.lab
 HOSTS = 2
@@ -54,8 +53,12 @@ def test_empty_repository(fleet, unchanged, tmp_path):
 
 
 def test_missing_assets_directory(fleet, unchanged):
-    names = subprocess.run(["git", "-C", str(fleet.trunk.path), "ls-tree", "-r", "--name-only", "main", "assets/"],
-                           check=True, capture_output=True, text=True).stdout.split()
+    names = subprocess.run(
+        ["git", "-C", str(fleet.trunk.path), "ls-tree", "-r", "--name-only", "main", "assets/"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.split()
     assert names
     sha = commit_change(fleet.trunk, dict.fromkeys(names), "Move the assets away")
     message = one_line_error(fleet.inventory(), ref=sha)

@@ -13,13 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from console.deploy import DeployRequest
-from console.errors import ConsoleError
-from console.events import PhaseStarted
-from console.history import History
-from console.runner import run_deploy
-
-from test_deploy_support import Fleet, deploy, make_fleet
+from console.core.errors import ConsoleError
+from console.core.events import PhaseStarted
+from console.pipeline.deploy import DeployRequest
+from console.session.runner import run_deploy
+from console.state.history import History
+from support.fleet import Fleet, deploy, make_fleet
 
 pytestmark = pytest.mark.lab
 HOSTS = 3
@@ -64,8 +63,8 @@ def test_two_concurrent_deploys_exactly_one_runs(fleet):
     errors = {k: v for k, v in results.items() if isinstance(v, tuple)}
     runs = {k: v for k, v in results.items() if not isinstance(v, tuple)}
     assert len(errors) == 1 and len(runs) == 1, results
-    (loser, (error, seconds)), = errors.items()
-    (winner, done), = runs.items()
+    ((_loser, (error, seconds)),) = errors.items()
+    ((winner, done),) = runs.items()
     assert done.result == "ok", done
     assert f"locked by {winner} since " in str(error) and "\n" not in str(error), error
     assert seconds < 5
@@ -84,8 +83,9 @@ def test_a_second_invoke_deploy_fails_at_once_while_one_runs(fleet):
             proceed.wait(60)
 
     result: dict[str, object] = {}
-    runner = threading.Thread(target=lambda: result.update(done=run_deploy(
-        inv, DeployRequest(user="alice", override="first"), printer=hold)))
+    runner = threading.Thread(
+        target=lambda: result.update(done=run_deploy(inv, DeployRequest(user="alice", override="first"), printer=hold))
+    )
     runner.start()
     try:
         deadline = time.monotonic() + 30
@@ -93,9 +93,15 @@ def test_a_second_invoke_deploy_fails_at_once_while_one_runs(fleet):
         while not lock.exists() and time.monotonic() < deadline:
             time.sleep(0.05)
         t0 = time.monotonic()
-        p = subprocess.run([str(ROOT / ".venv/bin/invoke"), "deploy", "-i", str(inv.path)], cwd=ROOT,
-                           capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL,
-                           env={**os.environ, "DEPLOY_USER": "bob"})
+        p = subprocess.run(
+            [str(ROOT / ".venv/bin/invoke"), "deploy", "-i", str(inv.path)],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            stdin=subprocess.DEVNULL,
+            env={**os.environ, "DEPLOY_USER": "bob"},
+        )
         assert time.monotonic() - t0 < 10
     finally:
         proceed.set()
@@ -108,9 +114,9 @@ def test_a_second_invoke_deploy_fails_at_once_while_one_runs(fleet):
 
 STARTER = """
 import sys
-from console.deploy import DeployRequest
-from console.inventory import load_inventory
-from console.runner import start_detached
+from console.pipeline.deploy import DeployRequest
+from console.config.inventory import load_inventory
+from console.session.runner import start_detached
 deploy_id = start_detached(load_inventory(sys.argv[1]), DeployRequest(user="carol", ref=sys.argv[2]))
 print(deploy_id, flush=True)
 import time; time.sleep(60)
@@ -120,8 +126,13 @@ import time; time.sleep(60)
 def test_sigkill_of_the_starting_process_does_not_stop_a_detached_deploy(fleet):
     inv = fleet.inventory()
     sha = fleet.change("detached")
-    starter = subprocess.Popen([sys.executable, "-c", STARTER, str(inv.path), sha], cwd=ROOT,
-                               stdout=subprocess.PIPE, text=True, start_new_session=True)
+    starter = subprocess.Popen(
+        [sys.executable, "-c", STARTER, str(inv.path), sha],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     try:
         deploy_id = starter.stdout.readline().strip()
     finally:
@@ -149,9 +160,9 @@ def test_sigkill_of_the_starting_process_does_not_stop_a_detached_deploy(fleet):
 
 KILLED_EARLY = """
 import os, signal, sys, threading
-from console.deploy import DeployRequest
-from console.inventory import load_inventory
-from console.runner import start_detached
+from console.pipeline.deploy import DeployRequest
+from console.config.inventory import load_inventory
+from console.session.runner import start_detached
 threading.Timer(float(sys.argv[3]), lambda: os.kill(os.getpid(), signal.SIGKILL)).start()
 start_detached(load_inventory(sys.argv[1]), DeployRequest(user="dave", ref=sys.argv[2]))
 print("returned", flush=True)
@@ -164,8 +175,13 @@ def test_sigkill_before_start_detached_returns(fleet):
     sha = fleet.change("detached-early")
     before = {d.id for d in History(fleet.state_dir).deploys(50)}
     # killed 0.1 s after it spawned the deploy process: before that one has even imported the engine
-    starter = subprocess.run([sys.executable, "-c", KILLED_EARLY, str(inv.path), sha, "0.1"], cwd=ROOT,
-                             capture_output=True, text=True, timeout=30)
+    starter = subprocess.run(
+        [sys.executable, "-c", KILLED_EARLY, str(inv.path), sha, "0.1"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert starter.returncode == -signal.SIGKILL
     assert "returned" not in starter.stdout
     history = History(fleet.state_dir)
@@ -188,9 +204,15 @@ def test_ctrl_c_stops_a_foreground_deploy_at_the_next_safe_point(fleet):
     still finishes on every host (its ssh is not killed), then the deploy stops."""
     inv = fleet.inventory(chunk_size=1, restart="sleep 1 && test -f {deploy_path}/current/REVISION")
     sha = fleet.change("ctrl-c")
-    p = subprocess.Popen([str(ROOT / ".venv/bin/invoke"), "deploy", "-i", str(inv.path), "--override", "ctrl-c test"],
-                         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                         stdin=subprocess.DEVNULL, start_new_session=True)
+    p = subprocess.Popen(
+        [str(ROOT / ".venv/bin/invoke"), "deploy", "-i", str(inv.path), "--override", "ctrl-c test"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     try:
         lines = []
         for line in p.stdout:

@@ -11,12 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from console import remote
-from console.deploy import DeployRequest, Pipeline
-from console.history import History
-from console.runner import Session, run_step, run_switch
-
-from test_deploy_support import DEPLOY_PATH, USER, Fleet, Recorder, deploy, make_fleet
+from console.fleet import remote
+from console.pipeline.deploy import DeployRequest, Pipeline
+from console.session.runner import Session, run_step, run_switch
+from console.state.history import History
+from support.fleet import DEPLOY_PATH, USER, Fleet, Recorder, deploy, make_fleet
 
 pytestmark = pytest.mark.lab
 HOSTS = 20
@@ -118,8 +117,11 @@ def test_keep_releases_cleanup_never_removes_current_or_previous(fleet):
 def arrivals(fleet: Fleet, host: str, release: str, assets: set[str]) -> tuple[list[float], list[float]]:
     """Change times (ctime: rsync -a keeps mtimes) of the release's files and of `assets` on a host."""
     names = " ".join(f"assets/{a}" for a in sorted(assets))
-    out = fleet.sh(host, f"cd {DEPLOY_PATH} && find releases/{release} -type f -exec stat -c 'code %.9Z' {{}} + "
-                         f"&& stat -c 'asset %.9Z' {names}")
+    out = fleet.sh(
+        host,
+        f"cd {DEPLOY_PATH} && find releases/{release} -type f -exec stat -c 'code %.9Z' {{}} + "
+        f"&& stat -c 'asset %.9Z' {names}",
+    )
     code = [float(line.split()[1]) for line in out.splitlines() if line.startswith("code ")]
     asset = [float(line.split()[1]) for line in out.splitlines() if line.startswith("asset ")]
     assert len(asset) == len(assets) and code
@@ -152,7 +154,8 @@ def test_assets_first_no_code_arrives_anywhere_before_the_last_asset(fleet):
     assert done.result == "ok", done
     code_times, asset_times = arrival_times(fleet, rec, "order-safe")
     assert min(code_times) > max(asset_times), (
-        f"code arrived {max(asset_times) - min(code_times):.3f} s before the last asset")
+        f"code arrived {max(asset_times) - min(code_times):.3f} s before the last asset"
+    )
 
     # The control: without the assets-first order (chunk by chunk), code reaches the hosts
     # of the first chunk before the assets reach the hosts of the last chunk.
@@ -207,7 +210,11 @@ def test_switch_back_is_instant_and_recorded(fleet):
 def invoke(inv_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [str(ROOT / ".venv/bin/invoke"), "deploy", "-i", str(inv_path), *args],
-        cwd=ROOT, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
         env={**os.environ, "DEPLOY_USER": USER},
     )
 

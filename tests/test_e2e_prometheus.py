@@ -16,9 +16,8 @@ import pytest
 from console.metrics.prometheus import PrometheusSource
 from console.metrics.source import source_for
 from console.metrics.statsd import StatsdSource
-
-from servers import PROMETHEUS, prometheus_ready, start_prometheus, stop_process
-from test_e2e_support import free_tcp_port, make_demo_fleet, wait_for
+from support.demo_fleet import free_tcp_port, make_demo_fleet, wait_for
+from support.servers import PROMETHEUS, prometheus_ready, start_prometheus, stop_process
 
 pytestmark = pytest.mark.lab
 RATE = 12.0  # visits (and checkouts) per second
@@ -32,8 +31,14 @@ def fleet(tmp_path):
     url = f"http://127.0.0.1:{free_tcp_port()}"
     key = [
         {"name": "checkouts", "query": "shop.checkouts", "stat": "rate", "unit": "/min", "bad": "down"},
-        {"name": "checkouts (prometheus)", "query": "shop_checkouts_total", "source": "prometheus",
-         "stat": "rate", "unit": "/min", "bad": "down"},
+        {
+            "name": "checkouts (prometheus)",
+            "query": "shop_checkouts_total",
+            "source": "prometheus",
+            "stat": "rate",
+            "unit": "/min",
+            "bad": "down",
+        },
     ]
     fleet = make_demo_fleet(tmp_path, 6, metrics={"prometheus": url, "key": key})
     yield fleet
@@ -54,8 +59,12 @@ def test_prometheus_and_statsd_agree_on_the_checkout_rate_of_the_demo_shop(fleet
     proc = start_prometheus(tmp_path, int(url.rsplit(":", 1)[1]), targets)
     fleet.on_close(lambda: stop_process(proc))
     wait_for(lambda: proc.poll() is None and prometheus_ready(url), 30, "Prometheus to be ready", every=0.2)
-    wait_for(lambda: len([r for r in _query(url, "up") if r["value"][1] == "1"]) == len(targets), 20,
-             "Prometheus to scrape every host", every=0.2)
+    wait_for(
+        lambda: len([r for r in _query(url, "up") if r["value"][1] == "1"]) == len(targets),
+        20,
+        "Prometheus to scrape every host",
+        every=0.2,
+    )
 
     shop = fleet.traffic(rate=RATE)
     time.sleep(3)  # a few scrapes with shoppers before the window starts
@@ -70,8 +79,10 @@ def test_prometheus_and_statsd_agree_on_the_checkout_rate_of_the_demo_shop(fleet
     from_prometheus = prom_source.value(prom_metric, start, end)
     from_statsd = statsd_source.value(statsd_metric, start, end)
     summary = shop.summary()
-    print(f"checkouts/min over {WINDOW} s: Prometheus {from_prometheus:.1f}, StatsD {from_statsd:.1f}; "
-          f"shoppers: {summary.line()}")
+    print(
+        f"checkouts/min over {WINDOW} s: Prometheus {from_prometheus:.1f}, StatsD {from_statsd:.1f}; "
+        f"shoppers: {summary.line()}"
+    )
     assert summary.failed == 0 and summary.checkouts_failed == 0, summary.samples
     assert from_statsd == pytest.approx(RATE * 60, rel=0.15)  # the shoppers kept their pace
     assert from_prometheus == pytest.approx(from_statsd, rel=0.10)

@@ -9,10 +9,9 @@ import sys
 
 import pytest
 
-from console.errors import ConsoleError
-from console.events import DeployDone
-
-from test_e2e_support import ROOT, USER, make_demo_fleet, wait_for
+from console.core.errors import ConsoleError
+from console.core.events import DeployDone
+from support.demo_fleet import ROOT, USER, make_demo_fleet, wait_for
 
 pytestmark = pytest.mark.lab
 
@@ -43,14 +42,17 @@ def test_queue_refusals_and_an_override_on_the_demo_trunk(fleet, receiver):
     # invoke queue --json, as a person runs it
     done = subprocess.run(
         [sys.executable, "-m", "invoke", "queue", "-i", str(fleet.inventory.path), "--json"],
-        cwd=ROOT, capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 0, done.stderr
     answer = json.loads(done.stdout)
     assert answer["live"] == trunk.initial
     queue = answer["queue"]
     assert [c["sha"] for c in queue] == [trunk.commits[role] for role in EXPECTED]
-    for change, (role, (approved, ddl_file)) in zip(queue, EXPECTED.items()):
+    for change, (role, (approved, ddl_file)) in zip(queue, EXPECTED.items(), strict=False):
         assert change["approved"] is approved, (role, change)
         assert [h["file"] for h in change["ddl"]] == ([ddl_file] if ddl_file else []), (role, change)
     ddl_hit = queue[-1]["ddl"][0]
@@ -77,8 +79,11 @@ def test_queue_refusals_and_an_override_on_the_demo_trunk(fleet, receiver):
     record = fleet.history.get(done.deploy_id)
     assert record.override == reason
     assert record.user == USER and record.commits == 7
-    wait_for(lambda: [p for p in receiver.bodies if p["deploy_id"] == done.deploy_id
-                              and p["event"] == DeployDone.kind], 10, "the deploy-done webhook")
+    wait_for(
+        lambda: [p for p in receiver.bodies if p["deploy_id"] == done.deploy_id and p["event"] == DeployDone.kind],
+        10,
+        "the deploy-done webhook",
+    )
     started = [p for p in receiver.bodies if p["deploy_id"] == done.deploy_id and p["event"] == "deploy-started"]
     assert len(started) == 1 and started[0]["override"] == reason
     assert f"(override: {reason})" in started[0]["summary"]

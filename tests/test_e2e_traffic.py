@@ -10,8 +10,7 @@ import pytest
 
 from console.metrics.source import store_path
 from console.metrics.store import StoreReader
-
-from test_e2e_support import make_demo_fleet, wait_for
+from support.demo_fleet import make_demo_fleet, wait_for
 
 pytestmark = pytest.mark.lab
 HOSTS = 20
@@ -61,8 +60,11 @@ def test_25_deploys_under_traffic_give_no_asset_404s_and_no_failed_requests(flee
     # stopped when the next one started (only the last one still watches)
     reader = StoreReader(store_path(fleet.inventory))
     env = fleet.inventory.environment
-    wait_for(lambda: sum(r.count for r in reader.rows(f"deploys.{env}.end", "c", 0, 2**40)) == DEPLOYS + 1,
-             5, "the last deploy marker")
+    wait_for(
+        lambda: sum(r.count for r in reader.rows(f"deploys.{env}.end", "c", 0, 2**40)) == DEPLOYS + 1,
+        5,
+        "the last deploy marker",
+    )
     for label in ("start", "end"):
         assert sum(r.count for r in reader.rows(f"deploys.{env}.{label}", "c", 0, 2**40)) == DEPLOYS + 1, label
     assert sum(r.count for r in reader.rows(f"deploys.{env}", "c", 0, 2**40)) == 2 * (DEPLOYS + 1)

@@ -9,11 +9,10 @@ import time
 
 import pytest
 
-from console.deploy import DeployRequest
-from console.events import PhaseDone
-from console.runner import run_deploy
-
-from test_e2e_support import USER, make_demo_fleet, wait_for
+from console.core.events import PhaseDone
+from console.pipeline.deploy import DeployRequest
+from console.session.runner import run_deploy
+from support.demo_fleet import USER, make_demo_fleet, wait_for
 
 pytestmark = pytest.mark.lab
 RATE = 8.0  # visits (and checkouts) per second
@@ -66,8 +65,11 @@ def test_the_breaking_commit_is_degraded_within_a_minute_and_the_fix_is_ok(fleet
     broken, activated = _deploy(fleet, trunk.breaking)  # copy..breaking: all reviewed
     degraded = _first(fleet, broken, "degraded", 75)
     latency = degraded.ts - activated
-    seen = [(round(v.ts - activated, 1), v.verdict, v.summary) for v in fleet.history.verdicts(broken)
-            if v.metric == _checkouts(fleet)]
+    seen = [
+        (round(v.ts - activated, 1), v.verdict, v.summary)
+        for v in fleet.history.verdicts(broken)
+        if v.metric == _checkouts(fleet)
+    ]
     print(f"breaking: degraded {latency:.1f} s after activation: {degraded.summary}")
     assert latency <= 60, seen
     assert degraded.change is not None and degraded.change <= -0.2, degraded
@@ -85,8 +87,15 @@ def test_the_breaking_commit_is_degraded_within_a_minute_and_the_fix_is_ok(fleet
     assert any(v.final for v in fleet.history.verdicts(broken) if v.metric == _checkouts(fleet))
     # ... and the watcher process announced it
     name = _checkouts(fleet)
-    posts = wait_for(lambda: [p for p in receiver.bodies if p["event"] == "watch-verdict" and p["deploy_id"] == broken
-                              and p["metric"] == name], 10, "the final verdict's webhook")
+    posts = wait_for(
+        lambda: [
+            p
+            for p in receiver.bodies
+            if p["event"] == "watch-verdict" and p["deploy_id"] == broken and p["metric"] == name
+        ],
+        10,
+        "the final verdict's webhook",
+    )
     assert posts[0]["verdict"] == "degraded" and posts[0]["final"], posts[0]
     assert posts[0]["summary"].startswith(f"e2e: {name} degraded after {USER}'s deploy of {trunk.breaking[:7]}: ")
     # nothing failed but the checkouts the breaking commit broke

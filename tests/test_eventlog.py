@@ -13,17 +13,26 @@ from pathlib import Path
 
 import pytest
 
-from console.errors import ConsoleError
-from console.eventlog import EventLog
-from console.events import DeployDone, DeployStarted, HostDone, Notice, PhaseStarted, to_json
+from console.core.errors import ConsoleError
+from console.core.events import DeployDone, DeployStarted, HostDone, Notice, PhaseStarted, to_json
+from console.state.eventlog import EventLog
 
 
 def started(deploy_id: str, pid: int) -> DeployStarted:
     hosts = ("web001", "web002")
     return DeployStarted(
-        deploy_id, environment="lab", user="alice", release=deploy_id, revision="e" * 40, previous_revision=None,
-        hosts=hosts, chunks=(hosts,), phases=("sync-code",), strategy="chunked", pid=pid,
-    )  # fmt: skip
+        deploy_id,
+        environment="lab",
+        user="alice",
+        release=deploy_id,
+        revision="e" * 40,
+        previous_revision=None,
+        hosts=hosts,
+        chunks=(hosts,),
+        phases=("sync-code",),
+        strategy="chunked",
+        pid=pid,
+    )
 
 
 def test_write_read_roundtrip_private(tmp_path: Path) -> None:
@@ -121,8 +130,8 @@ def test_follow_stops_when_asked(tmp_path: Path) -> None:
 
 WRITER = """
 import os, sys, time
-from console.eventlog import EventLog
-from console.events import DeployStarted, HostProgress
+from console.state.eventlog import EventLog
+from console.core.events import DeployStarted, HostProgress
 log = EventLog(sys.argv[1])
 write = log.writer("d1")
 hosts = tuple(f"web{i:03}" for i in range(50))
@@ -141,8 +150,9 @@ while True:
 
 @pytest.mark.parametrize("pace", ["slow", "fast"])
 def test_follow_ends_with_a_died_notice_when_the_writer_is_sigkilled(tmp_path: Path, pace: str) -> None:
-    proc = subprocess.Popen([sys.executable, "-c", WRITER, str(tmp_path), pace], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, "-c", WRITER, str(tmp_path), pace], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     assert proc.stdout.readline() == "started\n", proc.stderr.read()
     log = EventLog(tmp_path)
     assert log.running("d1")

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from console.errors import ConsoleError
-from console.events import (
+from console.core.errors import ConsoleError
+from console.core.events import (
     DeployDone,
     DeployStarted,
     HostDone,
@@ -26,24 +26,57 @@ from console.events import (
     PhaseStarted,
     WatchVerdict,
 )
-from console.history import History, pid_alive
+from console.state.files import pid_alive
+from console.state.history import History
 
 HOSTS = ("web001", "web002", "web003")
 
 
-def started(deploy_id: str, *, ts: float, revision: str = "ef4501a" + "0" * 33, previous: str | None = "ab12cd3" + "0" * 33,
-            hosts: tuple[str, ...] = HOSTS, action: str = "deploy", release: str | None = None, pid: int = 0,
-            environment: str = "lab", override: str | None = None) -> DeployStarted:  # fmt: skip
+def started(
+    deploy_id: str,
+    *,
+    ts: float,
+    revision: str = "ef4501a" + "0" * 33,
+    previous: str | None = "ab12cd3" + "0" * 33,
+    hosts: tuple[str, ...] = HOSTS,
+    action: str = "deploy",
+    release: str | None = None,
+    pid: int = 0,
+    environment: str = "lab",
+    override: str | None = None,
+) -> DeployStarted:
     return DeployStarted(
-        deploy_id, environment=environment, user="alice", release=release or deploy_id, revision=revision,
-        previous_revision=previous, hosts=hosts, chunks=(hosts,), phases=("sync-assets", "sync-code", "activate"),
-        strategy="chunked", action=action, commits=3, override=override, pid=pid, ts=ts,
-    )  # fmt: skip
+        deploy_id,
+        environment=environment,
+        user="alice",
+        release=release or deploy_id,
+        revision=revision,
+        previous_revision=previous,
+        hosts=hosts,
+        chunks=(hosts,),
+        phases=("sync-assets", "sync-code", "activate"),
+        strategy="chunked",
+        action=action,
+        commits=3,
+        override=override,
+        pid=pid,
+        ts=ts,
+    )
 
 
-def run_deploy(h: History, deploy_id: str, *, ts: float, failed: dict[str, str] = {}, result: str | None = None,
-               hosts: tuple[str, ...] = HOSTS, **kw) -> None:  # fmt: skip
+def run_deploy(
+    h: History,
+    deploy_id: str,
+    *,
+    ts: float,
+    failed: dict[str, str] | None = None,
+    result: str | None = None,
+    hosts: tuple[str, ...] = HOSTS,
+    **kw,
+) -> None:
     """A whole deploy's events: every host through every phase, `failed` ones fail in sync-code."""
+    if failed is None:
+        failed = {}
     h.record(started(deploy_id, ts=ts, hosts=hosts, **kw))
     for phase in ("sync-assets", "sync-code", "activate"):
         h.record(PhaseStarted(deploy_id, phase=phase, hosts=hosts, ts=ts + 0.1))
@@ -58,8 +91,9 @@ def run_deploy(h: History, deploy_id: str, *, ts: float, failed: dict[str, str] 
         h.record(PhaseDone(deploy_id, phase=phase, ok=len(hosts), failed=0, seconds=0.6, ts=ts + 0.3))
     ok = tuple(x for x in hosts if x not in failed)
     result = result or ("partial" if failed else "ok")
-    h.record(DeployDone(deploy_id, result=result, seconds=1.0, hosts_ok=ok,
-                        hosts_failed=tuple(failed.items()), ts=ts + 1))  # fmt: skip
+    h.record(
+        DeployDone(deploy_id, result=result, seconds=1.0, hosts_ok=ok, hosts_failed=tuple(failed.items()), ts=ts + 1)
+    )
 
 
 def test_files_are_private_and_wal(tmp_path: Path) -> None:
@@ -82,10 +116,28 @@ def test_files_are_private_and_wal(tmp_path: Path) -> None:
 def test_a_whole_deploy_is_recorded(tmp_path: Path) -> None:
     h = History(tmp_path)
     run_deploy(h, "d1", ts=1000.0, failed={"web002": "exit 1: rsync: connection reset"}, override="hotfix")
-    h.record(WatchVerdict("d1", metric="checkouts", verdict="ok", summary="checkouts/min 41 → 40, -2%",
-                          baseline=41, current=40, change=-0.02, final=True, ts=1100.0))  # fmt: skip
+    h.record(
+        WatchVerdict(
+            "d1",
+            metric="checkouts",
+            verdict="ok",
+            summary="checkouts/min 41 → 40, -2%",
+            baseline=41,
+            current=40,
+            change=-0.02,
+            final=True,
+            ts=1100.0,
+        )
+    )
     d = h.get("d1")
-    assert (d.environment, d.action, d.user, d.override, d.result, d.state) == ("lab", "deploy", "alice", "hotfix", "partial", "partial")
+    assert (d.environment, d.action, d.user, d.override, d.result, d.state) == (
+        "lab",
+        "deploy",
+        "alice",
+        "hotfix",
+        "partial",
+        "partial",
+    )
     assert d.from_revision.startswith("ab12cd3") and d.to_revision.startswith("ef4501a")
     assert (d.started, d.ended, d.seconds, d.commits, d.host_count) == (1000.0, 1001.0, 1.0, 3, 3)
     assert d.phases == {"sync-assets": 0.6, "sync-code": 0.6, "activate": 0.6}
@@ -123,8 +175,8 @@ def test_record_from_other_threads(tmp_path: Path) -> None:
 
 CHILD = """
 import os, signal, sys
-from console.history import History
-from console.events import DeployStarted, HostDone, HostFailed
+from console.state.history import History
+from console.core.events import DeployStarted, HostDone, HostFailed
 h = History(sys.argv[1])
 hosts = tuple(f"web{i:03}" for i in range(10))
 h.record(DeployStarted("d1", environment="lab", user="bob", release="r1", revision="c" * 40,
@@ -154,8 +206,16 @@ def test_a_second_history_object_continues_a_deploy(tmp_path: Path) -> None:
     first.record(HostDone("d1", phase="sync-assets", host="web001", seconds=0.5, bytes=10, ts=1001.0))
     second = History(tmp_path)
     second.record(HostDone("d1", phase="sync-code", host="web001", seconds=0.7, bytes=5, ts=1002.0))
-    second.record(DeployDone("d1", result="partial", seconds=3.0, hosts_ok=("web001",),
-                             hosts_failed=(("web003", "never answered"),), ts=1003.0))  # fmt: skip
+    second.record(
+        DeployDone(
+            "d1",
+            result="partial",
+            seconds=3.0,
+            hosts_ok=("web001",),
+            hosts_failed=(("web003", "never answered"),),
+            ts=1003.0,
+        )
+    )
     hosts = {x.host: x for x in second.get("d1").hosts}
     assert hosts["web001"].seconds == {"sync-assets": 0.5, "sync-code": 0.7}
     assert (hosts["web001"].bytes, hosts["web001"].state, hosts["web001"].ok) == (15, "staged", True)
@@ -210,8 +270,17 @@ def test_markers_verdicts_and_audit(tmp_path: Path) -> None:
     assert h.markers(1500.0) == [(2000.0, "deploy bbbbbbb by alice"), (2001.0, "deploy bbbbbbb partial")]
     assert len(h.markers(0)) == 4
     for final in (False, True):
-        h.record(WatchVerdict("d2", metric="checkouts", verdict="degraded", summary="41 → 28",
-                              dry_run=True, final=final, ts=2100.0 + final))  # fmt: skip
+        h.record(
+            WatchVerdict(
+                "d2",
+                metric="checkouts",
+                verdict="degraded",
+                summary="41 → 28",
+                dry_run=True,
+                final=final,
+                ts=2100.0 + final,
+            )
+        )
     assert [v.final for v in h.verdicts("d2")] == [False, True]
     assert [v.dry_run for v in h.verdicts("d2", final_only=True)] == [True]
     h.add_audit("lab", "bob", "force-unlock", "took over alice's lock", ts=10.0)
@@ -223,8 +292,8 @@ def test_markers_verdicts_and_audit(tmp_path: Path) -> None:
 
 WRITER = """
 import sys
-from console.history import History
-from console.events import DeployStarted, DeployDone
+from console.state.history import History
+from console.core.events import DeployStarted, DeployDone
 h = History(sys.argv[1])
 for i in range(40):
     d = f"{sys.argv[2]}-{i:03}"
@@ -236,8 +305,10 @@ for i in range(40):
 
 def test_two_processes_write_at_once(tmp_path: Path) -> None:
     History(tmp_path)
-    procs = [subprocess.Popen([sys.executable, "-c", WRITER, str(tmp_path), name], stderr=subprocess.PIPE)
-             for name in ("a", "b")]  # fmt: skip
+    procs = [
+        subprocess.Popen([sys.executable, "-c", WRITER, str(tmp_path), name], stderr=subprocess.PIPE)
+        for name in ("a", "b")
+    ]
     for p in procs:
         _, err = p.communicate(timeout=30)
         assert p.returncode == 0, err.decode()
@@ -248,7 +319,7 @@ def test_two_processes_write_at_once(tmp_path: Path) -> None:
 def test_engine_modules_import_no_textual() -> None:
     code = textwrap.dedent("""
         import sys
-        import console.lock, console.history, console.eventlog, console.notify
+        import console.state.lock, console.state.history, console.state.eventlog, console.session.notify
         assert "textual" not in sys.modules, sorted(m for m in sys.modules if m.startswith("textual"))
     """)
     subprocess.run([sys.executable, "-c", code], check=True, timeout=30)
@@ -256,7 +327,7 @@ def test_engine_modules_import_no_textual() -> None:
 
 AUDIT_WRITER = """
 import sys
-from console.history import History
+from console.state.history import History
 h = History(sys.argv[1])
 for i in range(300):
     h.add_audit("lab", "other", "lock", "x" * 200)

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from console.errors import ConsoleError
-from console.inventory import expand_hosts, load_inventory
+from console.config.inventory import expand_hosts, load_inventory
+from console.core.errors import ConsoleError
 
 GOOD = """\
 environment: production
@@ -74,14 +74,29 @@ def test_branch_defaults_to_main(write):
     [
         (("port: 2222", "port: ssh"), ":14: hosts[1].port: expected an integer from 1 to 65535, got 'ssh'"),
         (("  user: deploy", "  usr: deploy"), ":6: ssh.usr: unknown key; expected one of: key, known_hosts, user"),
-        (("web[001:003]", "web[003:001]"), ":11: hosts[0]: bad host range: range [003:001] in 'web[003:001].example.com' runs backwards"),
+        (
+            ("web[001:003]", "web[003:001]"),
+            ":11: hosts[0]: bad host range: range [003:001] in 'web[003:001].example.com' runs backwards",
+        ),
         (("web[001:003]", "web[001:0x3]"), "hosts[0]: bad host range: range [001:0x3]"),
-        (("name: web051", "name: web002.example.com"), ":12: hosts[1]: duplicate host 'web002.example.com' (first given at line 11)"),
+        (
+            ("name: web051", "name: web002.example.com"),
+            ":12: hosts[1]: duplicate host 'web002.example.com' (first given at line 11)",
+        ),
         (("key: key", "key: missing"), ":7: ssh.key: cannot read the private key file"),
         (("chunk_size: 10", "chunk_size: 0"), "chunk_size: expected an integer from 1 to 1000, got 0"),
-        (("max_failures: 10%", "max_failures: lots"), "max_failures: expected a host count like 2 or a percent like 10%, got 'lots'"),
-        (("kill -HUP {http_port}", "kill -HUP {pid}"), ":16: restart: placeholder {pid} is not set for host web001.example.com"),
-        (("deploy_path: /srv/www", "deploy_path: srv/www"), ":4: deploy_path: expected an absolute path, got 'srv/www'"),
+        (
+            ("max_failures: 10%", "max_failures: lots"),
+            "max_failures: expected a host count like 2 or a percent like 10%, got 'lots'",
+        ),
+        (
+            ("kill -HUP {http_port}", "kill -HUP {pid}"),
+            ":16: restart: placeholder {pid} is not set for host web001.example.com",
+        ),
+        (
+            ("deploy_path: /srv/www", "deploy_path: srv/www"),
+            ":4: deploy_path: expected an absolute path, got 'srv/www'",
+        ),
     ],
 )
 def test_each_mistake_is_one_line_with_file_line_and_key(write, change, expected):
@@ -94,8 +109,12 @@ def test_each_mistake_is_one_line_with_file_line_and_key(write, change, expected
 
 
 def test_an_empty_host_list_and_missing_keys(write):
-    assert "hosts: the host list is empty" in error_of(write(GOOD.format(extra="").split("\nhosts:")[0] + "\nhosts: []\n"))
-    assert "environment: required key is missing" in error_of(write(GOOD.format(extra="").replace("environment: production\n", "")))
+    assert "hosts: the host list is empty" in error_of(
+        write(GOOD.format(extra="").split("\nhosts:")[0] + "\nhosts: []\n")
+    )
+    assert "environment: required key is missing" in error_of(
+        write(GOOD.format(extra="").replace("environment: production\n", ""))
+    )
     assert "not valid YAML" in error_of(write("environment: [\n"))
     assert "the inventory is empty" in error_of(write(""))
 
@@ -112,7 +131,11 @@ def test_the_example_inventory_is_valid(tmp_path: Path):
     example = Path(__file__).resolve().parent.parent / "hosts" / "example-production.yaml"
     (tmp_path / "k").write_text("k")
     (tmp_path / "kh").write_text("")
-    text = example.read_text().replace("~/.ssh/deploy_ed25519", str(tmp_path / "k")).replace("~/.ssh/known_hosts", str(tmp_path / "kh"))
+    text = (
+        example.read_text()
+        .replace("~/.ssh/deploy_ed25519", str(tmp_path / "k"))
+        .replace("~/.ssh/known_hosts", str(tmp_path / "kh"))
+    )
     inv = load_inventory(_put(tmp_path / "example.yaml", text))
     assert len(inv.hosts) == 51 and inv.metrics.key[0].limit == 0.2 and inv.webhooks
 
@@ -125,8 +148,15 @@ def _put(path: Path, text: str) -> Path:
 def test_the_cli_reports_a_bad_inventory_in_one_line(write):
     path = write(GOOD.format(extra="").replace("port: 2222", "port: ssh"))
     root = Path(__file__).resolve().parent.parent
-    proc = subprocess.run([sys.executable, "-m", "invoke", "status", "-i", str(path)], cwd=root,
-                          capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-m", "invoke", "status", "-i", str(path)],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 1
     assert "Traceback" not in proc.stderr
-    assert proc.stderr.strip().splitlines() == [f"error: {path}:14: hosts[1].port: expected an integer from 1 to 65535, got 'ssh'"]
+    assert proc.stderr.strip().splitlines() == [
+        f"error: {path}:14: hosts[1].port: expected an integer from 1 to 65535, got 'ssh'"
+    ]

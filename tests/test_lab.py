@@ -16,7 +16,7 @@ import paramiko
 import pytest
 import yaml
 
-from console.errors import ConsoleError
+from console.core.errors import ConsoleError
 from console.lab import LAB_ROOT, Lab
 
 pytestmark = pytest.mark.lab
@@ -38,9 +38,17 @@ def connect(inv: dict, name: str, timeout: float = 5) -> paramiko.SSHClient:
     client = paramiko.SSHClient()
     client.load_host_keys(inv["ssh"]["known_hosts"])
     client.set_missing_host_key_policy(paramiko.RejectPolicy())
-    client.connect(h["address"], port=h["port"], username=inv["ssh"]["user"], key_filename=inv["ssh"]["key"],
-                   look_for_keys=False, allow_agent=False, timeout=timeout, banner_timeout=timeout,
-                   auth_timeout=timeout)
+    client.connect(
+        h["address"],
+        port=h["port"],
+        username=inv["ssh"]["user"],
+        key_filename=inv["ssh"]["key"],
+        look_for_keys=False,
+        allow_agent=False,
+        timeout=timeout,
+        banner_timeout=timeout,
+        auth_timeout=timeout,
+    )
     return client
 
 
@@ -64,6 +72,7 @@ def deploy_path(inv: dict, name: str) -> str:
 
 # -- the inventory and ssh ------------------------------------------------------------------
 
+
 def test_inventory_has_the_team_format(lab):
     inv = inventory_of(lab)
     assert list(inv)[:7] == ["environment", "repo", "branch", "deploy_path", "state_dir", "ssh", "hosts"]
@@ -86,13 +95,15 @@ def test_inventory_has_the_team_format(lab):
 def test_every_host_answers_over_ssh_with_the_inventory(lab):
     inv = inventory_of(lab)
     for h in inv["hosts"]:
-        rc, out, _ = ssh_run(inv, h["name"], "hostname; id -un; ls -A ~; test -w " + deploy_path(inv, h["name"]) + " && echo writable")
+        rc, out, _ = ssh_run(
+            inv, h["name"], "hostname; id -un; ls -A ~; test -w " + deploy_path(inv, h["name"]) + " && echo writable"
+        )
         lines = out.split()
         assert rc == 0
         if ROOT:
             assert lines[0] == h["name"]
             assert lines[1] == "labdeploy"
-            assert lines[2:] == [".ssh", "writable"]        # an empty home: no shell start-up files
+            assert lines[2:] == [".ssh", "writable"]  # an empty home: no shell start-up files
         assert lines[-1] == "writable"
 
 
@@ -129,6 +140,7 @@ def test_a_changed_host_key_is_refused(lab):
 
 # -- faults -----------------------------------------------------------------------------------
 
+
 def test_kill_and_heal(lab):
     inv = inventory_of(lab)
     h = host_entry(inv, "web004")
@@ -139,7 +151,7 @@ def test_kill_and_heal(lab):
         with pytest.raises(ConnectionRefusedError):
             socket.create_connection((h["address"], h["port"]), timeout=2).close()
         with pytest.raises((paramiko.SSHException, EOFError, OSError)):
-            run(session, "true", timeout=3)          # its sessions died with it
+            run(session, "true", timeout=3)  # its sessions died with it
     finally:
         session.close()
         lab.heal("web004")
@@ -154,10 +166,10 @@ def test_cut_hangs_connections_and_heal_restores_them(lab):
     try:
         assert lab.status()[1].cut
         started = time.monotonic()
-        if ROOT:   # the link is down: the connect itself times out, it is not refused
+        if ROOT:  # the link is down: the connect itself times out, it is not refused
             with pytest.raises(TimeoutError):
                 socket.create_connection((h["address"], h["port"]), timeout=2).close()
-        else:      # SIGSTOP: the kernel accepts, nobody answers
+        else:  # SIGSTOP: the kernel accepts, nobody answers
             with pytest.raises((paramiko.SSHException, TimeoutError, socket.timeout)):
                 connect(inv, "web002", timeout=2)
         assert time.monotonic() - started >= 1.9
@@ -170,13 +182,20 @@ def test_cut_hangs_connections_and_heal_restores_them(lab):
 def test_fill_makes_the_deploy_path_nearly_full_and_heal_copies_it_back(lab):
     inv = inventory_of(lab)
     path = deploy_path(inv, "web001")
-    assert ssh_run(inv, "web001", f"mkdir -p {path}/releases/r1 && echo v1 > {path}/releases/r1/index.html "
-                                  f"&& ln -sfn releases/r1 {path}/current")[0] == 0
+    assert (
+        ssh_run(
+            inv,
+            "web001",
+            f"mkdir -p {path}/releases/r1 && echo v1 > {path}/releases/r1/index.html "
+            f"&& ln -sfn releases/r1 {path}/current",
+        )[0]
+        == 0
+    )
     lab.fill("web001")
     try:
         assert lab.status()[0].filled
         rc, out, _ = ssh_run(inv, "web001", f"cat {path}/current/index.html")
-        assert (rc, out) == (0, "v1\n")                       # the current release still serves
+        assert (rc, out) == (0, "v1\n")  # the current release still serves
         rc, _, err = ssh_run(inv, "web001", f"head -c 300000 /dev/zero > {path}/big")
         assert rc != 0
         assert ("No space left" if ROOT else "Permission denied") in err
@@ -188,7 +207,7 @@ def test_fill_makes_the_deploy_path_nearly_full_and_heal_copies_it_back(lab):
     rc, out, _ = ssh_run(inv, "web001", f"cat {path}/current/index.html; ls -A {path}")
     assert rc == 0 and out.startswith("v1\n")
     if ROOT:
-        assert "during-fill" in out and ".lab-fill" not in out     # what was written during the fill is kept
+        assert "during-fill" in out and ".lab-fill" not in out  # what was written during the fill is kept
         assert ssh_run(inv, "web001", f"head -c 300000 /dev/zero > {path}/big && rm {path}/big")[0] == 0
 
 
@@ -209,7 +228,7 @@ def test_slow_shapes_the_link_and_heal_removes_it(lab):
     lab.slow("web003", "1mbit")
     try:
         assert lab.status()[2].slow == "1mbit"
-        assert pull_seconds() > 1.0           # 200 kB at 1 Mbit/s is ~1.6 s
+        assert pull_seconds() > 1.0  # 200 kB at 1 Mbit/s is ~1.6 s
     finally:
         lab.heal("web003")
     assert pull_seconds() < 1.0
@@ -228,6 +247,7 @@ def test_user_errors_are_one_line_console_errors(lab):
 
 
 # -- down -------------------------------------------------------------------------------------
+
 
 def leftovers(name: str) -> list[str]:
     """Everything of the lab still on this machine: namespaces, links, live processes, mounts, files."""
@@ -280,7 +300,7 @@ def test_down_leaves_nothing_behind_also_after_a_crashed_up(lab_session_tag, tmp
     session.close()
     assert leftovers(name) == []
     assert not inv_path.exists()
-    lab.down()                                  # idempotent
+    lab.down()  # idempotent
     with pytest.raises(ConsoleError, match="is not up"):
         lab.status()
 
@@ -315,9 +335,13 @@ def test_a_lab_without_root_runs_on_loopback(lab, lab_session_tag, tmp_path):
     repo = str(Path(__file__).resolve().parents[1])
 
     def as_user(*args: str) -> str:
-        proc = subprocess.run(["runuser", "-u", "labdeploy", "--", python, "-c", NONROOT_SCRIPT, name, *args],
-                              capture_output=True, text=True, env={"PYTHONPATH": repo, "PATH": os.environ["PATH"],
-                                                                   "HOME": "/var/lib/labdeploy"}, cwd="/")
+        proc = subprocess.run(
+            ["runuser", "-u", "labdeploy", "--", python, "-c", NONROOT_SCRIPT, name, *args],
+            capture_output=True,
+            text=True,
+            env={"PYTHONPATH": repo, "PATH": os.environ["PATH"], "HOME": "/var/lib/labdeploy"},
+            cwd="/",
+        )
         assert proc.returncode == 0, proc.stderr
         return proc.stdout
 

@@ -15,15 +15,16 @@ from pathlib import Path
 
 import pytest
 
-from console.errors import ConsoleError
-from console.history import History, local_time
-from console.lock import Lock
+from console.core.errors import ConsoleError
+from console.core.text import local_time
+from console.state.history import History
+from console.state.lock import Lock
 
 TIME = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d"
 
 HOLDER = """
 import os, sys, time
-from console.lock import Lock
+from console.state.lock import Lock
 lock = Lock(sys.argv[1], "lab")
 if sys.argv[2] == "acquire":
     lock.acquire("bob", "deploying ef4501a", deploy_id="d1", pid=os.getpid())
@@ -36,8 +37,9 @@ time.sleep(60)
 
 def hold(state: Path, how: str = "acquire") -> subprocess.Popen[str]:
     """A child process that takes (or takes over) the lock and sleeps holding it."""
-    proc = subprocess.Popen([sys.executable, "-c", HOLDER, str(state), how], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(state), how], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     line = proc.stdout.readline()
     assert line == "held\n", proc.stderr.read()
     return proc
@@ -52,7 +54,13 @@ def test_acquire_then_a_second_acquire_fails_at_once(tmp_path: Path) -> None:
     lock = Lock(tmp_path / "state", "lab")
     assert lock.status() is None
     info = lock.acquire("alice", "deploying ab12cd3", deploy_id="d1", pid=os.getpid())
-    assert (info.who, info.reason, info.pid, info.deploy_id, info.stale) == ("alice", "deploying ab12cd3", os.getpid(), "d1", False)
+    assert (info.who, info.reason, info.pid, info.deploy_id, info.stale) == (
+        "alice",
+        "deploying ab12cd3",
+        os.getpid(),
+        "d1",
+        False,
+    )
     assert lock.status() == info
     t = time.monotonic()
     with pytest.raises(ConsoleError) as err:
@@ -87,7 +95,9 @@ def test_release_rules_and_audit(tmp_path: Path) -> None:
     audit = History(tmp_path).audit(environment="lab")
     assert [a.action for a in audit] == ["force-unlock", "lock", "unlock", "lock", "unlock", "lock"]
     assert audit[0].who == "erin"
-    assert re.fullmatch(f"took over the lock of carol since {TIME} \\(reason: freeze\\); it is carol's lock", audit[0].detail)
+    assert re.fullmatch(
+        f"took over the lock of carol since {TIME} \\(reason: freeze\\); it is carol's lock", audit[0].detail
+    )
     with pytest.raises(ConsoleError, match="needs a reason"):
         lock.acquire("x", "  ")
 
@@ -131,7 +141,7 @@ def test_sigkilled_holder_leaves_a_stale_lock_that_can_be_taken_over(tmp_path: P
         "take it over with invoke unlock --force",
         str(err.value),
     )
-    with pytest.raises(ConsoleError, match="stale lock held by bob .* take it over with invoke unlock --force$"):
+    with pytest.raises(ConsoleError, match=r"stale lock held by bob .* take it over with invoke unlock --force$"):
         lock.release("alice")
     assert lock.release("alice", force=True).stale
     entry = History(tmp_path).audit()[0]
@@ -175,8 +185,8 @@ def test_the_child_takes_over_even_after_its_starter_was_sigkilled(tmp_path: Pat
 
 RACER = """
 import sys, time
-from console.lock import Lock
-from console.errors import ConsoleError
+from console.state.lock import Lock
+from console.core.errors import ConsoleError
 lock = Lock(sys.argv[1], "lab")
 while time.time() < float(sys.argv[2]):
     pass
@@ -190,8 +200,15 @@ except ConsoleError as exc:
 
 def test_racing_processes_exactly_one_wins(tmp_path: Path) -> None:
     start = time.time() + 1.0
-    procs = [subprocess.Popen([sys.executable, "-c", RACER, str(tmp_path), str(start), str(i)], stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True) for i in range(6)]  # fmt: skip
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", RACER, str(tmp_path), str(start), str(i)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(6)
+    ]
     outs = []
     for p in procs:
         out, err = p.communicate(timeout=30)
@@ -203,7 +220,7 @@ def test_racing_processes_exactly_one_wins(tmp_path: Path) -> None:
 
 CHURN = """
 import os, sys
-from console.lock import Lock
+from console.state.lock import Lock
 lock = Lock(sys.argv[1], "lab")
 print("go", flush=True)
 while True:
@@ -217,8 +234,9 @@ def test_sigkill_at_any_instant_leaves_no_lock_or_a_whole_one(tmp_path: Path) ->
     rng = random.Random(7)
     lock = Lock(tmp_path, "lab")
     for _ in range(6):
-        proc = subprocess.Popen([sys.executable, "-c", CHURN, str(tmp_path)], stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True)  # fmt: skip
+        proc = subprocess.Popen(
+            [sys.executable, "-c", CHURN, str(tmp_path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
         assert proc.stdout.readline() == "go\n", proc.stderr.read()
         time.sleep(rng.uniform(0.05, 0.3))
         kill(proc)
@@ -235,22 +253,24 @@ def test_unreadable_lock_file_is_stale_and_can_be_forced(tmp_path: Path) -> None
     lock.path.write_text("who|what|when\n")
     info = lock.status()
     assert info.stale and info.who == "unknown"
-    with pytest.raises(ConsoleError, match="stale lock held by unknown .*the lock file is unreadable"):
+    with pytest.raises(ConsoleError, match=r"stale lock held by unknown .*the lock file is unreadable"):
         lock.acquire("alice", "deploying", pid=os.getpid())
     lock.release("alice", force=True)
     assert lock.status() is None
 
 
-def test_a_stopped_process_holding_the_guard_gives_an_error_not_a_hang(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_stopped_process_holding_the_guard_gives_an_error_not_a_hang(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import fcntl
 
-    import console.lock
+    import console.state.lock
 
     lock = Lock(tmp_path, "lab")
     lock.acquire("alice", "x", pid=os.getpid())
     fd = os.open(lock._guard, os.O_RDWR)
     fcntl.flock(fd, fcntl.LOCK_EX)  # another open file description: flock conflicts even in-process
-    monkeypatch.setattr(console.lock, "GUARD_WAIT", 0.2)
+    monkeypatch.setattr(console.state.lock, "GUARD_WAIT", 0.2)
     try:
         with pytest.raises(ConsoleError, match="another process has been changing the lock"):
             lock.release("alice")

@@ -7,16 +7,22 @@ import socket
 import time
 from pathlib import Path
 
-from console.inventory import Host, Inventory, Metrics, SSHSettings
+from console.config.inventory import Host, Inventory, Metrics, SSHSettings
 from console.metrics.markers import marker_lines, send_marker
 from console.metrics.statsd import Sample, parse_packet
 
 
 def _inventory(tmp_path: Path, address: tuple[str, int], environment: str = "lab") -> Inventory:
     return Inventory(
-        path=tmp_path / "lab.yaml", environment=environment, repo="/srv/repo", branch="main",
-        deploy_path="/srv/www", ssh=SSHSettings("deploy", tmp_path / "key", tmp_path / "known_hosts"),
-        hosts=(Host("web01", "127.0.0.1"),), state_dir=tmp_path / "state", metrics=Metrics(statsd=address),
+        path=tmp_path / "lab.yaml",
+        environment=environment,
+        repo="/srv/repo",
+        branch="main",
+        deploy_path="/srv/www",
+        ssh=SSHSettings("deploy", tmp_path / "key", tmp_path / "known_hosts"),
+        hosts=(Host("web01", "127.0.0.1"),),
+        state_dir=tmp_path / "state",
+        metrics=Metrics(statsd=address),
     )
 
 

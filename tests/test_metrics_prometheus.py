@@ -14,22 +14,25 @@ from pathlib import Path
 
 import pytest
 
-from console.errors import ConsoleError
-from console.inventory import Host, Inventory, KeyMetric, Metrics, SSHSettings
+from console.config.inventory import Host, Inventory, KeyMetric, Metrics, SSHSettings
+from console.core.errors import ConsoleError
 from console.metrics.prometheus import PrometheusSource, expression
 from console.metrics.source import source_for, store_path
 from console.metrics.statsd import StatsdSource, ensure_collector, stop_collector
 from console.metrics.store import StoreReader
-
-from servers import PROMETHEUS, prometheus_ready, start_prometheus, stop_process
-
+from support.servers import PROMETHEUS, prometheus_ready, start_prometheus, stop_process
 
 
 def _inventory(tmp_path: Path, statsd_port: int, prometheus: str | None = None) -> Inventory:
     return Inventory(
-        path=tmp_path / "lab.yaml", environment="lab", repo="/srv/repo", branch="main",
-        deploy_path="/srv/www", ssh=SSHSettings("deploy", tmp_path / "key", tmp_path / "known_hosts"),
-        hosts=(Host("web01", "127.0.0.1"),), state_dir=tmp_path / "state",
+        path=tmp_path / "lab.yaml",
+        environment="lab",
+        repo="/srv/repo",
+        branch="main",
+        deploy_path="/srv/www",
+        ssh=SSHSettings("deploy", tmp_path / "key", tmp_path / "known_hosts"),
+        hosts=(Host("web01", "127.0.0.1"),),
+        state_dir=tmp_path / "state",
         metrics=Metrics(statsd=("127.0.0.1", statsd_port), prometheus=prometheus),
     )
 
@@ -59,13 +62,25 @@ def _wait(predicate, timeout: float, what: str):
     "metric, window, expr, windowed",
     [
         (KeyMetric("c", "shop_checkouts_total"), 60, "sum(rate(shop_checkouts_total[60s])) * 60", True),
-        (KeyMetric("c", 'shop_checkouts_total{job="shop"}'), 30.4,
-         'sum(rate(shop_checkouts_total{job="shop"}[30s])) * 60', True),
-        (KeyMetric("l", "shop_request_duration_seconds", stat="p95"), 60,
-         "histogram_quantile(0.95, sum by (le) (rate(shop_request_duration_seconds_bucket[60s]))) * 1000", True),
-        (KeyMetric("l", "shop_request_duration_seconds_bucket", stat="mean"), 60,
-         "(sum(rate(shop_request_duration_seconds_sum[60s])) / sum(rate(shop_request_duration_seconds_count[60s])))"
-         " * 1000", True),
+        (
+            KeyMetric("c", 'shop_checkouts_total{job="shop"}'),
+            30.4,
+            'sum(rate(shop_checkouts_total{job="shop"}[30s])) * 60',
+            True,
+        ),
+        (
+            KeyMetric("l", "shop_request_duration_seconds", stat="p95"),
+            60,
+            "histogram_quantile(0.95, sum by (le) (rate(shop_request_duration_seconds_bucket[60s]))) * 1000",
+            True,
+        ),
+        (
+            KeyMetric("l", "shop_request_duration_seconds_bucket", stat="mean"),
+            60,
+            "(sum(rate(shop_request_duration_seconds_sum[60s])) / sum(rate(shop_request_duration_seconds_count[60s])))"
+            " * 1000",
+            True,
+        ),
         (KeyMetric("q", "queue_depth", stat="gauge"), 60, "sum(last_over_time(queue_depth[60s]))", True),
         (KeyMetric("c", "sum(rate(x[$window])) * 60"), 45, "sum(rate(x[45s])) * 60", True),
         (KeyMetric("c", "sum(rate(x[1m])) * 60"), 45, "sum(rate(x[1m])) * 60", False),
@@ -79,7 +94,7 @@ def test_expression(metric, window, expr, windowed):
 
 
 class _Answers(http.server.BaseHTTPRequestHandler):
-    def do_GET(self):  # noqa: N802
+    def do_GET(self):
         if self.path.startswith("/bad/"):
             status, body = 400, b'{"status":"error","errorType":"bad_data","error":"parse error:\\nunexpected"}'
         elif self.path.startswith("/html/"):
@@ -108,12 +123,20 @@ def answers():
 @pytest.mark.parametrize(
     "prefix, message",
     [
-        ("/bad", "/bad/api/v1/query (query 'sum(rate(shop_checkouts_total[60s])) * 60'): HTTP 400: "
-                 "bad_data: parse error: unexpected"),
-        ("/html", "/html/api/v1/query (query 'sum(rate(shop_checkouts_total[60s])) * 60'): "
-                  "the answer is not JSON: <html> <h1>not prometheus</h1>"),
-        ("/down", "/down/api/v1/query (query 'sum(rate(shop_checkouts_total[60s])) * 60'): "
-                  "HTTP 503: down for maintenance"),
+        (
+            "/bad",
+            "/bad/api/v1/query (query 'sum(rate(shop_checkouts_total[60s])) * 60'): HTTP 400: "
+            "bad_data: parse error: unexpected",
+        ),
+        (
+            "/html",
+            "/html/api/v1/query (query 'sum(rate(shop_checkouts_total[60s])) * 60'): "
+            "the answer is not JSON: <html> <h1>not prometheus</h1>",
+        ),
+        (
+            "/down",
+            "/down/api/v1/query (query 'sum(rate(shop_checkouts_total[60s])) * 60'): HTTP 503: down for maintenance",
+        ),
     ],
 )
 def test_prometheus_errors_are_one_line_naming_the_url(answers, prefix, message):
@@ -135,7 +158,7 @@ def test_an_unreachable_prometheus_is_one_line():
 class _Exporter(http.server.BaseHTTPRequestHandler):
     registry = None
 
-    def do_GET(self):  # noqa: N802
+    def do_GET(self):
         from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
         body = generate_latest(self.registry)
@@ -153,13 +176,16 @@ class _Exporter(http.server.BaseHTTPRequestHandler):
 def prometheus(tmp_path):
     """A real Prometheus on 127.0.0.1 scraping a prometheus-client endpoint every second."""
     if not PROMETHEUS:
-        pytest.skip("/usr/bin/prometheus is missing: install the Debian package `prometheus` "
-                    "(apt-get install -y prometheus)")
+        pytest.skip(
+            "/usr/bin/prometheus is missing: install the Debian package `prometheus` (apt-get install -y prometheus)"
+        )
     prometheus_client = pytest.importorskip("prometheus_client")
     registry = prometheus_client.CollectorRegistry()
     counter = prometheus_client.Counter("shop_checkouts", "Checkouts taken.", registry=registry)
     latency = prometheus_client.Histogram(
-        "shop_checkout_duration_seconds", "Checkout latency.", registry=registry,
+        "shop_checkout_duration_seconds",
+        "Checkout latency.",
+        registry=registry,
         buckets=(0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 1.0),
     )
     handler = type("Exporter", (_Exporter,), {"registry": registry})
@@ -206,8 +232,14 @@ def test_prometheus_and_statsd_agree_on_the_checkout_rate(tmp_path, prometheus):
         try:
             # a window that starts after Prometheus' first scrape (its start is jittered by up to
             # a scrape interval), fully scraped by the time it is read
-            _wait(lambda: b'"value"' in urllib.request.urlopen(
-                f"{url}/api/v1/query?query=shop_checkouts_total", timeout=1).read(), 10, "the first scrape")
+            _wait(
+                lambda: (
+                    b'"value"'
+                    in urllib.request.urlopen(f"{url}/api/v1/query?query=shop_checkouts_total", timeout=1).read()
+                ),
+                10,
+                "the first scrape",
+            )
             start = time.time() + 0.5
             end = start + 6
             time.sleep(max(0.0, end + 1.2 - time.time()))
@@ -220,7 +252,9 @@ def test_prometheus_and_statsd_agree_on_the_checkout_rate(tmp_path, prometheus):
             series = PrometheusSource(url, min_window=3).series(prom_rate, start, end, 3)
             statsd_series = StatsdSource(store_path(inventory)).series(statsd_rate, start, end, 3)
             p95 = prom_source.value(KeyMetric("l", "shop_checkout_duration_seconds", stat="p95"), start, end)
-            statsd_p95 = StatsdSource(store_path(inventory)).value(KeyMetric("l", "shop.checkout", stat="p95"), start, end)
+            statsd_p95 = StatsdSource(store_path(inventory)).value(
+                KeyMetric("l", "shop.checkout", stat="p95"), start, end
+            )
             with pytest.raises(ConsoleError, match="bad_data"):
                 prom_source.value(KeyMetric("x", "sum(rate(x[$window]) +"), start, end)
         finally:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from console.inventory import Host, Inventory, KeyMetric, Metrics, SSHSettings
+from console.config.inventory import Host, Inventory, KeyMetric, Metrics, SSHSettings
 from console.metrics.source import grid, source_for, store_path
 from console.metrics.statsd import (
     Aggregator,
@@ -32,9 +32,14 @@ from console.metrics.store import ACCURACY, StoreReader, StoreWriter, bucket_ind
 
 def _inventory(tmp_path: Path, port: int = 8125, key: tuple[KeyMetric, ...] = ()) -> Inventory:
     return Inventory(
-        path=tmp_path / "lab.yaml", environment="lab", repo="/srv/repo", branch="main",
-        deploy_path="/srv/www", ssh=SSHSettings("deploy", tmp_path / "key", tmp_path / "known_hosts"),
-        hosts=(Host("web01", "127.0.0.1"),), state_dir=tmp_path / "state",
+        path=tmp_path / "lab.yaml",
+        environment="lab",
+        repo="/srv/repo",
+        branch="main",
+        deploy_path="/srv/www",
+        ssh=SSHSettings("deploy", tmp_path / "key", tmp_path / "known_hosts"),
+        hosts=(Host("web01", "127.0.0.1"),),
+        state_dir=tmp_path / "state",
         metrics=Metrics(statsd=("127.0.0.1", port), key=key),
     )
 
@@ -71,10 +76,24 @@ def test_parse_line_keeps_every_type(line, sample):
 @pytest.mark.parametrize(
     "line",
     [
-        "", "garbage", "checkouts", "checkouts:", "checkouts:1", "checkouts:1|", "checkouts:one|c",
-        "checkouts:1|x", ":1|c", "check outs:1|c", "checkouts:1|c|@0", "checkouts:1|c|@2",
-        "checkouts:1|c|@abc", "checkouts:1|c|junk", "checkouts:nan|c", "checkouts:inf|ms",
-        "users:alice|s", "\x00\xff:1|q",
+        "",
+        "garbage",
+        "checkouts",
+        "checkouts:",
+        "checkouts:1",
+        "checkouts:1|",
+        "checkouts:one|c",
+        "checkouts:1|x",
+        ":1|c",
+        "check outs:1|c",
+        "checkouts:1|c|@0",
+        "checkouts:1|c|@2",
+        "checkouts:1|c|@abc",
+        "checkouts:1|c|junk",
+        "checkouts:nan|c",
+        "checkouts:inf|ms",
+        "users:alice|s",
+        "\x00\xff:1|q",
     ],
 )
 def test_parse_line_ignores_garbage(line):
@@ -84,7 +103,9 @@ def test_parse_line_ignores_garbage(line):
 def test_parse_packet_reads_several_lines_and_skips_garbage():
     data = b"checkouts:1|c\nnot a metric\nlatency:320|ms\n\n\xff\xfe:9|c|@x\nqueue:5|g"
     assert parse_packet(data) == [
-        Sample("checkouts", "c", 1.0), Sample("latency", "ms", 320.0), Sample("queue", "g", 5.0),
+        Sample("checkouts", "c", 1.0),
+        Sample("latency", "ms", 320.0),
+        Sample("queue", "g", 5.0),
     ]
 
 
@@ -251,7 +272,7 @@ def test_collector_end_to_end_over_udp(collector):
     host, port = inventory.metrics.statsd
     start = time.time()
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        for i in range(200):
+        for _ in range(200):
             sock.sendto(b"shop.checkouts:1|c", (host, port))
         for i in range(10):
             sock.sendto(b"shop.checkouts:1|c|@0.1\nnonsense\nshop.latency:%d|ms" % (i * 100 + 100), (host, port))
@@ -306,9 +327,18 @@ def test_a_collector_counts_as_running_from_the_moment_it_is_spawned(tmp_path):
 def test_a_foreground_collector_refuses_to_double_a_running_one(collector):
     store = store_path(collector)
     proc = subprocess.run(
-        [sys.executable, "-m", "console.metrics.statsd", "--listen", f"127.0.0.1:{_free_udp_port()}",
-         "--store", str(store)],
-        capture_output=True, text=True, timeout=20,
+        [
+            sys.executable,
+            "-m",
+            "console.metrics.statsd",
+            "--listen",
+            f"127.0.0.1:{_free_udp_port()}",
+            "--store",
+            str(store),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=20,
     )
     assert proc.returncode == 2
     assert proc.stderr == f"metrics collector: another collector writes {store} (pid {collector_pid(store)})\n"
@@ -319,9 +349,18 @@ def test_a_second_collector_on_a_taken_port_exits_with_a_reason(tmp_path):
         taken.bind(("127.0.0.1", 0))
         port = taken.getsockname()[1]
         proc = subprocess.run(
-            [sys.executable, "-m", "console.metrics.statsd", "--listen", f"127.0.0.1:{port}",
-             "--store", str(tmp_path / "m.sqlite")],
-            capture_output=True, text=True, timeout=20,
+            [
+                sys.executable,
+                "-m",
+                "console.metrics.statsd",
+                "--listen",
+                f"127.0.0.1:{port}",
+                "--store",
+                str(tmp_path / "m.sqlite"),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=20,
         )
     assert proc.returncode == 2
     assert f"cannot listen on 127.0.0.1:{port}" in proc.stderr

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import socket
 import time
-from typing import Iterator
+from collections.abc import Iterator
 
 import pytest
 
-from console.events import DeployDone, DeployStarted, HostFailed, Notice, WatchVerdict
-from console.notify import Notifier, safe_url
-
-from servers import Receiver
+from console.core.events import DeployDone, DeployStarted, HostFailed, Notice, WatchVerdict
+from console.session.notify import Notifier, safe_url
+from support.servers import Receiver
 
 HOSTS = tuple(f"web{i:03}" for i in range(1, 51))
 
@@ -42,16 +41,31 @@ def refused() -> str:
 
 
 def started(**kw) -> DeployStarted:
-    base = dict(environment="lab", user="alice", release="20261122T101500Z-ef4501a", revision="ef4501a" + "1" * 33,
-                previous_revision="ab12cd3" + "2" * 33, hosts=HOSTS, chunks=(HOSTS,), phases=("sync-code",),
-                strategy="chunked", commits=3)  # fmt: skip
+    base = dict(
+        environment="lab",
+        user="alice",
+        release="20261122T101500Z-ef4501a",
+        revision="ef4501a" + "1" * 33,
+        previous_revision="ab12cd3" + "2" * 33,
+        hosts=HOSTS,
+        chunks=(HOSTS,),
+        phases=("sync-code",),
+        strategy="chunked",
+        commits=3,
+    )
     base.update(kw)
     return DeployStarted("d1", **base)
 
 
 def verdict(metric: str, value: str, *, final: bool = True, dry_run: bool = False) -> WatchVerdict:
-    return WatchVerdict("d1", metric=metric, verdict=value, summary="checkouts/min 41 → 28, -32%, limit -20%",
-                        final=final, dry_run=dry_run)  # fmt: skip
+    return WatchVerdict(
+        "d1",
+        metric=metric,
+        verdict=value,
+        summary="checkouts/min 41 → 28, -32%, limit -20%",
+        final=final,
+        dry_run=dry_run,
+    )
 
 
 def test_start_finish_and_verdict_are_posted_with_summaries(receiver: Receiver) -> None:
@@ -83,8 +97,18 @@ def test_failure_summaries(receiver: Receiver) -> None:
     n(started())
     for host, code in (("web007", 1), ("web008", 255), ("web009", None)):
         n(HostFailed("d1", phase="sync-code", host=host, reason=f"exit {code}" if code else "timeout", exit_code=code))
-    n(DeployDone("d1", result="partial", seconds=5.0, hosts_failed=(("web007", "exit 1: rsync: No space left on device"),
-                                                                      ("web008", "exit 255"), ("web009", "timeout"))))  # fmt: skip
+    n(
+        DeployDone(
+            "d1",
+            result="partial",
+            seconds=5.0,
+            hosts_failed=(
+                ("web007", "exit 1: rsync: No space left on device"),
+                ("web008", "exit 255"),
+                ("web009", "timeout"),
+            ),
+        )
+    )
     n(started(override="hotfix for checkout", commits=1, previous_revision=None))
     n(DeployDone("d1", result="failed", seconds=1.0, message="build failed: npm exited 1"))
     n.close(timeout=5)
@@ -132,8 +156,12 @@ def test_a_hanging_or_refusing_receiver_never_slows_the_deploy(receiver: Receive
     assert time.monotonic() - t < 3.5
     messages = [x.message for x in result]
     assert all(x.level == "warning" for x in result)
-    assert any(m.startswith(f"webhook {safe_url(hanging)} failed: ") and "no answer within 0.5 s" in m for m in messages), messages
-    assert any(m.startswith(f"webhook {safe_url(refused)} failed: ") and "refused" in m.lower() for m in messages), messages
+    assert any(
+        m.startswith(f"webhook {safe_url(hanging)} failed: ") and "no answer within 0.5 s" in m for m in messages
+    ), messages
+    assert any(m.startswith(f"webhook {safe_url(refused)} failed: ") and "refused" in m.lower() for m in messages), (
+        messages
+    )
     assert not any("s3cr3t" in m for m in messages)  # tokens in URLs never reach a notice
     assert notices == [x for x in result if x in notices] and notices
 
@@ -154,7 +182,9 @@ def test_http_errors_are_notices(receiver: Receiver) -> None:
         n = Notifier([bad.url], "lab")
         n(started())
         result = n.close(timeout=5)
-        assert [x.message for x in result] == [f"webhook http://127.0.0.1:{bad.server.server_address[1]}/… failed: HTTP 500 Internal Server Error"]
+        assert [x.message for x in result] == [
+            f"webhook http://127.0.0.1:{bad.server.server_address[1]}/… failed: HTTP 500 Internal Server Error"
+        ]
         assert len(bad.bodies) == 1
     finally:
         bad.close()

@@ -8,14 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from gitrepo import T0, Repo
-
-import console.git
-from console.ddl import DdlHit
-from console.errors import ConsoleError
-from console.queue import Change, Refusal, included, pending_changes, refusal_message, refusals, to_json
-
-
+import console.trunk.git
+from console.core.errors import ConsoleError
+from console.trunk.ddl import DdlHit
+from console.trunk.queue import Change, Refusal, included, pending_changes, refusal_message, refusals, to_json
+from support.gitrepo import T0, Repo
 
 REVIEWED = "\n\nReviewed-by: Bob Brown <bob@example.com>"
 
@@ -84,7 +81,7 @@ def test_review_trailers(trunk: tuple[Repo, list[str]]) -> None:
 
 
 def test_configurable_trailer(trunk: tuple[Repo, list[str]]) -> None:
-    repo, shas = trunk
+    repo, _shas = trunk
     repo_queue = pending_changes(repo.path, None, "main", trailer="Acked-by:")
     assert not any(c.approved for c in repo_queue)
     with pytest.raises(ConsoleError, match="not a trailer key"):
@@ -141,11 +138,23 @@ def test_included_rejects_unknown_targets(trunk: tuple[Repo, list[str]]) -> None
 
 
 def test_unreviewed_and_ddl_in_one_commit() -> None:
-    change = Change("a" * 40, "aaaaaaa", "A", "a@x", T0, "Both", ("m.sql",), False, (), (
-        DdlHit("m.sql", 1, "CREATE TABLE a (x int)", "statement"),
-        DdlHit("m.sql", 2, "CREATE TABLE b (x int)", "statement"),
-        DdlHit("m.sql", 3, "CREATE TABLE c (x int)", "statement"),
-    ), False)
+    change = Change(
+        "a" * 40,
+        "aaaaaaa",
+        "A",
+        "a@x",
+        T0,
+        "Both",
+        ("m.sql",),
+        False,
+        (),
+        (
+            DdlHit("m.sql", 1, "CREATE TABLE a (x int)", "statement"),
+            DdlHit("m.sql", 2, "CREATE TABLE b (x int)", "statement"),
+            DdlHit("m.sql", 3, "CREATE TABLE c (x int)", "statement"),
+        ),
+        False,
+    )
     [refusal] = refusals([change])
     assert refusal.reason == (
         "not reviewed; DDL: m.sql:1 CREATE TABLE a (x int); m.sql:2 CREATE TABLE b (x int) (+1 more)"
@@ -153,7 +162,7 @@ def test_unreviewed_and_ddl_in_one_commit() -> None:
 
 
 def test_unknown_refs_and_rewritten_history(trunk: tuple[Repo, list[str]], tmp_path: Path) -> None:
-    repo, shas = trunk
+    repo, _shas = trunk
     for live, tip, ref in [(None, "nope", "nope"), ("gone", "main", "gone"), ("0" * 40, "main", "0" * 40)]:
         with pytest.raises(ConsoleError, match=f"unknown ref '{ref}'") as err:
             pending_changes(repo.path, live, tip)
@@ -245,7 +254,7 @@ def test_one_git_log_per_refresh(
         calls.append(list(cmd))
         return real_run(cmd, *args, **kwargs)
 
-    monkeypatch.setattr(console.git.subprocess, "run", counting_run)
+    monkeypatch.setattr(console.trunk.git.subprocess, "run", counting_run)
     repo, shas = trunk
     pending_changes(repo.path, shas[0], "main")
     assert sum("log" in c for c in calls) == 1
@@ -264,16 +273,21 @@ def test_to_json(trunk: tuple[Repo, list[str]]) -> None:
     assert data["time_iso"] == "2023-11-14T22:17:20Z"
     assert data["age_s"] == 3600
     assert data["ddl"] == [
-        {"file": "migrations/0002.sql", "line": 1, "text": "ALTER TABLE users ADD COLUMN nick text;", "why": "statement"}
+        {
+            "file": "migrations/0002.sql",
+            "line": 1,
+            "text": "ALTER TABLE users ADD COLUMN nick text;",
+            "why": "statement",
+        }
     ]
     assert data["approved"] is True and data["merge"] is False and data["files"] == ["migrations/0002.sql"]
 
 
-# --- console.git, which the queue and the engine share -------------------------------
+# --- console.trunk.git, which the queue and the engine share -------------------------------
 
 
 def test_run_git_failure_is_one_line(trunk: tuple[Repo, list[str]]) -> None:
-    from console.git import run_git
+    from console.trunk.git import run_git
 
     repo, _ = trunk
     with pytest.raises(ConsoleError) as err:
@@ -286,11 +300,13 @@ def test_run_git_failure_is_one_line(trunk: tuple[Repo, list[str]]) -> None:
 def test_run_git_uses_repo_even_inside_a_hook(
     trunk: tuple[Repo, list[str]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from console.git import run_git
+    from console.trunk.git import run_git
 
     repo, shas = trunk
     other = Repo(tmp_path / "other")
     other.commit("other")
     monkeypatch.setenv("GIT_DIR", str(other.path / ".git"))  # as a git hook would have it
     assert run_git(repo.path, "rev-parse", "HEAD").strip() == shas[-1]
-    assert run_git(repo.path, "hash-object", "--stdin", input="x\n").strip() == "587be6b4c3f93f93c489c0111bba5596147a26cb"
+    assert (
+        run_git(repo.path, "hash-object", "--stdin", input="x\n").strip() == "587be6b4c3f93f93c489c0111bba5596147a26cb"
+    )

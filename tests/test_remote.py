@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from console import remote
+from console.fleet import remote
 
 
 def sh(command: str) -> str:
@@ -26,8 +26,11 @@ def test_survey_reads_current_every_release_its_manifest_and_every_asset(tmp_pat
     s = remote.parse_survey(sh(remote.survey(str(tmp_path))))
 
     assert s.current == new
-    assert s.manifests == {old: '{"a.css": "/assets/a-1.css"}\n', new: '{\n "a.css": "/assets/a-2.css"\n}\n',
-                           bare: None}
+    assert s.manifests == {
+        old: '{"a.css": "/assets/a-1.css"}\n',
+        new: '{\n "a.css": "/assets/a-2.css"\n}\n',
+        bare: None,
+    }
     assert sorted(s.assets) == ["a-1.css", "css/a-2.css"]
 
 

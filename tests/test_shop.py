@@ -15,7 +15,13 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from console.demo.layout import (
-    activate_release, export_commit, host_python, install_release, kill_shop, shop_ctl, shop_source,
+    activate_release,
+    export_commit,
+    host_python,
+    install_release,
+    kill_shop,
+    shop_ctl,
+    shop_source,
 )
 from console.demo.trunk import create_trunk
 
@@ -109,8 +115,15 @@ def test_pages_refer_to_assets_only_through_the_manifest(shop):
 
 
 def test_missing_assets_and_escapes_are_404(shop):
-    for path in ["/assets/css/shop.0000000000.css", "/assets/css/", "/assets/../run/shop.pid",
-                 "/assets/%2e%2e/run/shop.pid", "/assets//etc/passwd", "/nope", "/product/99"]:
+    for path in [
+        "/assets/css/shop.0000000000.css",
+        "/assets/css/",
+        "/assets/../run/shop.pid",
+        "/assets/%2e%2e/run/shop.pid",
+        "/assets//etc/passwd",
+        "/nope",
+        "/product/99",
+    ]:
         assert get(shop.port, path)[0] == 404, path
     assert get(shop.port, "/checkout")[0] == 405
     assert checkout(shop.port, 42) == 400
@@ -199,7 +212,7 @@ def test_graceful_reload_under_load_refuses_and_drops_nothing(shop, tmp_path):
                     seen.add(rev.decode().strip())
                     if results != [200] * 4:
                         errors.append(f"statuses {results}")
-            except Exception as exc:  # refused, reset, timed out: all count
+            except Exception as exc:  # noqa: BLE001 - refused, reset, timed out: all count
                 with lock:
                     errors.append(f"{type(exc).__name__}: {exc}")
 
@@ -272,9 +285,11 @@ def test_ctl_fails_in_one_line_when_the_port_is_taken(make_shop):
 
 def test_ctl_refuses_bad_arguments_in_one_line_with_its_usage(shop):
     ctl = shop.deploy_path / "current" / "shop" / "ctl.py"
-    for argv, last in ((["graceful", "--port", "x"], "ctl.py: --port: not a number: 'x'"),
-                       (["graceful", "--colour=red"], "ctl.py: unknown argument '--colour=red'"),
-                       (["reboot"], "ctl.py: a command first, one of graceful, start, stop, status, run")):
+    for argv, last in (
+        (["graceful", "--port", "x"], "ctl.py: --port: not a number: 'x'"),
+        (["graceful", "--colour=red"], "ctl.py: unknown argument '--colour=red'"),
+        (["reboot"], "ctl.py: a command first, one of graceful, start, stop, status, run"),
+    ):
         done = subprocess.run([host_python(), str(ctl), *argv], capture_output=True, text=True, timeout=30)
         assert done.returncode == 2, done
         assert done.stderr.splitlines()[0].startswith("usage: ctl.py {graceful,")
@@ -341,8 +356,11 @@ def test_the_shop_imports_only_the_standard_library():
 
     for path in (shop_source() / "shop").glob("*.py"):
         for node in ast.walk(ast.parse(path.read_text())):
-            names = [a.name for a in node.names] if isinstance(node, ast.Import) else (
-                [node.module] if isinstance(node, ast.ImportFrom) and node.module and not node.level else [])
+            names = (
+                [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else ([node.module] if isinstance(node, ast.ImportFrom) and node.module and not node.level else [])
+            )
             for name in names:
                 top = name.split(".")[0]
                 assert top == "shop" or top in sys.stdlib_module_names, f"{path.name} imports {name}"

@@ -10,9 +10,9 @@ import pytest
 from invoke import Context
 from invoke.exceptions import Exit
 
+from console.core.errors import ConsoleError
 from console.demo.layout import install_release, kill_shop, shop_ctl, shop_source
 from console.demo.traffic import Traffic, check_address, host_urls
-from console.errors import ConsoleError
 from console.tasks.demo import ns, traffic
 
 REV_1 = "1" * 40
@@ -113,7 +113,7 @@ def write_inventory(tmp_path: Path, ports: list[int]) -> Path:
 
 
 def test_host_urls_use_http_port_with_8080_as_default(tmp_path):
-    from console.inventory import load_inventory
+    from console.config.inventory import load_inventory
 
     inv = load_inventory(write_inventory(tmp_path, [9001, 9002]))
     assert host_urls(inv.hosts) == ["http://127.0.0.1:9001", "http://127.0.0.1:9002", "http://127.0.0.1:8080"]

@@ -7,15 +7,20 @@ from pathlib import Path
 
 import pytest
 
-from console.inventory import Host, Inventory, SSHSettings
-from console.transport import HostError, HostLink, _control_dir
+from console.config.inventory import Host, Inventory, SSHSettings
+from console.fleet.transport import HostError, HostLink, _control_dir
 
 
 def _inventory(tmp_path: Path) -> Inventory:
     return Inventory(
-        path=tmp_path / "lab.yaml", environment="lab", repo="/srv/repo", branch="main",
-        deploy_path="/srv/www", ssh=SSHSettings("deploy", tmp_path / "key", tmp_path / "known_hosts"),
-        hosts=(Host("web01", "127.0.0.1"),), state_dir=tmp_path / "state",
+        path=tmp_path / "lab.yaml",
+        environment="lab",
+        repo="/srv/repo",
+        branch="main",
+        deploy_path="/srv/www",
+        ssh=SSHSettings("deploy", tmp_path / "key", tmp_path / "known_hosts"),
+        hosts=(Host("web01", "127.0.0.1"),),
+        state_dir=tmp_path / "state",
     )
 
 

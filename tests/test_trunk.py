@@ -2,21 +2,21 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import subprocess
 from pathlib import Path
 
 import pytest
 
+from console.core.errors import ConsoleError
 from console.demo.trunk import ROLES, Trunk, commit_change, create_trunk
-from console.errors import ConsoleError
 
 ENV = {**os.environ, "GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": os.devnull}
 
 
 def git(repo: Path, *args: str) -> str:
-    return subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True, text=True,
-                          env=ENV).stdout
+    return subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True, text=True, env=ENV).stdout
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +34,9 @@ def test_the_roles_are_the_branch_history_oldest_first(trunk):
 
 
 def test_every_commit_but_the_unreviewed_one_carries_a_review_trailer(trunk):
-    out = git(trunk.path, "log", "--reverse", "--format=%H %(trailers:key=Reviewed-by,valueonly,separator=%x2C)", "main")
+    out = git(
+        trunk.path, "log", "--reverse", "--format=%H %(trailers:key=Reviewed-by,valueonly,separator=%x2C)", "main"
+    )
     reviewers = dict(line.split(" ", 1) if " " in line else (line, "") for line in out.splitlines())
     for role, commit in trunk.commits.items():
         if role == "unreviewed":
@@ -46,7 +48,7 @@ def test_every_commit_but_the_unreviewed_one_carries_a_review_trailer(trunk):
 
 def test_authors_and_dates_are_fixed_and_minutes_apart(trunk, tmp_path):
     dates = [int(t) for t in git(trunk.path, "log", "--reverse", "--format=%ct", "main").split()]
-    gaps = {b - a for a, b in zip(dates, dates[1:])}
+    gaps = {b - a for a, b in itertools.pairwise(dates)}
     assert gaps == {7 * 60}
     assert len(set(git(trunk.path, "log", "--format=%ae", "main").split())) >= 3
     again = create_trunk(tmp_path / "again.git")
@@ -74,11 +76,15 @@ def test_changes_touch_pages_css_js_and_checkout(trunk):
 def test_commit_change_adds_one_commit_on_top(trunk, tmp_path):
     copy = create_trunk(tmp_path / "copy.git")
     reviewed = commit_change(copy, {"assets/css/shop.css": "body { color: red; }\n"}, "Make it red")
-    plain = commit_change(copy, {"notes/todo.txt": "gift wrap UI\n"}, "Note what is next\n\nA body line.",
-                          reviewed=False)
+    plain = commit_change(
+        copy, {"notes/todo.txt": "gift wrap UI\n"}, "Note what is next\n\nA body line.", reviewed=False
+    )
     assert git(copy.path, "rev-list", "--reverse", "main").split()[-2:] == [reviewed, plain]
-    assert git(copy.path, "log", "-1", "--format=%(trailers:key=Reviewed-by)", reviewed).strip().startswith(
-        "Reviewed-by: ")
+    assert (
+        git(copy.path, "log", "-1", "--format=%(trailers:key=Reviewed-by)", reviewed)
+        .strip()
+        .startswith("Reviewed-by: ")
+    )
     assert git(copy.path, "log", "-1", "--format=%(trailers:key=Reviewed-by)", plain).strip() == ""
     assert git(copy.path, "show", f"{reviewed}:assets/css/shop.css") == "body { color: red; }\n"
     assert git(copy.path, "log", "-1", "--format=%s", plain).strip() == "Note what is next"

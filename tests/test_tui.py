@@ -8,7 +8,7 @@ import functools
 import pytest
 from textual.widgets import Button, RichLog, TabbedContent
 
-from console.errors import ConsoleError
+from console.core.errors import ConsoleError
 from console.tui.feed import DeployFeed
 from console.tui.screens.confirm_deploy import ConfirmDeploy
 from console.tui.screens.deploy_detail import DeployDetailScreen
@@ -19,7 +19,7 @@ from console.tui.widgets.fleet_grid import FleetGrid
 from console.tui.widgets.fleet_legend import FleetLegend
 from console.tui.widgets.host_card import HostCard
 from console.tui.widgets.status_header import StatusHeader
-from tui_fixtures import FakeService, LockInfo, NOW, cut_at, make_app, sample_queue, script_deploy
+from support.tui_fixtures import NOW, FakeService, LockInfo, cut_at, make_app, sample_queue, script_deploy
 
 pytestmark = pytest.mark.timeout(60)
 

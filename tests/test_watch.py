@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from console.events import WatchVerdict, from_json, to_json
-from console.inventory import Host, Inventory, KeyMetric, Metrics, SSHSettings
+from console.config.inventory import Host, Inventory, KeyMetric, Metrics, SSHSettings
+from console.core.events import WatchVerdict, from_json, to_json
 from console.metrics.source import MetricSource
 from console.metrics.statsd import Aggregator, Sample, StatsdSource
 from console.metrics.store import StoreWriter
@@ -24,9 +24,14 @@ ERRORS = KeyMetric("errors", "shop.errors", unit="/min", bad="up", limit=0.2, dr
 
 def _inventory(tmp_path: Path, key=(CHECKOUTS,), baseline=300.0, watch=300.0) -> Inventory:
     return Inventory(
-        path=tmp_path / "lab.yaml", environment="lab", repo="/srv/repo", branch="main",
-        deploy_path="/srv/www", ssh=SSHSettings("deploy", tmp_path / "key", tmp_path / "known_hosts"),
-        hosts=(Host("web01", "127.0.0.1"),), state_dir=tmp_path / "state",
+        path=tmp_path / "lab.yaml",
+        environment="lab",
+        repo="/srv/repo",
+        branch="main",
+        deploy_path="/srv/www",
+        ssh=SSHSettings("deploy", tmp_path / "key", tmp_path / "known_hosts"),
+        hosts=(Host("web01", "127.0.0.1"),),
+        state_dir=tmp_path / "state",
         metrics=Metrics(statsd=("127.0.0.1", 8125), baseline=baseline, watch=watch, key=tuple(key)),
     )
 
@@ -111,8 +116,7 @@ def test_watch_sees_a_30_percent_breakage_within_a_minute_and_the_fix(tmp_path):
     clock = FakeClock(ACTIVATED)
     events: list[WatchVerdict] = []
     source = RateSource(_checkouts)
-    watch = Watch(_inventory(tmp_path), {"checkouts": source}, "d-1", DEPLOY, events.append, clock,
-                  sleep=clock.sleep)
+    watch = Watch(_inventory(tmp_path), {"checkouts": source}, "d-1", DEPLOY, events.append, clock, sleep=clock.sleep)
     halted_at = []
     original = watch.poll
 
@@ -182,8 +186,9 @@ def test_watch_in_a_thread_on_the_real_clock_stops_early_with_final_verdicts(tmp
         with lock:
             events.append(event)
 
-    watch = Watch(_inventory(tmp_path), RateSource(lambda t: 180.0), "d-4", time.time() - 1, emit,
-                  poll=0.02, min_window=0.05).start()
+    watch = Watch(
+        _inventory(tmp_path), RateSource(lambda t: 180.0), "d-4", time.time() - 1, emit, poll=0.02, min_window=0.05
+    ).start()
     time.sleep(0.2)
     assert [e.verdict for e in events] == [OK]
     t0 = time.monotonic()

@@ -17,19 +17,19 @@ import signal
 import subprocess
 import sys
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import yaml
 
+from console.config.inventory import Inventory, load_inventory
 from console.demo.trunk import Trunk, create_trunk
-from console.deploy import DeployRequest
-from console.inventory import Inventory, load_inventory
 from console.lab import LAB_ROOT, Lab
 from console.lab import state as labstate
 from console.lab.layout import deploy_address
 from console.metrics.statsd import ensure_collector, stop_collector
-from console.runner import run_deploy
+from console.pipeline.deploy import DeployRequest
+from console.session.runner import run_deploy
 
 NAME = "demo"
 STATSD_PORT = 18125
@@ -43,8 +43,15 @@ RESTART = (
 HEALTH = "http://{address}:{http_port}/health"
 KEY_METRICS = [
     {"name": "checkouts", "query": "shop.checkouts", "stat": "rate", "unit": "/min", "bad": "down", "limit": "20%"},
-    {"name": "errors", "query": "shop.errors", "stat": "rate", "unit": "/min", "bad": "up", "limit": "50%",
-     "dry_run": True},
+    {
+        "name": "errors",
+        "query": "shop.errors",
+        "stat": "rate",
+        "unit": "/min",
+        "bad": "up",
+        "limit": "50%",
+        "dry_run": True,
+    },
     {"name": "latency p95", "query": "shop.latency", "stat": "p95", "unit": "ms", "bad": "up", "limit": "100%"},
 ]
 
@@ -70,11 +77,14 @@ def _traffic_pidfile(inventory: Inventory) -> Path:
 def start_traffic(inventory: Inventory, rate: float = 6.0) -> None:
     """Shoppers in a process of their own (they outlive the console, like real ones)."""
     stop_traffic(inventory)
-    log = open(inventory.state_dir / "traffic.log", "ab")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "console.demo.fleet", "traffic", str(inventory.path), str(rate)],
-        stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )  # fmt: skip
+    with open(inventory.state_dir / "traffic.log", "ab") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "console.demo.fleet", "traffic", str(inventory.path), str(rate)],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     _traffic_pidfile(inventory).write_text(str(proc.pid))
 
 
@@ -94,20 +104,22 @@ def start_demo(hosts: int = 20, *, traffic: bool = True, echo=print) -> Path:
     trunk_path = LAB_ROOT / f"{NAME}-trunk.git"
     shutil.rmtree(trunk_path, ignore_errors=True)  # every demo starts from the same history
     # dated from an hour ago, so the queue's ages read minutes, as on a working day
-    trunk = create_trunk(trunk_path, start=datetime.now(timezone.utc).replace(microsecond=0) - timedelta(hours=1))
+    trunk = create_trunk(trunk_path, start=datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1))
     path = lab.up(hosts, inventory_path=INVENTORY.resolve(), extra={"repo": str(trunk.path)})
     # The lab picks its address block; the shop sends StatsD to the deploy machine's address on it.
     st = labstate.load(NAME)
     address = deploy_address(st.slot) if st and st.netns else "127.0.0.1"
     data = yaml.safe_load(path.read_text())
     data.update(demo_extra(trunk, f"{address}:{STATSD_PORT}"))
-    path.write_text("# The demo fleet, written by deploy-console --demo (invoke demo.up).\n"
-                    + yaml.safe_dump(data, sort_keys=False))
+    path.write_text(
+        "# The demo fleet, written by deploy-console --demo (invoke demo.up).\n" + yaml.safe_dump(data, sort_keys=False)
+    )
     inventory = load_inventory(path)
     ensure_collector(inventory)
     echo(f"demo: deploying the first release of the shop ({trunk.commits['initial'][:7]}) ...")
-    done = run_deploy(inventory, DeployRequest(user="demo", ref=trunk.commits["initial"],
-                                               override="first install of the demo shop"))
+    done = run_deploy(
+        inventory, DeployRequest(user="demo", ref=trunk.commits["initial"], override="first install of the demo shop")
+    )
     if done.result != "ok":
         echo(f"demo: the first deploy ended {done.result}: {done.message or dict(done.hosts_failed)}")
     if traffic:

@@ -25,7 +25,7 @@ import tarfile
 from importlib import resources
 from pathlib import Path
 
-from console.errors import ConsoleError
+from console.core.errors import ConsoleError
 
 HASH_LENGTH = 10
 
@@ -64,7 +64,12 @@ def build_assets(source: Path, deploy_path: Path, assets_dir: str = "assets") ->
 
 
 def install_release(
-    source: Path, deploy_path: Path, release_id: str, revision: str, *, activate: bool = True,
+    source: Path,
+    deploy_path: Path,
+    release_id: str,
+    revision: str,
+    *,
+    activate: bool = True,
     assets: bool = True,
 ) -> Path:
     """Copy the tree `source` to releases/<release_id>, write REVISION and manifest.json,
@@ -111,7 +116,10 @@ def export_commit(repo: Path, commit: str, dest: Path) -> str:
     try:
         full = subprocess.run(
             ["git", "-C", str(repo), "rev-parse", "--verify", f"{commit}^{{commit}}"],
-            check=True, capture_output=True, text=True, env=env,
+            check=True,
+            capture_output=True,
+            text=True,
+            env=env,
         ).stdout.strip()
         archive = subprocess.run(
             ["git", "-C", str(repo), "archive", "--format=tar", full], check=True, capture_output=True, env=env
@@ -133,7 +141,12 @@ def host_python() -> str:
 
 
 def shop_ctl(
-    deploy_path: Path, command: str, *, bind: str = "127.0.0.1", port: int = 8080, statsd: str = "",
+    deploy_path: Path,
+    command: str,
+    *,
+    bind: str = "127.0.0.1",
+    port: int = 8080,
+    statsd: str = "",
     timeout: float = 40.0,
 ) -> subprocess.CompletedProcess[str]:
     """Run `ctl.py COMMAND` of the current release locally, as the engine's `restart` runs it
@@ -142,9 +155,26 @@ def shop_ctl(
     ctl = deploy_path / "current" / "shop" / "ctl.py"
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
     return subprocess.run(
-        [host_python(), str(ctl), command, "--deploy-path", str(deploy_path), "--bind", bind,
-         "--port", str(port), "--statsd", statsd, "--timeout", str(timeout)],
-        capture_output=True, text=True, env=env, timeout=timeout + 10, stdin=subprocess.DEVNULL,
+        [
+            host_python(),
+            str(ctl),
+            command,
+            "--deploy-path",
+            str(deploy_path),
+            "--bind",
+            bind,
+            "--port",
+            str(port),
+            "--statsd",
+            statsd,
+            "--timeout",
+            str(timeout),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=timeout + 10,
+        stdin=subprocess.DEVNULL,
     )
 
 

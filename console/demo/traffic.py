@@ -23,10 +23,11 @@ import socket
 import threading
 import time
 import urllib.parse
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, Iterable, Sequence
+from typing import Any
 
-from console.errors import ConsoleError
+from console.core.errors import ConsoleError
 
 DEFAULT_HTTP_PORT = 8080
 LAB_NETWORK = ipaddress.ip_network("198.18.0.0/15")
@@ -75,9 +76,7 @@ def check_address(host: str) -> None:
     for info in infos:
         addr = ipaddress.ip_address(info[4][0])
         if not (addr.is_loopback or (addr.version == 4 and addr in LAB_NETWORK)):
-            raise ConsoleError(
-                f"traffic: host {host!r} is {addr}; expected a loopback or lab (198.18.0.0/15) address"
-            )
+            raise ConsoleError(f"traffic: host {host!r} is {addr}; expected a loopback or lab (198.18.0.0/15) address")
 
 
 def host_urls(hosts: Iterable[Any]) -> list[str]:
@@ -99,7 +98,12 @@ class Traffic:
     """Shopper threads against `urls` (base URLs like http://127.0.0.1:8080)."""
 
     def __init__(
-        self, urls: Sequence[str], *, rate: float = 5.0, shoppers: int = 8, timeout: float = 5.0,
+        self,
+        urls: Sequence[str],
+        *,
+        rate: float = 5.0,
+        shoppers: int = 8,
+        timeout: float = 5.0,
         seed: int | None = None,
     ) -> None:
         if not urls:
@@ -188,8 +192,9 @@ class Traffic:
             return False
         return not self._stop.is_set() and time.monotonic() < self._deadline
 
-    def _request(self, host: tuple[str, int, str], method: str, path: str, body: str | None = None
-                 ) -> tuple[int, bytes] | str:
+    def _request(
+        self, host: tuple[str, int, str], method: str, path: str, body: str | None = None
+    ) -> tuple[int, bytes] | str:
         """(status, body), or a one-line reason the request failed."""
         address, port, _ = host
         conn = http.client.HTTPConnection(address, port, timeout=self.timeout)

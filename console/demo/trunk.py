@@ -25,18 +25,18 @@ from __future__ import annotations
 import os
 import subprocess
 import tempfile
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Callable, Mapping
 
+from console.core.errors import ConsoleError
 from console.demo.layout import shop_source
-from console.errors import ConsoleError
 
 BRANCH = "main"
 REVIEW_TRAILER = "Reviewed-by"
 ROLES: tuple[str, ...] = ("initial", "copy", "style", "script", "breaking", "fix", "unreviewed", "ddl")
-START = datetime(2024, 5, 6, 9, 0, tzinfo=timezone.utc)
+START = datetime(2024, 5, 6, 9, 0, tzinfo=UTC)
 STEP = timedelta(minutes=7)
 
 #: Who writes and who reviews: (name, email).
@@ -60,7 +60,9 @@ class Trunk:
         try:
             return self.commits[name]
         except KeyError:
-            raise ConsoleError(f"demo trunk: no commit with role {name!r}; expected one of {', '.join(self.commits)}") from None
+            raise ConsoleError(
+                f"demo trunk: no commit with role {name!r}; expected one of {', '.join(self.commits)}"
+            ) from None
 
     @property
     def initial(self) -> str:
@@ -107,15 +109,29 @@ def _env(when: datetime, author: str) -> dict[str, str]:
 
 def _git(cwd: Path, *args: str, when: datetime = START, author: str = "alice") -> str:
     name, email = PEOPLE[author]
-    cmd = ["git", "-c", f"user.name={name}", "-c", f"user.email={email}", "-c", "commit.gpgsign=false",
-           "-c", "core.autocrlf=false", "-c", "init.defaultBranch=main", *args]
+    cmd = [
+        "git",
+        "-c",
+        f"user.name={name}",
+        "-c",
+        f"user.email={email}",
+        "-c",
+        "commit.gpgsign=false",
+        "-c",
+        "core.autocrlf=false",
+        "-c",
+        "init.defaultBranch=main",
+        *args,
+    ]
     try:
         done = subprocess.run(cmd, cwd=cwd, env=_env(when, author), capture_output=True, text=True, check=True)
     except FileNotFoundError:
         raise ConsoleError("git: not found; expected git on PATH to build the demo trunk") from None
     except subprocess.CalledProcessError as exc:
         lines = (exc.stderr or exc.stdout or "").strip().splitlines()
-        raise ConsoleError(f"git {args[0]} in {cwd}: {lines[-1] if lines else f'exit status {exc.returncode}'}") from None
+        raise ConsoleError(
+            f"git {args[0]} in {cwd}: {lines[-1] if lines else f'exit status {exc.returncode}'}"
+        ) from None
     return done.stdout.strip()
 
 
@@ -186,31 +202,92 @@ _PARCEL = '''def shipping_cents(product_id, qty):
 
 #: role -> (author, reviewer or None, subject, body, edits)
 CHANGES: tuple[tuple[str, str, str | None, str, str, tuple[Callable[[Path], None], ...]], ...] = (
-    ("copy", "bob", "carol", "Say on every page when orders ship",
-     "Shoppers kept asking in reviews; the answer belongs in the header.",
-     (_edit("shop/pages.py", "Handmade goods from our workshop, shipped the same week.",
-            "Handmade goods from our workshop. Orders placed by Thursday ship on Friday."),)),
-    ("style", "carol", "alice", "Give prices more room on small screens", "",
-     (_edit("assets/css/shop.css", ".price { font-weight: bold; color: #7a3e1d; }",
-            ".price { font-weight: bold; color: #7a3e1d; white-space: nowrap; padding-left: 1rem; }"),)),
-    ("script", "dave", "bob", "Ask before buying more than one",
-     "A single item goes straight to checkout; only larger orders ask first.",
-     (_edit("assets/js/shop.js", 'if (!window.confirm("Buy " + qty + "?")) event.preventDefault();',
-            'if (qty > 1 && !window.confirm("Buy " + qty + "?")) event.preventDefault();'),)),
-    ("breaking", "alice", "dave", "Price shipping by freight class",
-     "Our carrier moved to freight classes; weight-based parcel rates are gone.",
-     (_edit("shop/checkout.py", _PARCEL, _BREAKING),)),
-    ("fix", "alice", "bob", "Fall back to class B freight for unclassified products",
-     "Products 3, 6 and 9 have no freight class yet, and their checkouts failed with a KeyError.",
-     (_edit("shop/checkout.py", "rate = RATE_CENTS[FREIGHT_CLASS[product_id]]",
-            'rate = RATE_CENTS[FREIGHT_CLASS.get(product_id, "B")]'),)),
-    ("unreviewed", "dave", None, "Show how many products the shop has", "",
-     (_edit("shop/pages.py", "<h1>Shop</h1>", "<h1>Shop <small>({len(PRODUCTS)} things)</small></h1>"),)),
-    ("ddl", "carol", "alice", "Add gift wrap to orders",
-     "The column comes first; the checkout option follows once it exists everywhere.",
-     (_add("migrations/0002_add_gift_wrap.sql",
-           "-- Gift wrap is a per-order option.\n"
-           "ALTER TABLE orders ADD COLUMN gift_wrap BOOLEAN NOT NULL DEFAULT FALSE;\n"),)),
+    (
+        "copy",
+        "bob",
+        "carol",
+        "Say on every page when orders ship",
+        "Shoppers kept asking in reviews; the answer belongs in the header.",
+        (
+            _edit(
+                "shop/pages.py",
+                "Handmade goods from our workshop, shipped the same week.",
+                "Handmade goods from our workshop. Orders placed by Thursday ship on Friday.",
+            ),
+        ),
+    ),
+    (
+        "style",
+        "carol",
+        "alice",
+        "Give prices more room on small screens",
+        "",
+        (
+            _edit(
+                "assets/css/shop.css",
+                ".price { font-weight: bold; color: #7a3e1d; }",
+                ".price { font-weight: bold; color: #7a3e1d; white-space: nowrap; padding-left: 1rem; }",
+            ),
+        ),
+    ),
+    (
+        "script",
+        "dave",
+        "bob",
+        "Ask before buying more than one",
+        "A single item goes straight to checkout; only larger orders ask first.",
+        (
+            _edit(
+                "assets/js/shop.js",
+                'if (!window.confirm("Buy " + qty + "?")) event.preventDefault();',
+                'if (qty > 1 && !window.confirm("Buy " + qty + "?")) event.preventDefault();',
+            ),
+        ),
+    ),
+    (
+        "breaking",
+        "alice",
+        "dave",
+        "Price shipping by freight class",
+        "Our carrier moved to freight classes; weight-based parcel rates are gone.",
+        (_edit("shop/checkout.py", _PARCEL, _BREAKING),),
+    ),
+    (
+        "fix",
+        "alice",
+        "bob",
+        "Fall back to class B freight for unclassified products",
+        "Products 3, 6 and 9 have no freight class yet, and their checkouts failed with a KeyError.",
+        (
+            _edit(
+                "shop/checkout.py",
+                "rate = RATE_CENTS[FREIGHT_CLASS[product_id]]",
+                'rate = RATE_CENTS[FREIGHT_CLASS.get(product_id, "B")]',
+            ),
+        ),
+    ),
+    (
+        "unreviewed",
+        "dave",
+        None,
+        "Show how many products the shop has",
+        "",
+        (_edit("shop/pages.py", "<h1>Shop</h1>", "<h1>Shop <small>({len(PRODUCTS)} things)</small></h1>"),),
+    ),
+    (
+        "ddl",
+        "carol",
+        "alice",
+        "Add gift wrap to orders",
+        "The column comes first; the checkout option follows once it exists everywhere.",
+        (
+            _add(
+                "migrations/0002_add_gift_wrap.sql",
+                "-- Gift wrap is a per-order option.\n"
+                "ALTER TABLE orders ADD COLUMN gift_wrap BOOLEAN NOT NULL DEFAULT FALSE;\n",
+            ),
+        ),
+    ),
 )
 
 
@@ -231,8 +308,12 @@ def create_trunk(path: Path, start: datetime = START) -> Trunk:
         _copy_tree(shop_source(), work)
         when = start
         commits["initial"] = _commit(
-            work, "Open the workshop shop",
-            "Pages, assets through the build manifest, checkout, /health and /metrics.", "alice", "bob", when,
+            work,
+            "Open the workshop shop",
+            "Pages, assets through the build manifest, checkout, /health and /metrics.",
+            "alice",
+            "bob",
+            when,
         )
         for role, author, reviewer, subject, body, edits in CHANGES:
             for edit in edits:
@@ -244,7 +325,11 @@ def create_trunk(path: Path, start: datetime = START) -> Trunk:
 
 
 def commit_change(
-    trunk: Trunk, files: Mapping[str, str | None], message: str, reviewed: bool = True, author: str = "bob",
+    trunk: Trunk,
+    files: Mapping[str, str | None],
+    message: str,
+    reviewed: bool = True,
+    author: str = "bob",
 ) -> str:
     """Commit `files` (path -> new text; None deletes the file) on top of the trunk's branch
     and push it; the commit is dated a few minutes after the branch head. Returns its id.
@@ -257,7 +342,7 @@ def commit_change(
         work = Path(tmp) / "work"
         _git(Path(tmp), "clone", "-q", "-b", trunk.branch, str(trunk.path), str(work))
         last = int(_git(work, "log", "-1", "--format=%ct"))
-        when = datetime.fromtimestamp(last, timezone.utc) + STEP
+        when = datetime.fromtimestamp(last, UTC) + STEP
         for rel, text in files.items():
             target = work / rel
             if text is None:

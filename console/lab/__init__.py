@@ -14,4 +14,4 @@ Modules: `layout` (names, addresses, ports, paths per lab), `state` (the lab's r
 from console.lab.lab import HostStatus, Lab
 from console.lab.layout import LAB_ROOT
 
-__all__ = ["HostStatus", "LAB_ROOT", "Lab"]
+__all__ = ["LAB_ROOT", "HostStatus", "Lab"]

@@ -28,7 +28,7 @@ import shutil
 import signal
 import stat
 
-from console.errors import ConsoleError
+from console.core.errors import ConsoleError
 from console.lab import keys, layout, netns, procs, shaping, sshd
 from console.lab.layout import HostSpec
 from console.lab.state import LabState
@@ -108,12 +108,15 @@ def fill(state: LabState, host: HostSpec) -> None:
         mnt.mkdir(exist_ok=True)
         st = os.stat(host.www)
         m, www = shlex.quote(str(mnt)), layout.HOST_DEPLOY_PATH
-        _nsenter(pid, f"""set -e
+        _nsenter(
+            pid,
+            f"""set -e
 mount -t tmpfs -o size={FILL_SIZE},mode=0755,uid={st.st_uid},gid={st.st_gid} lab-fill {m}
 if ! cp -a {www}/. {m}/ 2>/dev/null; then umount {m}; echo "its deploy path holds more than {FILL_SIZE}iB, too much to fill" >&2; exit 3; fi
 free=$(( $(stat -f -c '%a*%S' {m}) - {FILL_FREE} ))
 if [ "$free" -gt 0 ]; then fallocate -l "$free" {m}/{FILLER}; fi
-mount --move {m} {www}""")
+mount --move {m} {www}""",
+        )
     else:
         modes = {}
         for root, dirs, _files in os.walk(host.www):
@@ -131,13 +134,16 @@ def _unfill(state: LabState, host: HostSpec) -> None:
     f = state.faults_of(host.name)
     if state.netns:
         pid = sshd.listener_pid(host)
-        if pid is not None:   # else the mount namespace, and its tmpfs, died with the host
+        if pid is not None:  # else the mount namespace, and its tmpfs, died with the host
             www, dst = layout.HOST_DEPLOY_PATH, shlex.quote(str(host.www))
-            _nsenter(pid, f"""set -e
+            _nsenter(
+                pid,
+                f"""set -e
 if mountpoint -q {www} && [ "$(stat -f -c %T {www})" = tmpfs ]; then
   rsync -a --delete --exclude=/{FILLER} {www}/ {dst}/
   umount -l {www}
-fi""")
+fi""",
+            )
     else:
         for d, mode in sorted(f.modes.items(), reverse=True):
             try:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from console.errors import ConsoleError
+from console.core.errors import ConsoleError
 from console.lab import faults, inventory, keys, layout, netns, procs, shaping, sshd, users
 from console.lab import state as labstate
 from console.lab.layout import HostSpec
@@ -88,8 +88,13 @@ class Lab:
         return list(labstate.require(self.name).hosts)
 
     # -- life cycle -------------------------------------------------------------------------
-    def up(self, hosts: int, rate: str | None = None, inventory_path: Path | None = None,
-           extra: dict[str, Any] | None = None) -> Path:
+    def up(
+        self,
+        hosts: int,
+        rate: str | None = None,
+        inventory_path: Path | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> Path:
         """(Re)create the lab with `hosts` hosts; return the inventory path written.
 
         Leftovers of a lab with the same name (also from a crashed run) are cleaned first.
@@ -109,8 +114,16 @@ class Lab:
             planned = layout.plan_hosts(self.name, slot, hosts, netns_mode)
             self.dir.mkdir(mode=0o755)
             os.chmod(self.dir, 0o755)
-            st = LabState(name=self.name, slot=slot, netns=netns_mode, uid=os.getuid(), user="",
-                          hosts=planned, rate=rate, inventory=str(path))
+            st = LabState(
+                name=self.name,
+                slot=slot,
+                netns=netns_mode,
+                uid=os.getuid(),
+                user="",
+                hosts=planned,
+                rate=rate,
+                inventory=str(path),
+            )
             st.save()
         try:
             user = users.ensure_lab_user() if netns_mode else users.current()
@@ -140,8 +153,19 @@ class Lab:
         out = []
         for h in st.hosts:
             f = st.faults.get(h.name) or labstate.Faults()
-            out.append(HostStatus(h.name, h.address, h.port, h.deploy_path, sshd.listener_pid(h) is not None,
-                                  f.cut, f.filled, f.slow, f.rekeyed))
+            out.append(
+                HostStatus(
+                    h.name,
+                    h.address,
+                    h.port,
+                    h.deploy_path,
+                    sshd.listener_pid(h) is not None,
+                    f.cut,
+                    f.filled,
+                    f.slow,
+                    f.rekeyed,
+                )
+            )
         return out
 
     # -- faults -----------------------------------------------------------------------------
@@ -175,8 +199,9 @@ class Lab:
         finally:
             st.save()
 
-    def exec(self, host: str, argv: Sequence[str], *, input: str | None = None, check: bool = False,
-             timeout: float = 30) -> subprocess.CompletedProcess[str]:
+    def exec(
+        self, host: str, argv: Sequence[str], *, input: str | None = None, check: bool = False, timeout: float = 30
+    ) -> subprocess.CompletedProcess[str]:
         """Run `argv` on the host, as root (or the lab's user without root), and return its result.
 
         As root it runs in the host's namespaces, so `/srv/www` is that host's deploy path.
@@ -189,16 +214,20 @@ class Lab:
             pid = sshd.listener_pid(h)
             if pid is not None:
                 full = ["nsenter", "-t", str(pid), "-m", "-u", "-n", "--", *argv]
-            else:   # dead host: a fresh mount namespace with the same view
-                script = (f"mount --bind {h.www} {layout.HOST_DEPLOY_PATH} && mount --bind {h.home} "
-                          f"{layout.DEPLOY_HOME} && hostname {h.name} && exec \"$@\"")
+            else:  # dead host: a fresh mount namespace with the same view
+                script = (
+                    f"mount --bind {h.www} {layout.HOST_DEPLOY_PATH} && mount --bind {h.home} "
+                    f'{layout.DEPLOY_HOME} && hostname {h.name} && exec "$@"'
+                )
                 full = [*sshd.namespace_prefix(h), "sh", "-c", script, "sh", *argv]
         else:
             full = argv
         proc = subprocess.run(full, input=input, capture_output=True, text=True, timeout=timeout)
         if check and proc.returncode != 0:
-            raise ConsoleError(f"{host}: {' '.join(argv[:3])} failed (exit {proc.returncode}): "
-                               f"{procs.last_line(proc.stderr or proc.stdout)}")
+            raise ConsoleError(
+                f"{host}: {' '.join(argv[:3])} failed (exit {proc.returncode}): "
+                f"{procs.last_line(proc.stderr or proc.stdout)}"
+            )
         return proc
 
     # -- internals --------------------------------------------------------------------------
@@ -222,8 +251,7 @@ class Lab:
         keys.write_keypair(deploy, d / "deploy_ed25519", f"{user.name}@lab-{self.name}")
         (d / "authorized_keys").write_text(f"{deploy.public} {user.name}@lab-{self.name}\n")
         host_keys = {h.name: keys.new_keypair() for h in st.hosts}
-        known = "".join(keys.known_hosts_entry(h.address, h.port, host_keys[h.name].public) + "\n"
-                        for h in st.hosts)
+        known = "".join(keys.known_hosts_entry(h.address, h.port, host_keys[h.name].public) + "\n" for h in st.hosts)
         (d / "known_hosts").write_text(known)
         (d / "sshd_config").write_text(sshd.config_text(self.name, user.name, d / "authorized_keys"))
         for h in st.hosts:
@@ -231,12 +259,12 @@ class Lab:
             keys.write_keypair(host_keys[h.name], h.host_key, f"root@{h.name}")
             h.www.mkdir(mode=0o755)
             os.chown(h.www, uid, gid)
-            if st.netns:   # the deploy user's per-host home: its key and everyone's host keys, no rc files
+            if st.netns:  # the deploy user's per-host home: its key and everyone's host keys, no rc files
                 ssh_dir = h.home / ".ssh"
                 h.home.mkdir(mode=0o755)
                 ssh_dir.mkdir(mode=0o700)
-                for p in (h.home, ssh_dir):
-                    os.chown(p, uid, gid)
+                for owned in (h.home, ssh_dir):
+                    os.chown(owned, uid, gid)
                 keys.write_keypair(deploy, ssh_dir / "id_ed25519", f"{user.name}@{h.name}", uid, gid)
                 (ssh_dir / "known_hosts").write_text(known)
                 os.chown(ssh_dir / "known_hosts", uid, gid)
@@ -294,6 +322,7 @@ def _rmtree(d: Path) -> None:
             func(path)
         except OSError:
             pass
+
     shutil.rmtree(d, onerror=onerror)
     if d.exists():
         raise ConsoleError(f"cannot remove {d}; remove it by hand")

@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from console.errors import ConsoleError
+from console.core.errors import ConsoleError
 
 LAB_ROOT = Path("/tmp/deploy-console-labs")
 """Parent of every lab's state directory (mode 1777, like /tmp, so any user can make a lab)."""
@@ -131,9 +131,9 @@ class HostSpec:
     deploy_path: str
     http_port: int
     dir: str
-    netns: str | None = None
-    link: str | None = None
-    mac: str | None = None
+    netns: str = ""  # root mode only: its network namespace, its veth on the bridge, that veth's MAC
+    link: str = ""
+    mac: str = ""
 
     @property
     def path(self) -> Path:
@@ -170,14 +170,30 @@ def plan_hosts(name: str, slot: int, count: int, netns_mode: bool) -> list[HostS
         hname = host_name(i)
         hdir = lab_dir(name) / "hosts" / hname
         if netns_mode:
-            hosts.append(HostSpec(
-                name=hname, index=i, address=host_address(slot, i), port=22,
-                deploy_path=HOST_DEPLOY_PATH, http_port=HTTP_PORT, dir=str(hdir),
-                netns=netns_name(name, hname), link=host_link(slot, i), mac=host_mac(slot, i),
-            ))
+            hosts.append(
+                HostSpec(
+                    name=hname,
+                    index=i,
+                    address=host_address(slot, i),
+                    port=22,
+                    deploy_path=HOST_DEPLOY_PATH,
+                    http_port=HTTP_PORT,
+                    dir=str(hdir),
+                    netns=netns_name(name, hname),
+                    link=host_link(slot, i),
+                    mac=host_mac(slot, i),
+                )
+            )
         else:
-            hosts.append(HostSpec(
-                name=hname, index=i, address="127.0.0.1", port=ssh_port(slot, i),
-                deploy_path=str(hdir / "www"), http_port=http_port(slot, i), dir=str(hdir),
-            ))
+            hosts.append(
+                HostSpec(
+                    name=hname,
+                    index=i,
+                    address="127.0.0.1",
+                    port=ssh_port(slot, i),
+                    deploy_path=str(hdir / "www"),
+                    http_port=http_port(slot, i),
+                    dir=str(hdir),
+                )
+            )
     return hosts

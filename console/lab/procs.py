@@ -12,11 +12,12 @@ import subprocess
 import time
 from collections.abc import Iterable, Sequence
 
-from console.errors import ConsoleError
+from console.core.errors import ConsoleError
 
 
-def run(argv: Sequence[str], *, input: str | None = None, check: bool = True,
-        timeout: float = 60) -> subprocess.CompletedProcess[str]:
+def run(
+    argv: Sequence[str], *, input: str | None = None, check: bool = True, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
     """Run a command; a failure becomes a ConsoleError naming the command and its last error line."""
     try:
         proc = subprocess.run(list(argv), input=input, capture_output=True, text=True, timeout=timeout)
@@ -25,7 +26,9 @@ def run(argv: Sequence[str], *, input: str | None = None, check: bool = True,
     except subprocess.TimeoutExpired:
         raise ConsoleError(f"{' '.join(argv[:3])} did not finish within {timeout:g} s") from None
     if check and proc.returncode != 0:
-        raise ConsoleError(f"{' '.join(argv[:3])} failed (exit {proc.returncode}): {last_line(proc.stderr or proc.stdout)}")
+        raise ConsoleError(
+            f"{' '.join(argv[:3])} failed (exit {proc.returncode}): {last_line(proc.stderr or proc.stdout)}"
+        )
     return proc
 
 
@@ -41,7 +44,7 @@ def _stat_fields(pid: int) -> list[str] | None:
     except OSError:
         return None
     # comm may hold spaces and parentheses: the state follows the last ')'.
-    return data[data.rindex(")") + 2:].split()
+    return data[data.rindex(")") + 2 :].split()
 
 
 def is_alive(pid: int) -> bool:
@@ -89,9 +92,9 @@ def pids_in_netns(netns_files: Iterable[str]) -> dict[str, list[int]]:
             st = os.stat(f"/proc/{pid}/ns/net")
         except OSError:
             continue
-        path = wanted.get((st.st_dev, st.st_ino))
-        if path is not None and is_alive(pid):
-            found[path].append(pid)
+        owner = wanted.get((st.st_dev, st.st_ino))
+        if owner is not None and is_alive(pid):
+            found[owner].append(pid)
     return found
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from console.errors import ConsoleError
+from console.core.errors import ConsoleError
 
 _RATE_RE = re.compile(r"^(\d+(?:\.\d+)?)([kmgt]?)(bit|bps)$", re.IGNORECASE)
 _MULT = {"": 1, "k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12}
@@ -14,7 +14,9 @@ def parse_rate(rate: str) -> int:
     """`10mbit`, `500kbit`, `1gbit`, `2mbps` (tc's units: bit = bits/s, bps = bytes/s) -> bytes per second."""
     m = _RATE_RE.match(str(rate).strip())
     if not m:
-        raise ConsoleError(f"rate {rate!r} is not valid: use a number and a tc unit, e.g. 10mbit, 500kbit, 1gbit, 2mbps")
+        raise ConsoleError(
+            f"rate {rate!r} is not valid: use a number and a tc unit, e.g. 10mbit, 500kbit, 1gbit, 2mbps"
+        )
     value = float(m.group(1)) * _MULT[m.group(2).lower()]
     per_sec = value / 8 if m.group(3).lower() == "bit" else value
     if per_sec < 1000:

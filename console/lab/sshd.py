@@ -16,7 +16,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from console.errors import ConsoleError
+from console.core.errors import ConsoleError
 from console.lab import layout, netns, procs, shaping
 from console.lab.layout import HostSpec
 
@@ -58,11 +58,17 @@ Subsystem sftp internal-sftp
 def sshd_argv(config: Path, host: HostSpec) -> list[str]:
     listen = host.address if host.port == 22 else f"{host.address}:{host.port}"
     return [
-        sshd_binary(), "-f", str(config),
-        "-o", f"ListenAddress={listen}",
-        "-o", f"HostKey={host.host_key}",
-        "-o", f"PidFile={host.pid_file}",
-        "-E", str(host.log_file),
+        sshd_binary(),
+        "-f",
+        str(config),
+        "-o",
+        f"ListenAddress={listen}",
+        "-o",
+        f"HostKey={host.host_key}",
+        "-o",
+        f"PidFile={host.pid_file}",
+        "-E",
+        str(host.log_file),
     ]
 
 
@@ -89,29 +95,42 @@ def namespace_prefix(host: HostSpec) -> list[str]:
     return ["ip", "netns", "exec", host.netns, "unshare", "--mount", "--uts", "--propagation", "private"]
 
 
-def start(config: Path, hosts: list[HostSpec], all_hosts: list[HostSpec], netns_mode: bool,
-          rate: str | None = None, network: bool = True, timeout: float = 20.0) -> None:
+def start(
+    config: Path,
+    hosts: list[HostSpec],
+    all_hosts: list[HostSpec],
+    netns_mode: bool,
+    rate: str | None = None,
+    network: bool = True,
+    timeout: float = 20.0,
+) -> None:
     """Start every host's sshd in parallel and wait until all of them listen."""
     for h in hosts:
         h.pid_file.unlink(missing_ok=True)
-    started: list[tuple[HostSpec, subprocess.Popen]] = []
+    started: list[tuple[HostSpec, subprocess.Popen[str]]] = []
     for h in hosts:
         if netns_mode:
-            argv = namespace_prefix(h) + ["sh", "-c", host_script(config, h, rate, network)]
+            argv = [*namespace_prefix(h), "sh", "-c", host_script(config, h, rate, network)]
             stdin = netns.host_batch(h, all_hosts) if network else None
         else:
             argv, stdin = sshd_argv(config, h), None
-        p = subprocess.Popen(argv, stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
-                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                             start_new_session=True)
-        if stdin:
+        p = subprocess.Popen(
+            argv,
+            stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
+        if stdin and p.stdin:
             p.stdin.write(stdin)
             p.stdin.close()
         started.append((h, p))
     failed = []
     for h, p in started:
-        err = p.stderr.read()
-        p.stderr.close()
+        err = p.stderr.read() if p.stderr else ""
+        if p.stderr:
+            p.stderr.close()
         if p.wait() != 0:
             failed.append(f"{h.name}: {procs.last_line(err)}")
     if failed:

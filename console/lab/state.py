@@ -14,7 +14,7 @@ import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from console.errors import ConsoleError
+from console.core.errors import ConsoleError
 from console.lab import layout
 from console.lab.layout import HostSpec
 

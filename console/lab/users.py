@@ -12,7 +12,7 @@ import os
 import pwd
 from dataclasses import dataclass
 
-from console.errors import ConsoleError
+from console.core.errors import ConsoleError
 from console.lab import layout, procs
 
 
@@ -34,8 +34,19 @@ def ensure_lab_user() -> DeployUser:
     try:
         pw = pwd.getpwnam(name)
     except KeyError:
-        procs.run(["useradd", "--system", "--user-group", "--shell", "/bin/sh",
-                   "--home-dir", str(home), "--no-create-home", name])
+        procs.run(
+            [
+                "useradd",
+                "--system",
+                "--user-group",
+                "--shell",
+                "/bin/sh",
+                "--home-dir",
+                str(home),
+                "--no-create-home",
+                name,
+            ]
+        )
         pw = pwd.getpwnam(name)
     if pw.pw_shell != "/bin/sh" or pw.pw_dir != str(home):
         procs.run(["usermod", "--shell", "/bin/sh", "--home", str(home), name])

@@ -14,7 +14,7 @@ import socket
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from console.inventory import Inventory
+    from console.config.inventory import Inventory
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
 

@@ -22,11 +22,11 @@ import urllib.parse
 import urllib.request
 from typing import TYPE_CHECKING, Any
 
-from console.errors import ConsoleError
+from console.core.errors import ConsoleError
 from console.metrics.source import MetricSource, Point, grid
 
 if TYPE_CHECKING:
-    from console.inventory import KeyMetric
+    from console.config.inventory import KeyMetric
 
 _SELECTOR = re.compile(r"^\s*([A-Za-z_:][A-Za-z0-9_:]*)\s*(\{[^{}]*\})?\s*$")
 
@@ -90,9 +90,15 @@ class PrometheusSource(MetricSource):
         return [(t, found.get(round(t + step, 3))) for t in times]
 
     def _range(self, metric: KeyMetric, expr: str, start: float, end: float, step: float) -> list[Point]:
-        data = self._get("/api/v1/query_range", {
-            "query": expr, "start": f"{start:.3f}", "end": f"{end:.3f}", "step": f"{step:g}",
-        })
+        data = self._get(
+            "/api/v1/query_range",
+            {
+                "query": expr,
+                "start": f"{start:.3f}",
+                "end": f"{end:.3f}",
+                "step": f"{step:g}",
+            },
+        )
         by_time: dict[float, list[float | None]] = {}
         for result in _results(data, "matrix"):
             for ts, text in result.get("values", []):
@@ -114,7 +120,9 @@ class PrometheusSource(MetricSource):
         try:
             data = json.loads(body)
         except ValueError:
-            raise ConsoleError(f"{where}: the answer is not JSON: {_line(body[:80].decode('utf-8', 'replace'))}") from None
+            raise ConsoleError(
+                f"{where}: the answer is not JSON: {_line(body[:80].decode('utf-8', 'replace'))}"
+            ) from None
         if not isinstance(data, dict) or data.get("status") != "success":
             raise ConsoleError(f"{where}: {_api_error(body) or 'the answer is not a success'}")
         return data.get("data") or {}

@@ -1,6 +1,6 @@
 """The one small interface every metrics backend implements, and the choice between them.
 
-A `MetricSource` answers two questions about a key metric (`console.inventory.KeyMetric`):
+A `MetricSource` answers two questions about a key metric (`console.config.inventory.KeyMetric`):
 
 - `value(metric, start, end)`: the metric over one window, in the metric's own terms: for
   `stat: rate` events per minute; for `p95` and `mean` milliseconds; for `gauge` the last
@@ -19,7 +19,7 @@ from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from console.inventory import Inventory, KeyMetric
+    from console.config.inventory import Inventory, KeyMetric
 
 #: A point of a series: (unix time of the step's start, value or None).
 Point = tuple[float, "float | None"]
@@ -56,7 +56,7 @@ def source_for(inventory: Inventory, metric: KeyMetric) -> MetricSource:
         from console.metrics.prometheus import PrometheusSource
 
         if not inventory.metrics.prometheus:
-            from console.errors import ConsoleError
+            from console.core.errors import ConsoleError
 
             raise ConsoleError(
                 f"{inventory.path}: key metric {metric.name!r} reads Prometheus, "

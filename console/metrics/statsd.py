@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from console.errors import ConsoleError
+from console.core.errors import ConsoleError
 from console.metrics.source import MetricSource, Point, grid, store_path
 from console.metrics.store import (
     Aggregate,
@@ -42,7 +42,7 @@ from console.metrics.store import (
 )
 
 if TYPE_CHECKING:
-    from console.inventory import Inventory, KeyMetric
+    from console.config.inventory import Inventory, KeyMetric
 
 _TYPES = {"c": "c", "ms": "ms", "h": "ms", "g": "g"}
 #: Seconds between writes to the store.
@@ -150,7 +150,7 @@ def serve(listen: tuple[str, int], store: Path, stop: list[bool] | None = None) 
         while not stop[0]:
             try:
                 data, _ = sock.recvfrom(65535)
-            except socket.timeout:
+            except TimeoutError:
                 data = None
             now = time.time()
             if data:
@@ -216,9 +216,22 @@ def start_collector(listen: tuple[str, int], store: str | Path) -> int:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             with open(os.devnull, "rb") as devnull, open(log_path(store), "ab") as log:
                 proc = subprocess.Popen(
-                    [sys.executable, "-m", "console.metrics.statsd", "--listen", f"{listen[0]}:{listen[1]}",
-                     "--store", str(store), "--lock-fd", str(fd)],
-                    stdin=devnull, stdout=log, stderr=log, start_new_session=True, pass_fds=(fd,),
+                    [
+                        sys.executable,
+                        "-m",
+                        "console.metrics.statsd",
+                        "--listen",
+                        f"{listen[0]}:{listen[1]}",
+                        "--store",
+                        str(store),
+                        "--lock-fd",
+                        str(fd),
+                    ],
+                    stdin=devnull,
+                    stdout=log,
+                    stderr=log,
+                    start_new_session=True,
+                    pass_fds=(fd,),
                 )
             os.ftruncate(fd, 0)
             os.pwrite(fd, f"{proc.pid}\n".encode(), 0)
@@ -284,14 +297,13 @@ def main(argv: list[str] | None = None) -> int:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            print(f"metrics collector: another collector writes {store} (pid {collector_pid(store)})",
-                  file=sys.stderr)
+            print(f"metrics collector: another collector writes {store} (pid {collector_pid(store)})", file=sys.stderr)
             return 2
     os.ftruncate(fd, 0)
     os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
     stop = [False]
 
-    def on_signal(signum, frame):  # noqa: ARG001
+    def on_signal(signum, frame):
         stop[0] = True
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
@@ -356,7 +368,7 @@ class StatsdSource(MetricSource):
             if 0 <= i < len(times):
                 live[i].add(ts)
         seconds = [len(range(math.ceil(t), math.ceil(t + step))) for t in times]
-        return [(t, _reduce(metric.stat, b, a, n)) for t, b, a, n in zip(times, bins, live, seconds)]
+        return [(t, _reduce(metric.stat, b, a, n)) for t, b, a, n in zip(times, bins, live, seconds, strict=True)]
 
 
 def _reduce(stat: str, rows: list[Row], alive: set[int], seconds: int) -> float | None:

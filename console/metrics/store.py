@@ -181,8 +181,7 @@ class StoreReader:
         """The buckets of `key` and `kind` for the seconds first..last (inclusive)."""
         out = []
         for ts, count, total, value, hist in self._query(
-            "SELECT ts, count, sum, last, hist FROM buckets WHERE key=? AND type=? AND ts BETWEEN ? AND ? "
-            "ORDER BY ts",
+            "SELECT ts, count, sum, last, hist FROM buckets WHERE key=? AND type=? AND ts BETWEEN ? AND ? ORDER BY ts",
             (key, kind, first, last),
         ):
             parsed = {int(k): v for k, v in json.loads(hist).items()} if hist else None
@@ -191,9 +190,12 @@ class StoreReader:
 
     def alive(self, first: int, last: int) -> set[int]:
         """The seconds in first..last during which the collector was running."""
-        return {r[0] for r in self._query(
-            "SELECT ts FROM buckets WHERE key='' AND type='hb' AND ts BETWEEN ? AND ?", (first, last)
-        )}
+        return {
+            r[0]
+            for r in self._query(
+                "SELECT ts FROM buckets WHERE key='' AND type='hb' AND ts BETWEEN ? AND ?", (first, last)
+            )
+        }
 
     def has(self, key: str, kind: str) -> bool:
         """Whether the store holds any bucket of this key and kind."""
@@ -201,6 +203,7 @@ class StoreReader:
 
     def keys(self) -> list[tuple[str, str]]:
         """Every (key, type) in the store, for people looking for the right StatsD key."""
-        return [(k, t) for k, t in self._query(
-            "SELECT DISTINCT key, type FROM buckets WHERE type != 'hb' ORDER BY key, type", ()
-        )]
+        return [
+            (k, t)
+            for k, t in self._query("SELECT DISTINCT key, type FROM buckets WHERE type != 'hb' ORDER BY key, type", ())
+        ]

@@ -24,11 +24,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from console.events import Event, WatchVerdict
+from console.core.events import Event, WatchVerdict
 from console.metrics.source import MetricSource, source_for
 
 if TYPE_CHECKING:
-    from console.inventory import Inventory, KeyMetric
+    from console.config.inventory import Inventory, KeyMetric
 
 OK, DEGRADED, NO_DATA = "ok", "degraded", "no data"
 
@@ -178,9 +178,16 @@ class Watch:
                 if not final and previous is not None and previous.verdict == j.verdict:
                     continue
                 event = WatchVerdict(
-                    self.deploy_id, ts=now, metric=metric.name, verdict=j.verdict, summary=j.summary,
-                    baseline=j.baseline, current=j.current, change=j.change,
-                    dry_run=metric.dry_run, final=final,
+                    self.deploy_id,
+                    ts=now,
+                    metric=metric.name,
+                    verdict=j.verdict,
+                    summary=j.summary,
+                    baseline=j.baseline,
+                    current=j.current,
+                    change=j.change,
+                    dry_run=metric.dry_run,
+                    final=final,
                 )
                 self._latest[metric.name] = event
             out.append(event)

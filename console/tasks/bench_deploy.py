@@ -18,19 +18,19 @@ import yaml
 from invoke import task
 from invoke.exceptions import Exit
 
-from console.deploy import DeployRequest
-from console.errors import ConsoleError
-from console.events import PHASES, Event, PhaseDone
-from console.inventory import load_inventory
+from console.config.inventory import load_inventory
+from console.core.errors import ConsoleError
+from console.core.events import PHASES, Event, PhaseDone
+from console.fleet.transport import HostLink, close_all
+from console.pipeline.deploy import DeployRequest
 from console.tasks.errors import clear_errors
-from console.transport import HostLink, close_all
 
 
 def _measure(hosts: int, runs: int, with_restart: bool) -> tuple[float, dict[str, float]]:
     from console.demo.fleet import HEALTH, RESTART
     from console.demo.trunk import commit_change, create_trunk
     from console.lab import Lab
-    from console.runner import run_deploy
+    from console.session.runner import run_deploy
 
     lab = Lab(f"bench{hosts}")
     with tempfile.TemporaryDirectory() as tmp:
@@ -52,8 +52,9 @@ def _measure(hosts: int, runs: int, with_restart: bool) -> tuple[float, dict[str
                 seen: list[Event] = []
                 close_all(links)
                 t0 = time.perf_counter()
-                done = run_deploy(inventory, DeployRequest(user="bench", ref=sha, override="bench"),
-                                  printer=seen.append)
+                done = run_deploy(
+                    inventory, DeployRequest(user="bench", ref=sha, override="bench"), printer=seen.append
+                )
                 walls.append(time.perf_counter() - t0)
                 if done.result != "ok":
                     raise ConsoleError(f"bench deploy to {hosts} hosts ended {done.result}: {done.message}")
@@ -65,11 +66,13 @@ def _measure(hosts: int, runs: int, with_restart: bool) -> tuple[float, dict[str
             lab.down()
 
 
-@task(help={
-    "sizes": "comma-separated fleet sizes (default 10,50,100)",
-    "runs": "deploys measured per size; the median is printed (default 5)",
-    "no_restart": "leave out the shop's graceful restart and health check",
-})  # fmt: skip
+@task(
+    help={
+        "sizes": "comma-separated fleet sizes (default 10,50,100)",
+        "runs": "deploys measured per size; the median is printed (default 5)",
+        "no_restart": "leave out the shop's graceful restart and health check",
+    }
+)
 @clear_errors
 def deploy(c, sizes="10,50,100", runs=5, no_restart=False):
     """Measure a one-file change deployed end to end to lab fleets of several sizes."""
@@ -83,8 +86,10 @@ def deploy(c, sizes="10,50,100", runs=5, no_restart=False):
         print(f"  {n} hosts: median {results[n][0]:.2f} s", flush=True)
     base = results[counts[0]][0]
     shown = [p for p in PHASES if any(p in r[1] for r in results.values())]
-    print(f"one-file change, median of {runs} deploys, chunk size 10"
-          + (", without restart/verify" if no_restart else ", with graceful restart + verify"))
+    print(
+        f"one-file change, median of {runs} deploys, chunk size 10"
+        + (", without restart/verify" if no_restart else ", with graceful restart + verify")
+    )
     print(f"{'hosts':>6} {'wall s':>7} {'ratio':>6} " + " ".join(f"{p:>11}" for p in shown))
     for n, (wall, phases) in results.items():
         print(f"{n:>6} {wall:>7.2f} {wall / base:>6.2f} " + " ".join(f"{phases.get(p, 0):>11.2f}" for p in shown))

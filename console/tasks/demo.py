@@ -23,8 +23,8 @@ def traffic(c, inventory, rate=5.0, duration=60.0, shoppers=8):
     failed requests, and checkouts taken or failed. Hosts are http://{address}:{http_port}
     (host var http_port, default 8080); only loopback and 198.18.0.0/15 are contacted.
     """
+    from console.config.inventory import load_inventory
     from console.demo.traffic import Traffic, host_urls
-    from console.inventory import load_inventory
 
     inv = load_inventory(inventory)
     shop = Traffic(host_urls(inv.hosts), rate=float(rate), shoppers=int(shoppers))
@@ -53,7 +53,7 @@ def up(c, hosts=20, no_traffic=False):
     start_demo(int(hosts), traffic=not no_traffic)
 
 
-@task
+@task()
 @clear_errors
 def down(c):
     """Take the demo down: shoppers, collector, lab hosts."""

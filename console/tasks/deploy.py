@@ -18,13 +18,11 @@ from typing import Any
 from invoke import task
 from invoke.exceptions import Exit
 
-from console.deploy import DeployRequest
-from console.errors import ConsoleError
-from console.inventory import Inventory, load_inventory
-from console.progress import DeployView
-from console.queue import pending_changes, to_json
-from console.report import LivePrinter, summary
-from console.runner import (
+from console.config.inventory import Inventory, load_inventory
+from console.core.errors import ConsoleError
+from console.core.progress import DeployView
+from console.pipeline.deploy import DeployRequest
+from console.session.runner import (
     Session,
     current_user,
     run_deploy,
@@ -34,6 +32,8 @@ from console.runner import (
     start_detached_switch,
 )
 from console.tasks.errors import clear_errors
+from console.tasks.report import LivePrinter, summary
+from console.trunk.queue import pending_changes, to_json
 
 DEFAULT_INVENTORY = os.environ.get("DEPLOY_INVENTORY", "hosts/lab.yaml")
 INVENTORY_HELP = f"inventory YAML file (default {DEFAULT_INVENTORY}, or $DEPLOY_INVENTORY)"
@@ -84,22 +84,25 @@ def _exit_for(result: str) -> None:
         raise Exit(code=0 if result == "partial" else 1)
 
 
-@task(help={
-    "inventory": INVENTORY_HELP,
-    "ref": "commit, tag or branch of trunk to deploy (default: the branch tip)",
-    "override": "deploy an unreviewed or DDL range anyway; the reason goes into history and notifications",
-    "only": "'failed' (the hosts that failed last time) or a comma-separated list of host names",
-    "rolling": "activate chunk by chunk with restart, verify and the metric watch between chunks",
-    "dry_run": "print the plan (phases, chunks, hosts, exact remote commands) and change nothing",
-    "detach": "run the deploy as its own process (survives this terminal), then follow it",
-})  # fmt: skip
+@task(
+    help={
+        "inventory": INVENTORY_HELP,
+        "ref": "commit, tag or branch of trunk to deploy (default: the branch tip)",
+        "override": "deploy an unreviewed or DDL range anyway; the reason goes into history and notifications",
+        "only": "'failed' (the hosts that failed last time) or a comma-separated list of host names",
+        "rolling": "activate chunk by chunk with restart, verify and the metric watch between chunks",
+        "dry_run": "print the plan (phases, chunks, hosts, exact remote commands) and change nothing",
+        "detach": "run the deploy as its own process (survives this terminal), then follow it",
+    }
+)
 @clear_errors
 def deploy(c, inventory=None, ref=None, override=None, only=None, rolling=False, dry_run=False, detach=False):
     """Deploy trunk: update, build, assets to every host, code, switch, restart, verify."""
     inv = _inventory(inventory)
     session = Session(inv)
-    request = DeployRequest(user=current_user(), ref=ref, override=override,
-                            hosts=_hosts(inv, session, only), rolling=rolling)
+    request = DeployRequest(
+        user=current_user(), ref=ref, override=override, hosts=_hosts(inv, session, only), rolling=rolling
+    )
     if dry_run:
         pipeline = session.pipeline(lambda e: None, threading.Event())
         print(pipeline.describe(pipeline.plan(request)))
@@ -113,8 +116,13 @@ def deploy(c, inventory=None, ref=None, override=None, only=None, rolling=False,
     _exit_for(done.result)
 
 
-@task(help={"inventory": INVENTORY_HELP, "release": "release id to switch to (default: the one before the live one)",
-            "detach": "run as its own process, then follow it"})
+@task(
+    help={
+        "inventory": INVENTORY_HELP,
+        "release": "release id to switch to (default: the one before the live one)",
+        "detach": "run as its own process, then follow it",
+    }
+)
 @clear_errors
 def switch(c, inventory=None, release=None, detach=False):
     """Switch every host back (or forward) to an existing release: activate, restart, verify."""
@@ -127,8 +135,14 @@ def switch(c, inventory=None, release=None, detach=False):
     _exit_for(done.result)
 
 
-@task(help={"inventory": INVENTORY_HELP, "follow": "attach to the running deploy and print it live until it ends",
-            "json": "print the per-host status as JSON", "deploy": "a deploy id (default: the newest)"})
+@task(
+    help={
+        "inventory": INVENTORY_HELP,
+        "follow": "attach to the running deploy and print it live until it ends",
+        "json": "print the per-host status as JSON",
+        "deploy": "a deploy id (default: the newest)",
+    }
+)
 @clear_errors
 def status(c, inventory=None, follow=False, json_=False, deploy=None):
     """Per-host status of the running or last deploy; --follow attaches to a running one."""
@@ -172,8 +186,10 @@ def history(c, inventory=None, json_=False, limit=20):
         print(f"no deploys of {inv.environment} yet")
     for r in records:
         took = f"{r.ended - r.started:6.1f} s" if r.ended else "running"
-        print(f"{r.id:<34} {r.action:<6} {r.user:<10} {(r.from_revision or '-')[:7]}..{(r.to_revision or '-')[:7]} "
-              f"{took:>9} {r.result or 'running':<8} {r.message or ''}".rstrip())
+        print(
+            f"{r.id:<34} {r.action:<6} {r.user:<10} {(r.from_revision or '-')[:7]}..{(r.to_revision or '-')[:7]} "
+            f"{took:>9} {r.result or 'running':<8} {r.message or ''}".rstrip()
+        )
 
 
 @task(help={"inventory": INVENTORY_HELP, "json": "print as JSON"})
@@ -184,8 +200,13 @@ def queue(c, inventory=None, json_=False):
     session = Session(inv)
     pipeline = session.pipeline(lambda e: None, threading.Event())
     pipeline.checkout.update()
-    changes = pending_changes(pipeline.checkout.path, pipeline.live_revision, pipeline.checkout.tip(),
-                              trailer=inv.review_trailer, ddl_paths=inv.ddl_paths)
+    changes = pending_changes(
+        pipeline.checkout.path,
+        pipeline.live_revision,
+        pipeline.checkout.tip(),
+        trailer=inv.review_trailer,
+        ddl_paths=inv.ddl_paths,
+    )
     if json_:
         print(json.dumps({"live": pipeline.live_revision, "queue": [to_json(ch) for ch in changes]}, indent=1))
         return
@@ -234,8 +255,11 @@ def watch(c, inventory=None, deploy=None):
             if (v.metric, v.ts) not in shown:
                 shown.add((v.metric, v.ts))
                 stamp = time.strftime("%H:%M:%S", time.localtime(v.ts))
-                print(f"  {stamp} {v.metric}: {v.verdict}{' (final)' if v.final else ''}: {v.summary}"
-                      f"{' (dry run)' if v.dry_run else ''}", flush=True)
+                print(
+                    f"  {stamp} {v.metric}: {v.verdict}{' (final)' if v.final else ''}: {v.summary}"
+                    f"{' (dry run)' if v.dry_run else ''}",
+                    flush=True,
+                )
         if {m.name for m in inv.metrics.key} <= {v.metric for v in verdicts if v.final}:
             return
         time.sleep(2)
@@ -284,5 +308,21 @@ restart = _step_task("restart", "Run the inventory's graceful restart command on
 verify = _step_task("verify", "Check that every host serves the newest build's revision (the health check).")
 cleanup = _step_task("cleanup", "Remove releases older than keep_releases and assets no kept release uses.")
 
-TASKS = (deploy, switch, status, history, queue, watch, lock, unlock, update, build,
-         sync_assets, sync_code, activate, restart, verify, cleanup)
+TASKS = (
+    deploy,
+    switch,
+    status,
+    history,
+    queue,
+    watch,
+    lock,
+    unlock,
+    update,
+    build,
+    sync_assets,
+    sync_code,
+    activate,
+    restart,
+    verify,
+    cleanup,
+)

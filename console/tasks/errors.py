@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import functools
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from invoke.exceptions import Exit
 
-from console.errors import ConsoleError
+from console.core.errors import ConsoleError
 
 
 def clear_errors(body: Callable[..., Any]) -> Callable[..., Any]:

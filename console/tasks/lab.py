@@ -21,12 +21,15 @@ def default_inventory(name: str) -> Path:
     return REPO_ROOT / "hosts" / f"{name}.yaml"
 
 
-@task(auto_shortflags=False, help={
-    "hosts": "how many hosts, named web001.. (default 4; 100 come up in about 1.5 s as root)",
-    "rate": "shape every host's link and the deploy machine's own link with tc tbf, e.g. 10mbit (root only)",
-    "name": NAME_HELP,
-    "inventory": "where to write the inventory (default: hosts/<name>.yaml in the repo)",
-})
+@task(
+    auto_shortflags=False,
+    help={
+        "hosts": "how many hosts, named web001.. (default 4; 100 come up in about 1.5 s as root)",
+        "rate": "shape every host's link and the deploy machine's own link with tc tbf, e.g. 10mbit (root only)",
+        "name": NAME_HELP,
+        "inventory": "where to write the inventory (default: hosts/<name>.yaml in the repo)",
+    },
+)
 @clear_errors
 def up(c, hosts=4, rate=None, name="lab", inventory=None):
     """Start a lab of real sshd hosts (replacing any lab of the same name) and write its inventory."""

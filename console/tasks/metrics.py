@@ -1,9 +1,9 @@
 """`invoke metrics.*`: the StatsD collector of an environment, and its key metrics now.
 
-    invoke metrics.collect -i hosts/lab.yaml   # the collector in the foreground (Ctrl-C stops it)
-    invoke metrics.start -i hosts/lab.yaml     # detached, if it is not running
-    invoke metrics.stop -i hosts/lab.yaml
-    invoke metrics.status -i hosts/lab.yaml    # pid, store, and each key metric over the last minute
+invoke metrics.collect -i hosts/lab.yaml   # the collector in the foreground (Ctrl-C stops it)
+invoke metrics.start -i hosts/lab.yaml     # detached, if it is not running
+invoke metrics.stop -i hosts/lab.yaml
+invoke metrics.status -i hosts/lab.yaml    # pid, store, and each key metric over the last minute
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ import time
 
 from invoke import Collection, Exit, task
 
-from console.errors import ConsoleError
-from console.inventory import load_inventory
+from console.config.inventory import load_inventory
+from console.core.errors import ConsoleError
 from console.metrics.source import source_for, store_path
 from console.metrics.statsd import collector_pid, ensure_collector, main, stop_collector
 from console.metrics.store import StoreReader

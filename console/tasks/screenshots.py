@@ -33,8 +33,10 @@ def screenshots(c, size="120x40"):
     a failed host's detail, history."""
     proc = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "tests/test_tui_snapshots.py", "--snapshot-update"],
-        cwd=ROOT, capture_output=True, text=True,
-    )  # fmt: skip
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
     if proc.returncode != 0:
         raise Exit("error: the snapshot tests failed:\n" + proc.stdout[-2000:], code=1)
     out = ROOT / "screenshots"

@@ -5,7 +5,7 @@ every method from a `@work(thread=True)` worker, never from the event loop. Doma
 objects (changes, previews, deploy records, lock info) are used by attribute only, so
 a test double made of small dataclasses works as well as the engine's own classes.
 
-Every method may raise `console.errors.ConsoleError` with a one-line message; the
+Every method may raise `console.core.errors.ConsoleError` with a one-line message; the
 console shows that line as a notification.
 """
 
@@ -15,8 +15,8 @@ import threading
 from collections.abc import Iterator
 from typing import Any, Protocol, runtime_checkable
 
-from console.events import Event, WatchVerdict
-from console.inventory import KeyMetric
+from console.config.inventory import KeyMetric
+from console.core.events import Event, WatchVerdict
 
 # Attribute-level shapes, for readers (the engine's classes carry at least these names):
 #   Change:       sha, short, author, email, time, subject, files, approved, reviewers, ddl, merge
@@ -85,11 +85,6 @@ class ConsoleService(Protocol):
         """The watch verdicts of a deploy, oldest first."""
 
 
-def short(sha: str | None, width: int = 7) -> str:
-    """A commit id as people read it."""
-    return (sha or "-")[:width]
-
-
 def ago(seconds: float) -> str:
     """`42s`, `5m`, `3h`, `2d`: how long ago, compactly."""
     seconds = max(0, int(seconds))
@@ -105,7 +100,7 @@ def duration(seconds: float | None) -> str:
         return "-"
     if seconds < 60:
         return f"{seconds:.1f}s"
-    minutes, rest = divmod(int(round(seconds)), 60)
+    minutes, rest = divmod(round(seconds), 60)
     return f"{minutes}m {rest:02d}s"
 
 

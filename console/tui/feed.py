@@ -14,7 +14,7 @@ import threading
 from collections import Counter
 from dataclasses import dataclass, field
 
-from console.events import (
+from console.core.events import (
     DeployDone,
     DeployStarted,
     Event,
@@ -25,7 +25,7 @@ from console.events import (
     PhaseStarted,
     WatchVerdict,
 )
-from console.progress import DeployView, HostView, PhaseView
+from console.core.progress import DeployView, HostView, PhaseView
 
 
 @dataclass

@@ -19,12 +19,14 @@ from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
 from textual.timer import Timer
+from textual.widget import Widget
 from textual.widgets import Button, Footer, RichLog, Static, TabbedContent, TabPane
 
-from console.errors import ConsoleError
-from console.events import PHASES, WatchVerdict
-from console.progress import HostView
-from console.tui.backend import duration, short
+from console.core.errors import ConsoleError
+from console.core.events import PHASES, WatchVerdict
+from console.core.progress import HostView
+from console.core.text import short
+from console.tui.backend import duration
 from console.tui.feed import DeployFeed, FleetBatch
 from console.tui.screens.confirm_deploy import ConfirmDeploy, DeployChoice
 from console.tui.screens.deploy_detail import DeployDetailScreen
@@ -349,7 +351,7 @@ class ConsoleScreen(Screen[None]):
         if s is None:
             text.append("waiting for the deploy to start", style="italic")
             return text
-        text.append(f"{s.action} {short(s.revision)} by {s.user}, {s.commits} commits, ")
+        text.append(f"{s.action} {short(s.revision, '-')} by {s.user}, {s.commits} commits, ")
         text.append(f"{len(s.chunks)} chunks ")
         if d is None:
             running = [p.name for p in batch.phases.values() if p.state == "running"]
@@ -416,7 +418,8 @@ class ConsoleScreen(Screen[None]):
     @on(TabbedContent.TabActivated)
     def _tab_activated(self, event: TabbedContent.TabActivated) -> None:
         pane = event.pane.id
-        target = {"queue": QueueTable, "fleet": FleetGrid, "history": HistoryTable}.get(pane or "")
+        targets: dict[str, type[Widget]] = {"queue": QueueTable, "fleet": FleetGrid, "history": HistoryTable}
+        target = targets.get(pane or "")
         if target is not None:
             self.query_one(target).focus()
         if pane == "metrics":
@@ -493,7 +496,7 @@ class ConsoleScreen(Screen[None]):
         except Exception as err:  # noqa: BLE001
             self._notify_error(err)
             return
-        self._ui(self.notify, f"{deploy_id} started: {short(choice.sha)}")
+        self._ui(self.notify, f"{deploy_id} started: {short(choice.sha, '-')}")
         self._ui(self._attach_and_show, deploy_id)
 
     def action_lock(self) -> None:

@@ -10,10 +10,11 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import DataTable, Static
 
-from console.errors import ConsoleError
-from console.events import PHASES
-from console.progress import DeployView
-from console.tui.backend import duration, human_bytes, short
+from console.core.errors import ConsoleError
+from console.core.events import PHASES
+from console.core.progress import DeployView
+from console.core.text import short
+from console.tui.backend import duration, human_bytes
 from console.tui.screens.host_detail import HostDetailScreen
 from console.tui.widgets.fleet_grid import STATE_COLORS, FleetGrid
 from console.tui.widgets.fleet_legend import FleetLegend
@@ -79,8 +80,10 @@ class DeployDetailScreen(ModalScreen[None]):
         s, d = view.started, view.done
         text = Text()
         if s is not None:
-            text.append(f"{s.action} of {short(s.revision)} ", style="bold")
-            text.append(f"(from {short(s.previous_revision)}) by {s.user}, {s.commits} commits, {len(s.hosts)} hosts")
+            text.append(f"{s.action} of {short(s.revision, '-')} ", style="bold")
+            text.append(
+                f"(from {short(s.previous_revision, '-')}) by {s.user}, {s.commits} commits, {len(s.hosts)} hosts"
+            )
             text.append(f", strategy {s.strategy}")
             if s.override:
                 text.append(f"\noverride: {s.override}", style="bold #ff8700")
@@ -92,8 +95,10 @@ class DeployDetailScreen(ModalScreen[None]):
         elif s is not None:
             text.append("\nstill running", style="italic")
         for verdict in view.verdicts.values():
-            text.append(f"\n{verdict.metric}: {verdict.verdict} ({verdict.summary})",
-                        style="#ff3f3f" if verdict.verdict == "degraded" else "#5fd75f")
+            text.append(
+                f"\n{verdict.metric}: {verdict.verdict} ({verdict.summary})",
+                style="#ff3f3f" if verdict.verdict == "degraded" else "#5fd75f",
+            )
         self.query_one("#summary", Static).update(text)
         grid = self.query_one(FleetGrid)
         grid.set_hosts(view.hosts)

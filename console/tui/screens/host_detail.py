@@ -9,8 +9,8 @@ from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 
-from console.events import PHASES
-from console.progress import HostView
+from console.core.events import PHASES
+from console.core.progress import HostView
 from console.tui.widgets.host_card import HostCard
 
 

@@ -49,7 +49,10 @@ class CommitDetail(Static):
         text.append(f"{len(files)} file{'s' if len(files) != 1 else ''}: ", style="bold")
         text.append(", ".join(files[:8]) + (f" … +{len(files) - 8}" if len(files) > 8 else ""))
         text.append("\n")
-        text.append(f"A deploy of {change.short} ships {len(included)} commit{'s' if len(included) != 1 else ''}:\n", style="bold")
+        text.append(
+            f"A deploy of {change.short} ships {len(included)} commit{'s' if len(included) != 1 else ''}:\n",
+            style="bold",
+        )
         for c in reversed(list(included)):
             why = blocked_reason(c)
             mark = Text("  ✘ ", style="bold #ff3f3f") if why else Text("  ✔ ", style="#5fd75f")

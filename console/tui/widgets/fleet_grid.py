@@ -20,7 +20,6 @@ from textual.reactive import reactive
 from textual.strip import Strip
 from textual.widget import Widget
 
-
 #: One colour per host state, shared by the grid, the legend and the host detail.
 STATE_COLORS: dict[str, str] = {
     "waiting": "#6c6c6c",
@@ -101,9 +100,7 @@ class FleetGrid(Widget, can_focus=True):
         self._states: list[str] = []
         self._index: dict[str, int] = {}
         self._styles = {s: Style(color=c) for s, c in STATE_COLORS.items()}
-        self._cursor_styles = {
-            s: Style(color="#ffffff", bgcolor=c, bold=True) for s, c in STATE_COLORS.items()
-        }
+        self._cursor_styles = {s: Style(color="#ffffff", bgcolor=c, bold=True) for s, c in STATE_COLORS.items()}
         self.set_hosts(hosts)
 
     # -- data ---------------------------------------------------------------------

@@ -8,7 +8,7 @@ from rich.text import Text
 from textual.reactive import reactive
 from textual.widget import Widget
 
-from console.progress import HOST_STATES
+from console.core.progress import HOST_STATES
 from console.tui.widgets.fleet_grid import CELL, STATE_COLORS
 
 

@@ -9,7 +9,8 @@ from rich.text import Text
 from textual.message import Message
 from textual.widgets import DataTable
 
-from console.tui.backend import ago, duration, short
+from console.core.text import short
+from console.tui.backend import ago, duration
 
 RESULT_STYLES = {
     "ok": "bold #5fd75f",
@@ -57,10 +58,17 @@ class HistoryTable(DataTable):
 
     def on_mount(self) -> None:
         for label, key, width in (
-            ("deploy", "id", 16), ("when", "when", 6), ("who", "user", 12), ("action", "action", 7),
-            ("from → to", "range", 17), ("commits", "commits", 7), ("took", "took", 8),
-            ("result", "result", 8), ("verdict", "verdict", 9), ("message", "message", None),
-        ):  # fmt: skip
+            ("deploy", "id", 16),
+            ("when", "when", 6),
+            ("who", "user", 12),
+            ("action", "action", 7),
+            ("from → to", "range", 17),
+            ("commits", "commits", 7),
+            ("took", "took", 8),
+            ("result", "result", 8),
+            ("verdict", "verdict", 9),
+            ("message", "message", None),
+        ):
             self.add_column(label, key=key, width=width)
 
     def show(self, records: Sequence[Any], now: float) -> None:
@@ -80,7 +88,7 @@ class HistoryTable(DataTable):
                 ago(now - rec.started) if now else "",
                 rec.user,
                 getattr(rec, "action", "deploy"),
-                f"{short(rec.from_revision)} → {short(rec.to_revision)}",
+                f"{short(rec.from_revision, '-')} → {short(rec.to_revision, '-')}",
                 str(commits),
                 took,
                 Text(result, style=RESULT_STYLES.get(result, "")),

@@ -7,8 +7,8 @@ from collections.abc import Sequence
 from rich.text import Text
 from textual.widgets import Static
 
-from console.events import LOCAL_PHASES, PHASES
-from console.progress import HostView
+from console.core.events import LOCAL_PHASES, PHASES
+from console.core.progress import HostView
 from console.tui.backend import duration, human_bytes
 from console.tui.widgets.fleet_grid import STATE_COLORS
 

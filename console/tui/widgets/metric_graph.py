@@ -12,7 +12,7 @@ from textual.containers import Horizontal
 from textual.widgets import Static
 from textual_plotext import PlotextPlot
 
-from console.inventory import KeyMetric
+from console.config.inventory import KeyMetric
 
 VERDICT_STYLES = {"ok": "bold #5fd75f", "degraded": "bold #ff3f3f", "no data": "bold grey50"}
 
@@ -63,7 +63,7 @@ class MetricGraph(Horizontal):
             plt.plot(xs, ys, marker="braille", color="cyan")
             start = (series[0][0] - now) / 60
             plt.xlim(start, 0)
-            for t, label in markers:
+            for t, _label in markers:
                 x = (t - now) / 60
                 if start <= x <= 0:
                     plt.vline(x, "orange")

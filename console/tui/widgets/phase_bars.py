@@ -8,8 +8,8 @@ from rich.text import Text
 from textual.reactive import reactive
 from textual.widget import Widget
 
-from console.events import LOCAL_PHASES, PHASES
-from console.progress import PhaseView
+from console.core.events import LOCAL_PHASES, PHASES
+from console.core.progress import PhaseView
 from console.tui.backend import duration
 
 
@@ -40,7 +40,7 @@ class PhaseBars(Widget):
         names = [p for p in PHASES if p in self.phases] or list(PHASES)
         return names + [p for p in self.phases if p not in names]
 
-    def get_content_height(self, container, viewport, width) -> int:  # type: ignore[override]
+    def get_content_height(self, container, viewport, width) -> int:
         return len(self._names())
 
     def render(self) -> Text:

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from rich.text import Text
+from textual.coordinate import Coordinate
 from textual.message import Message
 from textual.widgets import DataTable
 
@@ -60,7 +61,7 @@ class QueueTable(DataTable):
     def current(self) -> Any | None:
         if not self.changes or self.row_count == 0:
             return None
-        key = self.coordinate_to_cell_key((self.cursor_row, 0)).row_key.value
+        key = self.coordinate_to_cell_key(Coordinate(self.cursor_row, 0)).row_key.value
         return next((c for c in self.changes if c.sha == key), None)
 
     def included(self, change: Any) -> list[Any]:
@@ -85,9 +86,7 @@ class QueueTable(DataTable):
         self.clear()
         for change in reversed(self.changes):
             approved = getattr(change, "approved", False)
-            review = (
-                Text("✔ reviewed", style="#5fd75f") if approved else Text("✘ review", style="bold #ff3f3f")
-            )
+            review = Text("✔ reviewed", style="#5fd75f") if approved else Text("✘ review", style="bold #ff3f3f")
             ddl = Text("DDL", style="bold reverse #ff8700") if getattr(change, "ddl", ()) else Text("")
             subject = Text(change.subject, style="" if not blocked_reason(change) else "#a8a8a8")
             if getattr(change, "merge", False):

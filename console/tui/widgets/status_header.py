@@ -8,7 +8,8 @@ from rich.text import Text
 from textual.reactive import reactive
 from textual.widget import Widget
 
-from console.tui.backend import ago, short
+from console.core.text import short
+from console.tui.backend import ago
 from console.tui.widgets.fleet_grid import STATE_COLORS
 
 

@@ -23,8 +23,8 @@ from pathlib import Path
 import rcssmin
 import rjsmin
 
-from console.errors import ConsoleError
-from console.inventory import Inventory
+from console.config.inventory import Inventory
+from console.core.errors import ConsoleError
 
 HASH_LENGTH = 10
 
@@ -67,9 +67,14 @@ def run_build_command(inventory: Inventory, tree: Path) -> None:
         return
     try:
         proc = subprocess.run(
-            command, shell=True, cwd=tree, capture_output=True, text=True,
-            timeout=inventory.timeouts.sync, stdin=subprocess.DEVNULL,
-        )  # fmt: skip
+            command,
+            shell=True,
+            cwd=tree,
+            capture_output=True,
+            text=True,
+            timeout=inventory.timeouts.sync,
+            stdin=subprocess.DEVNULL,
+        )
     except subprocess.TimeoutExpired:
         raise ConsoleError(f"build.command {command!r} did not finish within {inventory.timeouts.sync:g} s") from None
     if proc.returncode != 0:

@@ -30,11 +30,13 @@ import time
 import urllib.error
 import urllib.request
 from collections import OrderedDict
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 from urllib.parse import urlsplit
 
-from console.events import DeployDone, DeployStarted, Event, Notice, WatchVerdict
-from console.progress import DeployView
+from console.core.events import DeployDone, DeployStarted, Event, Notice, WatchVerdict
+from console.core.progress import DeployView
+from console.core.text import short
 
 _STOP = object()
 #: Posts waiting per URL beyond which new ones are dropped (with a notice).
@@ -43,10 +45,6 @@ MAX_PENDING = 100
 
 def _plural(n: int, word: str) -> str:
     return f"{n} {word}{'' if n == 1 else 's'}"
-
-
-def _short(revision: str | None) -> str:
-    return (revision or "")[:7]
 
 
 def _clip(text: str, width: int = 60) -> str:
@@ -71,7 +69,7 @@ def summary(environment: str, event: Event, view: DeployView) -> str:
     """The one-line human summary of an announced event (the view has folded it in)."""
     s = view.started
     who = s.user if s else "someone"
-    target = _short(s.revision) if s else event.deploy_id
+    target = short(s.revision) if s else event.deploy_id
     hosts = len(s.hosts) if s else len(view.hosts)
     if isinstance(event, DeployStarted):
         if event.action == "switch":
@@ -84,8 +82,10 @@ def summary(environment: str, event: Event, view: DeployView) -> str:
     if isinstance(event, DeployDone):
         verb = "switch" if s and s.action == "switch" else "deploy"
         if event.result == "ok":
-            did = f"switched {_plural(hosts, 'host')} to {target}" if verb == "switch" else (
-                f"deployed {_range(s)} to {_plural(hosts, 'host')}"
+            did = (
+                f"switched {_plural(hosts, 'host')} to {target}"
+                if verb == "switch"
+                else (f"deployed {_range(s)} to {_plural(hosts, 'host')}")
             )
             text = f"{who} {did} in {_seconds(event.seconds)}"
             verdicts = ", ".join(f"{v.metric} {v.verdict}" for v in view.verdicts.values())
@@ -114,8 +114,8 @@ def _range(s: DeployStarted | None) -> str:
         return "?"
     commits = f" ({_plural(s.commits, 'commit')})" if s.commits else ""
     if s.previous_revision and s.previous_revision != s.revision:
-        return f"{_short(s.previous_revision)}..{_short(s.revision)}{commits}"
-    return f"{_short(s.revision)}{commits}"
+        return f"{short(s.previous_revision)}..{short(s.revision)}{commits}"
+    return f"{short(s.revision)}{commits}"
 
 
 def payload(environment: str, event: Event, view: DeployView) -> dict[str, Any]:
@@ -174,7 +174,7 @@ class Notifier:
                 body = json.dumps(payload(self.environment, event, view), ensure_ascii=False).encode()
                 for url in self.urls:
                     self._enqueue(url, event.deploy_id, body)
-        except Exception as exc:  # a notifier bug must never fail a deploy
+        except Exception as exc:  # noqa: BLE001 - a notifier bug must never fail a deploy
             self._notice(event.deploy_id, f"webhook notification skipped: {type(exc).__name__}: {exc}")
 
     __call__ = record
@@ -218,9 +218,11 @@ class Notifier:
     def _post(self, url: str, body: bytes) -> str:
         """Post once; returns what went wrong, or '' on a 2xx answer."""
         request = urllib.request.Request(
-            url, data=body, method="POST",
+            url,
+            data=body,
+            method="POST",
             headers={"Content-Type": "application/json", "User-Agent": "deploy-console"},
-        )  # fmt: skip
+        )
         try:
             with self._opener.open(request, timeout=self.timeout) as response:
                 response.read(65536)
@@ -232,7 +234,7 @@ class Notifier:
             return f"{reason}" if not isinstance(reason, OSError) else (reason.strerror or str(reason))
         except TimeoutError:
             return f"no answer within {self.timeout:g} s"
-        except Exception as exc:  # connection reset, bad status line, ...
+        except Exception as exc:  # noqa: BLE001 - connection reset, bad status line, ...
             return f"{type(exc).__name__}: {exc}"
 
     def _notice(self, deploy_id: str, message: str) -> None:
@@ -242,7 +244,7 @@ class Notifier:
         if self.on_notice is not None:
             try:
                 self.on_notice(notice)
-            except Exception:
+            except Exception:  # noqa: BLE001 - a failing notice subscriber is not the notifier's to report
                 pass
 
     # -- the end of a deploy -----------------------------------------------------
@@ -263,8 +265,9 @@ class Notifier:
             if thread.is_alive():
                 pending = queues[url].qsize()
                 self._notice(
-                    self._last_deploy, f"webhook {safe_url(url)}: gave up waiting after {timeout:g} s "
+                    self._last_deploy,
+                    f"webhook {safe_url(url)}: gave up waiting after {timeout:g} s "
                     f"({_plural(pending, 'post')} not sent)",
-                )  # fmt: skip
+                )
         with self._lock:
             return list(self.notices)

@@ -12,8 +12,9 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable, ClassVar
+from typing import Any, ClassVar
 
 #: The phases of a deploy, in the order they run. One name per idea: these are also
 #: the invoke task names and the column titles in the console.

@@ -18,8 +18,8 @@ import re
 import time
 from dataclasses import dataclass
 
-from console.errors import ConsoleError
-from console.transport import q
+from console.core.errors import ConsoleError
+from console.fleet.transport import q
 
 RELEASE_ID = re.compile(r"^\d{8}T\d{6}Z-[0-9a-f]{7,40}(-\d+)?$")
 
@@ -48,7 +48,7 @@ def activate(deploy_path: str, release: str, user: str) -> str:
     log = q(f"{release} {user}")
     return (
         f"cd {d} && test -f {r}/REVISION && ln -sfn {r} {tmp} && mv -Tf {tmp} current"
-        f" && echo \"$(date -u +%Y-%m-%dT%H:%M:%SZ) \"{log} >> revisions.log && cat {r}/REVISION"
+        f' && echo "$(date -u +%Y-%m-%dT%H:%M:%SZ) "{log} >> revisions.log && cat {r}/REVISION'
     )
 
 
@@ -59,7 +59,7 @@ def survey(deploy_path: str) -> str:
     d = q(deploy_path)
     return (
         f"cd {d} && {{ readlink current || true; }} && echo @@"
-        " && for r in releases/*; do if [ -d \"$r\" ]; then echo \"${r#releases/}\"; fi; done"
+        ' && for r in releases/*; do if [ -d "$r" ]; then echo "${r#releases/}"; fi; done'
         " && echo @@ && { awk 'FNR == 1 { print \"@@ \" FILENAME } { print }' releases/*/manifest.json 2>/dev/null || true; }"
         " && echo @@ && { cd assets 2>/dev/null && find . -type f || true; }"
     )
@@ -73,7 +73,7 @@ class Survey:
 
 
 def parse_survey(answer: str) -> Survey:
-    current, names, manifest_text, assets = (answer.split("@@\n") + ["", "", ""])[:4]
+    current, names, manifest_text, assets = ([*answer.split("@@\n"), "", "", ""])[:4]
     manifests: dict[str, str | None] = {name: None for name in names.split()}
     for block in manifest_text.split("@@ releases/")[1:]:
         path, _, body = block.partition("\n")

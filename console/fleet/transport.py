@@ -34,7 +34,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from console.inventory import Host, Inventory
+from console.config.inventory import Host, Inventory
 
 #: Lines of output kept with a failure.
 TAIL_LINES = 6
@@ -89,8 +89,9 @@ def _control_dir(inventory: Inventory) -> Path:
     except OSError as exc:
         raise HostError(f"{path}: cannot create the ssh control directory: {exc.strerror}") from None
     if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid() or st.st_mode & 0o077:
-        raise HostError(f"{path}: the ssh control directory is not a private directory of this user; "
-                        "remove it and deploy again")
+        raise HostError(
+            f"{path}: the ssh control directory is not a private directory of this user; remove it and deploy again"
+        )
     return path
 
 
@@ -111,25 +112,42 @@ class HostLink:
         inv, t = self.inventory, self.inventory.timeouts
         return [
             "ssh",
-            "-o", "BatchMode=yes",
-            "-o", "StrictHostKeyChecking=yes",
-            "-o", f"UserKnownHostsFile={inv.ssh.known_hosts}",
-            "-o", "GlobalKnownHostsFile=/dev/null",
-            "-o", "IdentitiesOnly=yes",
-            "-o", f"ConnectTimeout={int(t.connect)}",
-            "-o", "ServerAliveInterval=2",
-            "-o", f"ServerAliveCountMax={max(2, int(t.connect // 2))}",
-            "-o", "ControlMaster=auto",
-            "-o", f"ControlPath={self._control_path}",
-            "-o", "ControlPersist=60",
-            "-o", "LogLevel=ERROR",
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "StrictHostKeyChecking=yes",
+            "-o",
+            f"UserKnownHostsFile={inv.ssh.known_hosts}",
+            "-o",
+            "GlobalKnownHostsFile=/dev/null",
+            "-o",
+            "IdentitiesOnly=yes",
+            "-o",
+            f"ConnectTimeout={int(t.connect)}",
+            "-o",
+            "ServerAliveInterval=2",
+            "-o",
+            f"ServerAliveCountMax={max(2, int(t.connect // 2))}",
+            "-o",
+            "ControlMaster=auto",
+            "-o",
+            f"ControlPath={self._control_path}",
+            "-o",
+            "ControlPersist=60",
+            "-o",
+            "LogLevel=ERROR",
             # curve25519 costs a fraction of the CPU of the post-quantum default per handshake
-            "-o", "KexAlgorithms=curve25519-sha256,curve25519-sha256@libssh.org,sntrup761x25519-sha512@openssh.com",
-            "-o", "GSSAPIAuthentication=no",
-            "-i", str(inv.ssh.key),
-            "-p", str(self.host.port),
-            "-l", inv.ssh.user,
-        ]  # fmt: skip
+            "-o",
+            "KexAlgorithms=curve25519-sha256,curve25519-sha256@libssh.org,sntrup761x25519-sha512@openssh.com",
+            "-o",
+            "GSSAPIAuthentication=no",
+            "-i",
+            str(inv.ssh.key),
+            "-p",
+            str(self.host.port),
+            "-l",
+            inv.ssh.user,
+        ]
 
     def _ssh_failure(self, stderr: str) -> str | None:
         """The one-line reason when ssh itself failed (not the remote command), else None."""
@@ -142,8 +160,13 @@ class HostLink:
         lines = [line.strip() for line in stderr.splitlines() if line.strip()]
         if re.search(r"connect to host .* timed out|timed out during banner exchange", stderr):
             return f"ssh connect to {where} timed out after {self.inventory.timeouts.connect:g} s"
-        ssh_lines = [line for line in lines if line.startswith(("ssh:", "ssh_", "Connection", "Timeout", "kex_",
-                                                                 "Permission denied", "mux_", "Control"))]
+        ssh_lines = [
+            line
+            for line in lines
+            if line.startswith(
+                ("ssh:", "ssh_", "Connection", "Timeout", "kex_", "Permission denied", "mux_", "Control")
+            )
+        ]
         if ssh_lines:
             return f"ssh to {where} failed: {ssh_lines[-1].removeprefix('ssh: ')}"
         return None
@@ -151,9 +174,14 @@ class HostLink:
     def _spawn(self, argv: list[str], limit: float) -> subprocess.CompletedProcess[str]:
         """Run ssh or rsync in its own session (see the module docstring)."""
         return subprocess.run(
-            argv, capture_output=True, text=True, errors="replace", timeout=limit,
-            stdin=subprocess.DEVNULL, start_new_session=True,
-        )  # fmt: skip
+            argv,
+            capture_output=True,
+            text=True,
+            errors="replace",
+            timeout=limit,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
 
     def run(self, command: str, *, timeout: float | None = None, what: str = "") -> Result:
         """Run a shell command on the host; a non-zero exit or a timeout is a HostError."""
@@ -170,20 +198,25 @@ class HostLink:
                 raise HostError(f"{label}: {failure}", exit_code=p.returncode, output=tail(p.stderr))
             out = tail(p.stderr or p.stdout)
             last = out.splitlines()[-1] if out else ""
-            raise HostError(f"{label} exited {p.returncode}" + (f": {last}" if last else ""),
-                            exit_code=p.returncode, output=out)
+            raise HostError(
+                f"{label} exited {p.returncode}" + (f": {last}" if last else ""), exit_code=p.returncode, output=out
+            )
         return Result(p.stdout, p.stderr, p.returncode)
 
     def rsync(self, source: Path, dest: str, *options: str, timeout: float | None = None) -> int:
         """rsync a local directory's contents to a path on the host; returns bytes sent."""
         limit = timeout or self.inventory.timeouts.sync
         argv = [
-            "rsync", "-a", "--stats", f"--timeout={int(max(limit, 5))}",
-            "-e", shlex.join(self.ssh_command()),
+            "rsync",
+            "-a",
+            "--stats",
+            f"--timeout={int(max(limit, 5))}",
+            "-e",
+            shlex.join(self.ssh_command()),
             *options,
             f"{source}/",
             f"{self.host.address}:{dest}/",
-        ]  # fmt: skip
+        ]
         try:
             p = self._spawn(argv, limit)
         except subprocess.TimeoutExpired:
@@ -204,8 +237,11 @@ class HostLink:
         """Send `ssh -O operation` to the host's master connection."""
         return subprocess.Popen(
             [*self.ssh_command(), "-O", operation, self.host.address],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-        )  # fmt: skip
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
 
     def close(self) -> None:
         """After a timeout the connection may be dead: its master stops taking new

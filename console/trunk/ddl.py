@@ -36,7 +36,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from console.git import resolve_commit, run_git
+from console.trunk.git import resolve_commit, run_git
 
 DEFAULT_DDL_PATHS: tuple[str, ...] = ("**/*.sql", "migrations/**", "schema/**")
 
@@ -169,9 +169,7 @@ _I = re.IGNORECASE
 _EXISTS = r"(?:\s+if\s+(?:not\s+)?exists)?"
 # Any case: only with the shape of SQL around the keywords.
 _SHAPED = [
-    re.compile(
-        rf"(?<![\w$])create{_CREATE_MODS}\s+table{_EXISTS}\s+{_NAME}\s*(?:\(|as\s+select\b|like\b)", _I
-    ),
+    re.compile(rf"(?<![\w$])create{_CREATE_MODS}\s+table{_EXISTS}\s+{_NAME}\s*(?:\(|as\s+select\b|like\b)", _I),
     re.compile(
         rf"(?<![\w$])create{_CREATE_MODS}\s+index(?:\s+concurrently)?{_EXISTS}(?:\s+{_NAME})?\s+on\s+{_NAME}", _I
     ),
@@ -181,9 +179,7 @@ _SHAPED = [
         _I,
     ),
     re.compile(rf"(?<![\w$])alter\s+index{_EXISTS}\s+{_NAME}\s+(?:rename|set|reset|attach|owner)\b", _I),
-    re.compile(
-        rf"(?<![\w$])drop\s+(?:table|index)(?:\s+concurrently)?\s+if\s+exists\s+{_NAME}", _I
-    ),
+    re.compile(rf"(?<![\w$])drop\s+(?:table|index)(?:\s+concurrently)?\s+if\s+exists\s+{_NAME}", _I),
     re.compile(
         rf"(?<![\w$])drop\s+(?:table|index)(?:\s+concurrently)?\s+{_NAME}\s*(?:;|,|\bcascade\b|\brestrict\b)", _I
     ),

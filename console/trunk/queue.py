@@ -29,12 +29,12 @@ import re
 import time as _time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
-from console.ddl import DEFAULT_DDL_PATHS, DIFF_OPTIONS, DdlHit, ddl_in_files, parse_patch
-from console.errors import ConsoleError
-from console.git import is_ancestor, resolve_commit, run_git
+from console.core.errors import ConsoleError
+from console.trunk.ddl import DEFAULT_DDL_PATHS, DIFF_OPTIONS, DdlHit, ddl_in_files, parse_patch
+from console.trunk.git import is_ancestor, resolve_commit, run_git
 
 DEFAULT_TRAILER = "Reviewed-by"
 
@@ -124,7 +124,7 @@ def _brought_in(
     for record in out.split("\0"):
         if not record.strip():
             continue
-        sha, par, trailers = (record.strip("\n").split(_FIELD) + ["", ""])[:3]
+        sha, par, trailers = ([*record.strip("\n").split(_FIELD), "", ""])[:3]
         parents[sha] = par.split()
         order[sha] = len(order)  # git log prints newest first
         reviewers[sha] = _values(trailers)
@@ -293,7 +293,7 @@ def to_json(change: Change, *, now: float | None = None) -> dict[str, object]:
         "author": change.author,
         "email": change.email,
         "time": change.time,
-        "time_iso": datetime.fromtimestamp(change.time, timezone.utc).isoformat().replace("+00:00", "Z"),
+        "time_iso": datetime.fromtimestamp(change.time, UTC).isoformat().replace("+00:00", "Z"),
         "age_s": max(0, int(now - change.time)),
         "subject": change.subject,
         "files": list(change.files),

@@ -20,14 +20,13 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable, Sequence
+from typing import Any
 
-from console import remote
-from console.build import Build, build_release
-from console.checkout import Checkout
-from console.errors import ConsoleError
-from console.events import (
+from console.config.inventory import Host, Inventory
+from console.core.errors import ConsoleError
+from console.core.events import (
     PHASES,
     DeployDone,
     DeployStarted,
@@ -36,11 +35,13 @@ from console.events import (
     PhaseStarted,
     Subscriber,
 )
-from console.fanout import Fanout, Outcome, Step, Stopped, chunked
-from console.git import resolve_commit
-from console.inventory import Host, Inventory
-from console.queue import Change, included, pending_changes, refusal_message, refusals
-from console.transport import HostError, HostLink, render, tail
+from console.fleet import remote
+from console.fleet.fanout import Fanout, Outcome, Step, Stopped, chunked
+from console.fleet.transport import HostError, HostLink, render, tail
+from console.trunk.build import Build, build_release
+from console.trunk.checkout import Checkout
+from console.trunk.git import resolve_commit
+from console.trunk.queue import Change, included, pending_changes, refusal_message, refusals
 
 RSYNC_MODES = "--chmod=u+rwX,go+rX,go-w"
 
@@ -124,11 +125,16 @@ class Pipeline:
         if revision != self.live_revision:
             try:
                 queue = pending_changes(
-                    self.checkout.path, self.live_revision, revision,
-                    trailer=inv.review_trailer, ddl_paths=inv.ddl_paths,
-                )  # fmt: skip
+                    self.checkout.path,
+                    self.live_revision,
+                    revision,
+                    trailer=inv.review_trailer,
+                    ddl_paths=inv.ddl_paths,
+                )
             except ConsoleError as exc:
-                raise ConsoleError(f"cannot list the commits between the live revision and {revision[:7]}: {exc}") from None
+                raise ConsoleError(
+                    f"cannot list the commits between the live revision and {revision[:7]}: {exc}"
+                ) from None
             commits = included(queue, revision) if queue else []
         refused = refusal_message(refusals(commits))
         hosts = self.select_hosts(request.hosts)
@@ -155,8 +161,10 @@ class Pipeline:
         lines = [
             f"deploy {plan.revision[:7]} to {inv.environment} as release {plan.release} (dry run: nothing changes)",
             f"  from {(plan.previous_revision or 'nothing live')[:12]}: {len(plan.commits)} commit(s)",
-            *[f"    {c.short} {c.subject} ({c.author}){'' if c.approved else '  NOT REVIEWED'}{'  DDL' if c.ddl else ''}"
-              for c in plan.commits],
+            *[
+                f"    {c.short} {c.subject} ({c.author}){'' if c.approved else '  NOT REVIEWED'}{'  DDL' if c.ddl else ''}"
+                for c in plan.commits
+            ],
             f"  strategy {inv.strategy}, chunk size {inv.chunk_size}, {len(plan.chunks)} chunk(s), "
             f"{'rolling activation' if req.rolling else 'activation after every host is staged'}, "
             f"max failures {plan.allowed_failures} of {len(plan.hosts)} hosts",
@@ -194,8 +202,9 @@ class Pipeline:
         req, inv = plan.request, self.inventory
         if plan.refused and not req.override:
             raise ConsoleError(plan.refused)
-        started = self._start(plan, "deploy", PHASES, rolling=req.rolling, commits=len(plan.commits),
-                              override=req.override)
+        started = self._start(
+            plan, "deploy", PHASES, rolling=req.rolling, commits=len(plan.commits), override=req.override
+        )
         if req.override and plan.refused:
             self.emit(Notice(plan.deploy_id, message=f"override by {req.user}: {req.override}", level="warning"))
         fan = Fanout(plan.deploy_id, self.emit, inv.chunk_size, self.stop)
@@ -204,6 +213,7 @@ class Pipeline:
             self.emit(PhaseStarted(plan.deploy_id, phase="update"))
             self.emit(PhaseDone(plan.deploy_id, phase="update", ok=1, failed=0, seconds=plan.update_seconds))
             build = self._local(plan, "build", lambda: self._build(plan))
+            assert isinstance(build, Build)
             self._ship(plan, fan, build)
             self._cleanup(plan, fan)
         except Stopped as stop:
@@ -218,16 +228,28 @@ class Pipeline:
 
     def _start(self, plan: Plan, action: str, phases: tuple[str, ...], **extra: Any) -> float:
         """Emit a run's DeployStarted; returns when it started (monotonic)."""
-        self.emit(DeployStarted(
-            plan.deploy_id, environment=self.inventory.environment, user=plan.request.user,
-            release=plan.release, revision=plan.revision, previous_revision=plan.previous_revision,
-            hosts=tuple(h.name for h in plan.hosts), chunks=tuple(tuple(h.name for h in c) for c in plan.chunks),
-            phases=phases, strategy=self.inventory.strategy, action=action, pid=os.getpid(), **extra,
-        ))  # fmt: skip
+        self.emit(
+            DeployStarted(
+                plan.deploy_id,
+                environment=self.inventory.environment,
+                user=plan.request.user,
+                release=plan.release,
+                revision=plan.revision,
+                previous_revision=plan.previous_revision,
+                hosts=tuple(h.name for h in plan.hosts),
+                chunks=tuple(tuple(h.name for h in c) for c in plan.chunks),
+                phases=phases,
+                strategy=self.inventory.strategy,
+                action=action,
+                pid=os.getpid(),
+                **extra,
+            )
+        )
         return time.monotonic()
 
-    def _finish(self, plan: Plan, started: float, result: str, message: str, *,
-                all_or_nothing: bool = False) -> DeployDone:
+    def _finish(
+        self, plan: Plan, started: float, result: str, message: str, *, all_or_nothing: bool = False
+    ) -> DeployDone:
         """Emit and return a run's DeployDone, its result settled by the failure policy.
 
         `all_or_nothing`: a deploy's hosts count as ok only when it got to the end (ok or
@@ -236,10 +258,13 @@ class Pipeline:
         result = self._result(result, plan)
         ok = tuple(h.name for h in plan.hosts if h.name not in self._failed)
         done = DeployDone(
-            plan.deploy_id, result=result, seconds=round(time.monotonic() - started, 3),
+            plan.deploy_id,
+            result=result,
+            seconds=round(time.monotonic() - started, 3),
             hosts_ok=ok if not all_or_nothing or result in ("ok", "partial") else (),
-            hosts_failed=tuple(self._failed.items()), message=message,
-        )  # fmt: skip
+            hosts_failed=tuple(self._failed.items()),
+            message=message,
+        )
         self.emit(done)
         return done
 
@@ -280,17 +305,31 @@ class Pipeline:
         """One host phase of the newest build over the fleet, as a run of its own."""
         build = self.last_build()
         hosts = list(self.inventory.hosts)
-        plan = Plan(deploy_id=deploy_id, release=build.release, revision=build.revision,
-                    previous_revision=self.live_revision, request=DeployRequest(user=user), hosts=hosts,
-                    chunks=chunked(hosts, self.inventory.chunk_size),
-                    allowed_failures=self.inventory.allowed_failures(len(hosts)))
+        plan = Plan(
+            deploy_id=deploy_id,
+            release=build.release,
+            revision=build.revision,
+            previous_revision=self.live_revision,
+            request=DeployRequest(user=user),
+            hosts=hosts,
+            chunks=chunked(hosts, self.inventory.chunk_size),
+            allowed_failures=self.inventory.allowed_failures(len(hosts)),
+        )
         t = self.inventory.timeouts
         steps: dict[str, tuple[Step, float, str]] = {
             "sync-assets": (lambda h: self._sync_assets(h, build), t.sync, ""),
             "sync-code": (lambda h: self._sync_code(h, plan), t.sync, ""),
             "activate": (lambda h: self._switch(h, build.release, plan), t.command, ""),
-            "restart": (self._restart, t.command, "" if self.inventory.restart else "no restart command in the inventory"),
-            "verify": (lambda h: self._verify(h, plan), t.verify, "" if self.inventory.health else "no health check in the inventory"),
+            "restart": (
+                self._restart,
+                t.command,
+                "" if self.inventory.restart else "no restart command in the inventory",
+            ),
+            "verify": (
+                lambda h: self._verify(h, plan),
+                t.verify,
+                "" if self.inventory.health else "no health check in the inventory",
+            ),
             "cleanup": (self._clean_host, t.command, ""),
         }
         step, limit, skipped = steps[phase]
@@ -315,11 +354,13 @@ class Pipeline:
         if not plan.request.assets_first:
             self._naive(plan, fan, build)
             return
-        hosts = self._phase(plan, fan, "sync-assets", hosts, lambda h: self._sync_assets(h, build),
-                            self.inventory.timeouts.sync)
+        hosts = self._phase(
+            plan, fan, "sync-assets", hosts, lambda h: self._sync_assets(h, build), self.inventory.timeouts.sync
+        )
         self._check_failures(plan, "sync-assets", activated=False)
-        hosts = self._phase(plan, fan, "sync-code", hosts, lambda h: self._sync_code(h, plan),
-                            self.inventory.timeouts.sync)
+        hosts = self._phase(
+            plan, fan, "sync-code", hosts, lambda h: self._sync_code(h, plan), self.inventory.timeouts.sync
+        )
         self._check_failures(plan, "sync-code", activated=False)
         self._activate(plan, fan, hosts, plan.release)
 
@@ -328,11 +369,19 @@ class Pipeline:
         t = self.inventory.timeouts
         steps: list[tuple[str, Step, float, str]] = [
             ("activate", lambda h: self._switch(h, release, plan), t.command, ""),
-            ("restart", self._restart, t.command,
-             "" if self.inventory.restart else "no restart command in the inventory"),
-            ("verify", lambda h: self._verify(h, plan), t.verify,
-             "" if self.inventory.health else "no health check in the inventory"),
-        ]  # fmt: skip
+            (
+                "restart",
+                self._restart,
+                t.command,
+                "" if self.inventory.restart else "no restart command in the inventory",
+            ),
+            (
+                "verify",
+                lambda h: self._verify(h, plan),
+                t.verify,
+                "" if self.inventory.health else "no health check in the inventory",
+            ),
+        ]
         if not plan.request.rolling:
             for phase, step, limit, skipped in steps:
                 hosts = self._phase(plan, fan, phase, hosts, step, limit, skipped=skipped)
@@ -341,7 +390,7 @@ class Pipeline:
             return
         ids = plan.deploy_id
         phase_t0 = {}
-        for phase, _, _, skipped in steps:
+        for phase, *_ in steps:
             self.emit(PhaseStarted(ids, phase=phase, hosts=tuple(h.name for h in hosts)))
             phase_t0[phase] = time.monotonic()
         counts = {phase: [0, 0] for phase, *_ in steps}
@@ -365,8 +414,16 @@ class Pipeline:
                 raise _Halt(f"rolling activation halted after chunk {index + 1}: {reason}")
         for phase, _, _, skipped in steps:
             ok, failed = counts[phase]
-            self.emit(PhaseDone(ids, phase=phase, ok=ok, failed=failed,
-                                seconds=round(time.monotonic() - phase_t0[phase], 3), skipped=skipped))
+            self.emit(
+                PhaseDone(
+                    ids,
+                    phase=phase,
+                    ok=ok,
+                    failed=failed,
+                    seconds=round(time.monotonic() - phase_t0[phase], 3),
+                    skipped=skipped,
+                )
+            )
 
     def _naive(self, plan: Plan, fan: Fanout, build: Build) -> None:
         """Every host on its own: assets, code and switch per chunk (the unsafe order)."""
@@ -374,14 +431,17 @@ class Pipeline:
         hosts = plan.hosts
         for chunk in chunked(hosts, self.inventory.chunk_size):
             part = replace(plan, chunks=[chunk], hosts=chunk)
-            staged = self._phase(part, fan, "sync-assets", chunk, lambda h: self._sync_assets(h, build),
-                                 self.inventory.timeouts.sync)
-            staged = self._phase(part, fan, "sync-code", staged, lambda h: self._sync_code(h, plan),
-                                 self.inventory.timeouts.sync)
+            staged = self._phase(
+                part, fan, "sync-assets", chunk, lambda h: self._sync_assets(h, build), self.inventory.timeouts.sync
+            )
+            staged = self._phase(
+                part, fan, "sync-code", staged, lambda h: self._sync_code(h, plan), self.inventory.timeouts.sync
+            )
             self._activate(part, fan, staged, plan.release)
 
-    def _phase(self, plan: Plan, fan: Fanout, phase: str, hosts: list[Host], step: Step, limit: float,
-               skipped: str = "") -> list[Host]:
+    def _phase(
+        self, plan: Plan, fan: Fanout, phase: str, hosts: list[Host], step: Step, limit: float, skipped: str = ""
+    ) -> list[Host]:
         """One phase over `hosts`; returns the hosts that succeeded."""
         self.emit(PhaseStarted(plan.deploy_id, phase=phase, hosts=() if skipped else tuple(h.name for h in hosts)))
         t0 = time.monotonic()
@@ -390,8 +450,15 @@ class Pipeline:
             return hosts
         out = fan.run(phase, hosts, step, limit)
         self._mark(out)
-        self.emit(PhaseDone(plan.deploy_id, phase=phase, ok=len(out.ok), failed=len(out.failed),
-                            seconds=round(time.monotonic() - t0, 3)))
+        self.emit(
+            PhaseDone(
+                plan.deploy_id,
+                phase=phase,
+                ok=len(out.ok),
+                failed=len(out.failed),
+                seconds=round(time.monotonic() - t0, 3),
+            )
+        )
         return out.ok
 
     def _result(self, result: str, plan: Plan) -> str:
@@ -433,8 +500,11 @@ class Pipeline:
             sent = link.rsync(build_code, f"{host.deploy_path}/releases/{plan.release}", *options)
         except HostError as exc:
             try:  # never leave a half-staged release behind (a full disk, a cut link)
-                link.run(remote.remove_release(host.deploy_path, plan.release), what="remove partial staging",
-                         timeout=min(10.0, self.inventory.timeouts.command))
+                link.run(
+                    remote.remove_release(host.deploy_path, plan.release),
+                    what="remove partial staging",
+                    timeout=min(10.0, self.inventory.timeouts.command),
+                )
                 exc.reason += "; partial staging removed"
             except HostError:
                 exc.reason += "; partial staging could not be removed"
@@ -468,13 +538,15 @@ class Pipeline:
                     answer = f"error: {getattr(exc, 'reason', exc)}"
             else:
                 try:
-                    answer = self.link(host).run(render(health.command or "", host), what="health", timeout=limit).stdout
+                    answer = (
+                        self.link(host).run(render(health.command or "", host), what="health", timeout=limit).stdout
+                    )
                 except HostError as exc:
                     answer = f"error: {exc.reason}"
             if revision in answer:
                 return 0, f"serves {revision[:7]}"
             if time.monotonic() > deadline:
-                what = health.url and render(health.url, host, quote=False) or "health command"
+                what = (health.url and render(health.url, host, quote=False)) or "health command"
                 shown = answer.strip().splitlines()[0][:80] if answer.strip() else "nothing"
                 raise HostError(f"{what} answered {shown!r}, not revision {revision[:7]}, within {limit:g} s")
             time.sleep(0.2)
@@ -485,8 +557,15 @@ class Pipeline:
         t0 = time.monotonic()
         out = fan.run("cleanup", hosts, self._clean_host, self.inventory.timeouts.command)
         # A failed cleanup does not fail the host: the release is live; the leftovers go next time.
-        self.emit(PhaseDone(plan.deploy_id, phase="cleanup", ok=len(out.ok), failed=len(out.failed),
-                            seconds=round(time.monotonic() - t0, 3)))
+        self.emit(
+            PhaseDone(
+                plan.deploy_id,
+                phase="cleanup",
+                ok=len(out.ok),
+                failed=len(out.failed),
+                seconds=round(time.monotonic() - t0, 3),
+            )
+        )
 
     def _clean_host(self, host: Host) -> tuple[int, str]:
         """Keep the newest keep_releases releases plus current and the one before it, and
@@ -528,10 +607,16 @@ class Pipeline:
             revision = resolve_commit(self.checkout.path, short)
         except ConsoleError:
             revision = short
-        plan = Plan(deploy_id=deploy_id, release=release, revision=revision,
-                    previous_revision=self.live_revision, request=DeployRequest(user=user),
-                    hosts=targets, chunks=chunked(targets, self.inventory.chunk_size),
-                    allowed_failures=self.inventory.allowed_failures(len(targets)))
+        plan = Plan(
+            deploy_id=deploy_id,
+            release=release,
+            revision=revision,
+            previous_revision=self.live_revision,
+            request=DeployRequest(user=user),
+            hosts=targets,
+            chunks=chunked(targets, self.inventory.chunk_size),
+            allowed_failures=self.inventory.allowed_failures(len(targets)),
+        )
         started = self._start(plan, "switch", ("activate", "restart", "verify"))
         fan = Fanout(deploy_id, self.emit, self.inventory.chunk_size, self.stop)
         result, message = "ok", ""
@@ -550,4 +635,3 @@ class Pipeline:
 
 class _Halt(Exception):
     """The failure policy or the metric watch stopped the deploy."""
-

@@ -13,8 +13,9 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from console.errors import ConsoleError
-from console.events import (
+from console.config.inventory import KeyMetric
+from console.core.errors import ConsoleError
+from console.core.events import (
     PHASES,
     DeployDone,
     DeployStarted,
@@ -27,7 +28,6 @@ from console.events import (
     PhaseStarted,
     WatchVerdict,
 )
-from console.inventory import KeyMetric
 
 NOW = 1_700_000_000.0
 FLEET_PHASES = ("sync-assets", "sync-code", "activate", "restart", "verify", "cleanup")
@@ -104,18 +104,51 @@ def sample_queue() -> list[Change]:
     """Five undeployed commits, oldest first: three reviewed, one not, one with DDL."""
     m = lambda a: f"{a.split()[0].lower()}@shop.example"  # noqa: E731
     changes = [
-        Change(_sha(1), "Cache the product grid per category", "Ada Lovelace", NOW - 3300, True,
-               ("shop/catalog.py", "shop/pages.py"), ("grace",)),
-        Change(_sha(2), "Checkout: show the delivery estimate", "Grace Hopper", NOW - 2400, True,
-               ("shop/checkout.py", "assets/js/checkout.js", "assets/css/checkout.css"), ("ada",)),
-        Change(_sha(3), "Faster sprite sheet for the header", "Linus Pauling", NOW - 1500, True,
-               ("assets/img/sprite.png", "assets/css/header.css"), ("ada", "grace")),
-        Change(_sha(4), "Try a bolder buy button", "Ken Thompson", NOW - 900, False,
-               ("assets/css/buttons.css",)),
-        Change(_sha(5), "Add gift wrap", "Barbara Liskov", NOW - 300, True,
-               ("migrations/0002_add_gift_wrap.sql", "shop/checkout.py"), ("ken",),
-               (DdlHit("migrations/0002_add_gift_wrap.sql", 1, "ALTER TABLE orders ADD gift_wrap bool",
-                       "schema change: DDL goes through its own process"),)),
+        Change(
+            _sha(1),
+            "Cache the product grid per category",
+            "Ada Lovelace",
+            NOW - 3300,
+            True,
+            ("shop/catalog.py", "shop/pages.py"),
+            ("grace",),
+        ),
+        Change(
+            _sha(2),
+            "Checkout: show the delivery estimate",
+            "Grace Hopper",
+            NOW - 2400,
+            True,
+            ("shop/checkout.py", "assets/js/checkout.js", "assets/css/checkout.css"),
+            ("ada",),
+        ),
+        Change(
+            _sha(3),
+            "Faster sprite sheet for the header",
+            "Linus Pauling",
+            NOW - 1500,
+            True,
+            ("assets/img/sprite.png", "assets/css/header.css"),
+            ("ada", "grace"),
+        ),
+        Change(_sha(4), "Try a bolder buy button", "Ken Thompson", NOW - 900, False, ("assets/css/buttons.css",)),
+        Change(
+            _sha(5),
+            "Add gift wrap",
+            "Barbara Liskov",
+            NOW - 300,
+            True,
+            ("migrations/0002_add_gift_wrap.sql", "shop/checkout.py"),
+            ("ken",),
+            (
+                DdlHit(
+                    "migrations/0002_add_gift_wrap.sql",
+                    1,
+                    "ALTER TABLE orders ADD gift_wrap bool",
+                    "schema change: DDL goes through its own process",
+                ),
+            ),
+        ),
     ]
     return [Change(**{**c.__dict__, "email": m(c.author)}) for c in changes]
 
@@ -140,9 +173,21 @@ def script_deploy(
     chunks = tuple(hosts[i : i + chunk_size] for i in range(0, len(hosts), chunk_size))
     t = t0
     out: list[Event] = [
-        DeployStarted(deploy_id, environment="production", user=user, release="20231114-221320",
-                      revision=revision, previous_revision=previous, hosts=hosts, chunks=chunks,
-                      phases=PHASES, strategy="chunked", commits=commits, override=override, ts=t)
+        DeployStarted(
+            deploy_id,
+            environment="production",
+            user=user,
+            release="20231114-221320",
+            revision=revision,
+            previous_revision=previous,
+            hosts=hosts,
+            chunks=chunks,
+            phases=PHASES,
+            strategy="chunked",
+            commits=commits,
+            override=override,
+            ts=t,
+        )
     ]
     failed: set[str] = set()
     for phase in PHASES:
@@ -163,27 +208,61 @@ def script_deploy(
                 seconds = 0.2 + (i % 5) * 0.05
                 if failures.get(host, ("", ""))[0] == phase:
                     reason = failures[host][1]
-                    out.append(HostFailed(deploy_id, phase=phase, host=host, reason=reason, seconds=seconds,
-                                          exit_code=255, output=f"ssh {host}: connecting\n{reason}", ts=t))
+                    out.append(
+                        HostFailed(
+                            deploy_id,
+                            phase=phase,
+                            host=host,
+                            reason=reason,
+                            seconds=seconds,
+                            exit_code=255,
+                            output=f"ssh {host}: connecting\n{reason}",
+                            ts=t,
+                        )
+                    )
                     failed.add(host)
                     bad += 1
                 else:
-                    out.append(HostDone(deploy_id, phase=phase, host=host, seconds=seconds, bytes=nbytes,
-                                        message=f"{phase} ok", ts=t))
+                    out.append(
+                        HostDone(
+                            deploy_id,
+                            phase=phase,
+                            host=host,
+                            seconds=seconds,
+                            bytes=nbytes,
+                            message=f"{phase} ok",
+                            ts=t,
+                        )
+                    )
                     ok += 1
             t += 0.5
         out.append(PhaseDone(deploy_id, phase=phase, ok=ok, failed=bad, seconds=round(t - start, 2), ts=t))
         if phase == "sync-assets" and failed:
-            out.append(Notice(deploy_id, message=f"{len(failed)} host(s) failed; continuing on the rest",
-                              level="warning", ts=t))
+            out.append(
+                Notice(
+                    deploy_id, message=f"{len(failed)} host(s) failed; continuing on the rest", level="warning", ts=t
+                )
+            )
     ok_hosts = tuple(h for h in hosts if h not in failed)
     hosts_failed = tuple((h, failures[h][1]) for h in hosts if h in failed)
     result = "ok" if not failed else "partial"
-    out.append(DeployDone(deploy_id, result=result, seconds=round(t - t0, 2), hosts_ok=ok_hosts,
-                          hosts_failed=hosts_failed, ts=t))
-    out.append(WatchVerdict(deploy_id, metric="checkouts/min", verdict="ok",
-                            summary="checkouts/min 41 → 40, -2%, limit -20%", baseline=41.0, current=40.0,
-                            change=-0.02, ts=t + 60))
+    out.append(
+        DeployDone(
+            deploy_id, result=result, seconds=round(t - t0, 2), hosts_ok=ok_hosts, hosts_failed=hosts_failed, ts=t
+        )
+    )
+    out.append(
+        WatchVerdict(
+            deploy_id,
+            metric="checkouts/min",
+            verdict="ok",
+            summary="checkouts/min 41 → 40, -2%, limit -20%",
+            baseline=41.0,
+            current=40.0,
+            change=-0.02,
+            ts=t + 60,
+        )
+    )
     return out
 
 
@@ -214,12 +293,45 @@ class FakeService:
         self.started: list[tuple[str, str | None]] = []
         self._next = 42
         self.records: list[DeployRecord] = [
-            DeployRecord("d-0041", "deploy", "grace", _sha(40), "0badc0de" * 5, NOW - 600, NOW - 512, "ok",
-                         "deployed by grace, took 88 s", 2, "ok"),
-            DeployRecord("d-0040", "deploy", "ken", _sha(39), _sha(40), NOW - 5400, NOW - 5290, "partial",
-                         "2 hosts failed: web017, web230", 1, "ok"),
-            DeployRecord("d-0039", "switch", "ada", _sha(38), _sha(39), NOW - 9000, NOW - 8990, "ok",
-                         "switched back", 0, "degraded"),
+            DeployRecord(
+                "d-0041",
+                "deploy",
+                "grace",
+                _sha(40),
+                "0badc0de" * 5,
+                NOW - 600,
+                NOW - 512,
+                "ok",
+                "deployed by grace, took 88 s",
+                2,
+                "ok",
+            ),
+            DeployRecord(
+                "d-0040",
+                "deploy",
+                "ken",
+                _sha(39),
+                _sha(40),
+                NOW - 5400,
+                NOW - 5290,
+                "partial",
+                "2 hosts failed: web017, web230",
+                1,
+                "ok",
+            ),
+            DeployRecord(
+                "d-0039",
+                "switch",
+                "ada",
+                _sha(38),
+                _sha(39),
+                NOW - 9000,
+                NOW - 8990,
+                "ok",
+                "switched back",
+                0,
+                "degraded",
+            ),
         ]
         self.streams["d-0041"] = script_deploy("d-0041", self.host_names, "0badc0de" * 5, t0=NOW - 600)
         self.calls: list[str] = []
@@ -258,8 +370,14 @@ class FakeService:
         deploy_id = f"d-{self._next:04d}"
         self._next += 1
         self.streams[deploy_id] = script_deploy(
-            deploy_id, self.host_names, sha, previous=self.revision, failures=self.failures,
-            commits=len(preview.commits), override=override, t0=NOW + 10,
+            deploy_id,
+            self.host_names,
+            sha,
+            previous=self.revision,
+            failures=self.failures,
+            commits=len(preview.commits),
+            override=override,
+            t0=NOW + 10,
         )
         self.started.append((sha, override))
         return deploy_id
@@ -300,7 +418,9 @@ class FakeService:
             raise ConsoleError("the deploy lock is not held")
         self.lock = None
 
-    def metric_series(self, metric: KeyMetric, start: float, end: float, step: float) -> list[tuple[float, float | None]]:
+    def metric_series(
+        self, metric: KeyMetric, start: float, end: float, step: float
+    ) -> list[tuple[float, float | None]]:
         out: list[tuple[float, float | None]] = []
         t = start
         while t <= end:

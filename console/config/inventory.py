@@ -20,7 +20,7 @@ from typing import Any
 
 import yaml
 
-from console.errors import ConsoleError
+from console.core.errors import ConsoleError
 
 DEFAULT_DDL_PATHS: tuple[str, ...] = ("**/*.sql", "migrations/**", "schema/**")
 
@@ -160,11 +160,7 @@ def expand_hosts(pattern: str) -> list[str]:
         raise ValueError(f"range [{body}] in {pattern!r} runs backwards")
     width = len(parts[0]) if parts[0].startswith("0") else 0
     head, tail = pattern[: match.start()], pattern[match.end() :]
-    return [
-        name
-        for i in range(start, end + 1)
-        for name in expand_hosts(f"{head}{str(i).zfill(width)}{tail}")
-    ]
+    return [name for i in range(start, end + 1) for name in expand_hosts(f"{head}{str(i).zfill(width)}{tail}")]
 
 
 class _Reader:
@@ -178,7 +174,7 @@ class _Reader:
         return ConsoleError(f"{self.path}{line}: {key}: {expected}")
 
     def mapping(
-        self, node: yaml.Node, key: str, allowed: set[str], required: set[str] = frozenset()
+        self, node: yaml.Node, key: str, allowed: set[str], required: frozenset[str] | set[str] = frozenset()
     ) -> dict[str, yaml.Node]:
         if not isinstance(node, yaml.MappingNode):
             raise self.fail(node, key or "(top level)", f"expected a mapping, got {_show(node)}")
@@ -187,9 +183,7 @@ class _Reader:
             name = k.value if isinstance(k, yaml.ScalarNode) else None
             where = f"{key}.{name}" if key else str(name)
             if name not in allowed:
-                raise self.fail(
-                    k, where, f"unknown key; expected one of: {', '.join(sorted(allowed))}"
-                )
+                raise self.fail(k, where, f"unknown key; expected one of: {', '.join(sorted(allowed))}")
             if name in out:
                 raise self.fail(k, where, "key given twice")
             out[name] = v
@@ -213,9 +207,7 @@ class _Reader:
     def integer(self, node: yaml.Node, key: str, low: int, high: int | None = None) -> int:
         value = self.scalar(node, key)
         top = "" if high is None else f" to {high}"
-        if isinstance(value, bool) or not isinstance(value, int) or value < low or (
-            high is not None and value > high
-        ):
+        if isinstance(value, bool) or not isinstance(value, int) or value < low or (high is not None and value > high):
             raise self.fail(node, key, f"expected an integer from {low}{top}, got {value!r}")
         return value
 
@@ -280,10 +272,28 @@ def _path(value: str, base: Path) -> Path:
 
 
 _TOP_KEYS = {
-    "environment", "repo", "branch", "deploy_path", "state_dir", "ssh", "hosts", "assets",
-    "build", "restart", "health", "keep_releases", "strategy", "chunk_size", "max_failures",
-    "timeouts", "review", "ddl", "metrics", "notify", "vars",
-}  # fmt: skip
+    "environment",
+    "repo",
+    "branch",
+    "deploy_path",
+    "state_dir",
+    "ssh",
+    "hosts",
+    "assets",
+    "build",
+    "restart",
+    "health",
+    "keep_releases",
+    "strategy",
+    "chunk_size",
+    "max_failures",
+    "timeouts",
+    "review",
+    "ddl",
+    "metrics",
+    "notify",
+    "vars",
+}
 
 
 def load_inventory(path: str | Path) -> Inventory:
@@ -321,8 +331,11 @@ def load_inventory(path: str | Path) -> Inventory:
         raise r.fail(ssh_keys["key"], "ssh.key", f"cannot read the private key file {key}")
     known_hosts = _path(r.string(ssh_keys["known_hosts"], "ssh.known_hosts"), base)
     if not os.access(known_hosts, os.R_OK) or not known_hosts.is_file():
-        raise r.fail(ssh_keys["known_hosts"], "ssh.known_hosts",
-                     f"cannot read the known_hosts file {known_hosts}; host keys are always verified")
+        raise r.fail(
+            ssh_keys["known_hosts"],
+            "ssh.known_hosts",
+            f"cannot read the known_hosts file {known_hosts}; host keys are always verified",
+        )
     ssh = SSHSettings(r.string(ssh_keys["user"], "ssh.user", _NAME), key, known_hosts)
 
     hosts = _hosts(r, top["hosts"], deploy_path, fleet_vars)
@@ -369,8 +382,11 @@ def load_inventory(path: str | Path) -> Inventory:
             hooks = r.strings(notify["webhooks"], "notify.webhooks")
             for i, url in enumerate(hooks):
                 if not url.startswith(("http://", "https://")):
-                    raise r.fail(notify["webhooks"].value[i], f"notify.webhooks[{i}]",
-                                 f"expected an http:// or https:// URL, got {url!r}")
+                    raise r.fail(
+                        notify["webhooks"].value[i],
+                        f"notify.webhooks[{i}]",
+                        f"expected an http:// or https:// URL, got {url!r}",
+                    )
             kw["webhooks"] = hooks
     return Inventory(
         path=path,
@@ -430,8 +446,7 @@ def _template(r: _Reader, node: yaml.Node, key: str, hosts: tuple[Host, ...]) ->
         except (KeyError, IndexError) as exc:
             fields = ", ".join(sorted(host.fields()))
             raise r.fail(
-                node, key, f"placeholder {{{exc.args[0]}}} is not set for host {host.name}; "
-                f"expected one of: {fields}"
+                node, key, f"placeholder {{{exc.args[0]}}} is not set for host {host.name}; expected one of: {fields}"
             ) from None
         except ValueError as exc:
             raise r.fail(node, key, f"bad template: {exc}") from None
@@ -445,7 +460,7 @@ def _health(r: _Reader, node: yaml.Node, hosts: tuple[Host, ...]) -> Health:
     m = r.mapping(node, "health", {"url", "command"})
     if len(m) != 1:
         raise r.fail(node, "health", "expected exactly one of url or command")
-    (kind, value), = m.items()
+    ((kind, value),) = m.items()
     text = _template(r, value, f"health.{kind}", hosts)
     if kind == "url" and not text.startswith(("http://", "https://")):
         raise r.fail(value, "health.url", f"expected an http:// URL template, got {text!r}")
@@ -484,8 +499,9 @@ def _metrics(r: _Reader, node: yaml.Node) -> Metrics:
         metrics = []
         for i, item in enumerate(items.value):
             key = f"metrics.key[{i}]"
-            f = r.mapping(item, key, {"name", "query", "source", "stat", "unit", "bad", "limit", "dry_run"},
-                          {"name", "query"})
+            f = r.mapping(
+                item, key, {"name", "query", "source", "stat", "unit", "bad", "limit", "dry_run"}, {"name", "query"}
+            )
             spec: dict[str, Any] = {
                 "name": r.string(f["name"], f"{key}.name"),
                 "query": r.string(f["query"], f"{key}.query"),
@@ -507,4 +523,3 @@ def _metrics(r: _Reader, node: yaml.Node) -> Metrics:
             metrics.append(KeyMetric(**spec))
         kw["key"] = tuple(metrics)
     return Metrics(**kw)
-

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
 
-from console.events import HostDone, HostFailed, HostProgress, Subscriber
-from console.inventory import Host
-from console.transport import HostError
+from console.config.inventory import Host
+from console.core.events import HostDone, HostFailed, HostProgress, Subscriber
+from console.fleet.transport import HostError
 
 
 class Stopped(Exception):
@@ -74,7 +74,8 @@ class Fanout:
         while pending:
             done, pending = wait(pending, timeout=max(0.0, deadline - time.monotonic()), return_when=FIRST_COMPLETED)
             for future in done:
-                self._record(phase, futures[future], *future.result(), outcome)
+                elapsed, result = future.result()
+                self._record(phase, futures[future], elapsed, result, outcome)
             if not done:
                 for future in pending:
                     host = futures[future]
@@ -82,26 +83,34 @@ class Fanout:
                 break
 
     @staticmethod
-    def _timed(step: Step, host: Host) -> tuple[float, object]:
+    def _timed(step: Step, host: Host) -> tuple[float, tuple[int, str] | HostError]:
         t0 = time.monotonic()
         try:
             return time.monotonic() - t0, step(host) or (0, "")
         except HostError as exc:
             return time.monotonic() - t0, exc
-        except Exception as exc:  # a bug in a step must not take the fleet down with it
+        except Exception as exc:  # noqa: BLE001 - a bug in a step must not take the fleet down with it
             return time.monotonic() - t0, HostError(f"{type(exc).__name__}: {exc}")
 
-    def _record(self, phase: str, host: Host, elapsed: float, result: object, outcome: Outcome) -> None:
+    def _record(
+        self, phase: str, host: Host, elapsed: float, result: tuple[int, str] | HostError, outcome: Outcome
+    ) -> None:
         event: HostDone | HostFailed
         if isinstance(result, HostError):
             event = HostFailed(
-                self.deploy_id, phase=phase, host=host.name, reason=result.reason,
-                seconds=round(elapsed, 3), exit_code=result.exit_code, output=result.output,
-            )  # fmt: skip
+                self.deploy_id,
+                phase=phase,
+                host=host.name,
+                reason=result.reason,
+                seconds=round(elapsed, 3),
+                exit_code=result.exit_code,
+                output=result.output,
+            )
             outcome.failed[host.name] = event
         else:
-            sent, message = result  # type: ignore[misc]
-            event = HostDone(self.deploy_id, phase=phase, host=host.name, seconds=round(elapsed, 3),
-                             bytes=sent, message=message)
+            sent, message = result
+            event = HostDone(
+                self.deploy_id, phase=phase, host=host.name, seconds=round(elapsed, 3), bytes=sent, message=message
+            )
             outcome.ok.append(host)
         self.emit(event)

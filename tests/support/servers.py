@@ -52,13 +52,20 @@ def start_prometheus(workdir: Path, port: int, targets: list[str]) -> subprocess
         "scrape_configs:\n  - job_name: shop\n    scrape_timeout: 1s\n    static_configs:\n"
         f"      - targets: {json.dumps(targets)}\n"
     )
-    log = open(workdir / "prometheus.log", "wb")
-    proc = subprocess.Popen(
-        [PROMETHEUS, f"--config.file={config}", f"--storage.tsdb.path={workdir / 'tsdb'}",
-         f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn"],
-        stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True,
-    )
-    log.close()
+    with open(workdir / "prometheus.log", "wb") as log:
+        proc = subprocess.Popen(
+            [
+                PROMETHEUS,
+                f"--config.file={config}",
+                f"--storage.tsdb.path={workdir / 'tsdb'}",
+                f"--web.listen-address=127.0.0.1:{port}",
+                "--log.level=warn",
+            ],
+            stdout=log,
+            stderr=log,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
     return proc
 
 

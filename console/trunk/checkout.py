@@ -12,13 +12,13 @@ import fcntl
 import io
 import subprocess
 import tarfile
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
-from console.errors import ConsoleError
-from console.git import git_env, resolve_commit, run_git
-from console.inventory import Inventory
+from console.config.inventory import Inventory
+from console.core.errors import ConsoleError
+from console.trunk.git import git_env, resolve_commit, run_git
 
 
 class Checkout:
@@ -49,8 +49,9 @@ class Checkout:
             else:  # the inventory's repo may have changed since the clone: fetch from it, not the old one
                 run_git(self.path, "remote", "set-url", "origin", repo)
             try:
-                run_git(self.path, "fetch", "--quiet", "--prune", "--tags", "origin",
-                        "+refs/heads/*:refs/remotes/origin/*")
+                run_git(
+                    self.path, "fetch", "--quiet", "--prune", "--tags", "origin", "+refs/heads/*:refs/remotes/origin/*"
+                )
             except ConsoleError as exc:
                 raise ConsoleError(f"cannot fetch trunk from {repo}: {str(exc).split(': ', 1)[-1]}") from None
 
@@ -90,8 +91,11 @@ class Checkout:
         dest.mkdir(parents=True)
         proc = subprocess.run(
             ["git", "-C", str(self.path), "archive", "--format=tar", sha],
-            capture_output=True, env=git_env(), stdin=subprocess.DEVNULL, check=False,
-        )  # fmt: skip
+            capture_output=True,
+            env=git_env(),
+            stdin=subprocess.DEVNULL,
+            check=False,
+        )
         if proc.returncode != 0:
             reason = proc.stderr.decode("utf-8", "replace").strip().splitlines()[-1:] or [""]
             raise ConsoleError(f"git archive {sha[:7]} failed in {self.path}: {reason[0]}")
@@ -108,4 +112,3 @@ class Checkout:
             return int(run_git(self.path, "rev-list", "--count", "--first-parent", span).strip())
         except ConsoleError:
             return 0
-

@@ -22,21 +22,21 @@ from typing import Any
 
 import yaml
 
+from console.config.inventory import Inventory, load_inventory
 from console.demo.fleet import demo_extra
 from console.demo.traffic import Traffic, host_urls
 from console.demo.trunk import Trunk, commit_change, create_trunk
-from console.deploy import DeployRequest
-from console.history import History
-from console.inventory import Inventory, load_inventory
 from console.lab import Lab
 from console.lab import state as labstate
 from console.lab.layout import deploy_address
 from console.metrics.source import store_path
 from console.metrics.statsd import ensure_collector, stop_collector
 from console.metrics.store import StoreReader
-from console.runner import run_deploy
+from console.pipeline.deploy import DeployRequest
+from console.session.runner import run_deploy
+from console.state.history import History
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 USER = "e2e"
 _COUNTER = itertools.count(1)
 
@@ -155,8 +155,12 @@ class DemoFleet:
         inside the f-string `f'<h1>Shop</h1>`, which makes `ff'...'` in shop/pages.py: a
         SyntaxError, so no release from it on starts. Until that is fixed there, the tests
         that deploy past it put a reviewed repair on top; once fixed, a harmless change."""
-        show = subprocess.run(["git", "-C", str(self.trunk.path), "show", f"{self.trunk.branch}:shop/pages.py"],
-                              capture_output=True, text=True, check=True).stdout
+        show = subprocess.run(
+            ["git", "-C", str(self.trunk.path), "show", f"{self.trunk.branch}:shop/pages.py"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
         try:
             compile(show, "pages.py", "exec")
             files = {"shop/changes/e2e.txt": "the head compiles\n"}
@@ -165,8 +169,11 @@ class DemoFleet:
         return commit_change(self.trunk, files, "Repair the shop page heading")
 
     def watchers(self) -> list[int]:
-        return [p for p in pids_naming(str(self.inventory.path)) if b"console.runner" in
-                Path(f"/proc/{p}/cmdline").read_bytes()]
+        return [
+            p
+            for p in pids_naming(str(self.inventory.path))
+            if b"console.session.runner" in Path(f"/proc/{p}/cmdline").read_bytes()
+        ]
 
     def on_close(self, stop) -> None:
         self._stops.append(stop)
@@ -178,7 +185,7 @@ class DemoFleet:
                 stop()
             except Exception as exc:  # noqa: BLE001 - every stop runs
                 errors.append(exc)
-        # watcher processes (python -m console.runner --inventory THIS ... --job {"watch": ...})
+        # watcher processes (python -m console.session.runner --inventory THIS ... --job {"watch": ...})
         try:
             kill_pids(pids_naming(str(self.inventory.path)))
         except Exception as exc:  # noqa: BLE001
@@ -226,5 +233,3 @@ def make_demo_fleet(workdir: Path, hosts: int, **keys: Any) -> DemoFleet:
             lab.down()
         raise
     return fleet
-
-

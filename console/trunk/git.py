@@ -17,7 +17,7 @@ import os
 import subprocess
 from pathlib import Path
 
-from console.errors import ConsoleError
+from console.core.errors import ConsoleError
 
 #: Variables that would make git ignore `-C repo` (see `git rev-parse --local-env-vars`).
 _REPO_ENV_VARS = (

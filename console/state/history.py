@@ -9,14 +9,12 @@ killed half way leaves a truthful partial record: a deploy without a result whos
 process is gone is shown as `interrupted`.
 
 The state directory is shared by every operator and every process on one deploy host;
-it and every file in it are private to the deploying user (0700 / 0600).
-`private_dir` and `private_file` are the helpers the lock and the event log use too.
+it and every file in it are private to the deploying user (0700 / 0600, `state.files`).
 """
 
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
 import threading
 import time
@@ -24,8 +22,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from console.errors import ConsoleError
-from console.events import (
+from console.core.errors import ConsoleError
+from console.core.events import (
     DeployDone,
     DeployStarted,
     Event,
@@ -35,7 +33,9 @@ from console.events import (
     PhaseDone,
     WatchVerdict,
 )
-from console.progress import DeployView, HostView
+from console.core.progress import DeployView, HostView
+from console.core.text import local_time, short
+from console.state.files import pid_alive, private_dir, private_file
 
 SCHEMA_VERSION = 1
 
@@ -99,65 +99,6 @@ CREATE TABLE IF NOT EXISTS lock_audit (
     detail      TEXT NOT NULL DEFAULT ''
 );
 """
-
-
-def private_dir(path: Path) -> Path:
-    """Create `path` (and parents) and make it 0700 if it is ours; returns it."""
-    path = Path(path)
-    try:
-        path.mkdir(mode=0o700, parents=True, exist_ok=True)
-        if path.stat().st_uid == os.getuid() and path.stat().st_mode & 0o077:
-            path.chmod(0o700)
-    except OSError as exc:
-        raise ConsoleError(f"{path}: cannot create the state directory: {exc.strerror}") from None
-    return path
-
-
-def private_file(path: Path) -> Path:
-    """Create `path` empty if missing, mode 0600 whatever the umask; returns it.
-
-    An existing file is never opened: closing any descriptor of a SQLite database drops
-    every POSIX lock this process holds on it, those of its open connections included,
-    and that corrupts a WAL database (sqlite.org/howtocorrupt.html, 2.2).
-    """
-    try:
-        try:
-            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600))
-        except FileExistsError:
-            st = os.stat(path)
-            if st.st_mode & 0o077 and st.st_uid == os.getuid():
-                os.chmod(path, 0o600)
-    except OSError as exc:
-        raise ConsoleError(f"{path}: cannot create a state file: {exc.strerror}") from None
-    return path
-
-
-def pid_alive(pid: int | None) -> bool:
-    """Whether process `pid` exists on this host and is not a zombie (killed, not reaped)."""
-    if not pid or pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass  # exists, owned by someone else
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return False if Path("/proc/self/stat").exists() else True
-    except OSError:
-        return True
-    return stat[stat.rindex(")") + 2 :].split(" ", 1)[0] not in ("Z", "X")
-
-
-def local_time(ts: float) -> str:
-    """`YYYY-MM-DD HH:MM:SS` in local time, the one way times are shown to people."""
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts))
-
-
-def short(revision: str | None) -> str:
-    return (revision or "")[:7]
 
 
 @dataclass
@@ -264,29 +205,56 @@ _DEPLOY_COLUMNS = (
 
 def _deploy(row: sqlite3.Row) -> DeployRecord:
     return DeployRecord(
-        id=row["id"], environment=row["environment"], action=row["action"], user=row["user"],
-        started=row["started"], override=row["override"], release=row["release"],
-        from_revision=row["from_revision"], to_revision=row["to_revision"], ref=row["ref"],
-        strategy=row["strategy"], rolling=bool(row["rolling"]), commits=row["commits"],
-        host_count=row["hosts"], pid=row["pid"], ended=row["ended"], seconds=row["seconds"],
-        result=row["result"], message=row["message"], phases=json.loads(row["phases"] or "{}"),
-    )  # fmt: skip
+        id=row["id"],
+        environment=row["environment"],
+        action=row["action"],
+        user=row["user"],
+        started=row["started"],
+        override=row["override"],
+        release=row["release"],
+        from_revision=row["from_revision"],
+        to_revision=row["to_revision"],
+        ref=row["ref"],
+        strategy=row["strategy"],
+        rolling=bool(row["rolling"]),
+        commits=row["commits"],
+        host_count=row["hosts"],
+        pid=row["pid"],
+        ended=row["ended"],
+        seconds=row["seconds"],
+        result=row["result"],
+        message=row["message"],
+        phases=json.loads(row["phases"] or "{}"),
+    )
 
 
 def _host(row: sqlite3.Row) -> HostRecord:
     return HostRecord(
-        host=row["host"], state=row["state"], phase=row["phase"], reason=row["reason"],
-        exit_code=row["exit_code"], output=row["output"], seconds=json.loads(row["seconds"] or "{}"),
-        bytes=row["bytes"], ok=bool(row["ok"]),
-    )  # fmt: skip
+        host=row["host"],
+        state=row["state"],
+        phase=row["phase"],
+        reason=row["reason"],
+        exit_code=row["exit_code"],
+        output=row["output"],
+        seconds=json.loads(row["seconds"] or "{}"),
+        bytes=row["bytes"],
+        ok=bool(row["ok"]),
+    )
 
 
 def _verdict(row: sqlite3.Row) -> VerdictRecord:
     return VerdictRecord(
-        deploy_id=row["deploy_id"], metric=row["metric"], verdict=row["verdict"],
-        summary=row["summary"], ts=row["ts"], dry_run=bool(row["dry_run"]), final=bool(row["final"]),
-        baseline=row["baseline"], current=row["current"], change=row["change"],
-    )  # fmt: skip
+        deploy_id=row["deploy_id"],
+        metric=row["metric"],
+        verdict=row["verdict"],
+        summary=row["summary"],
+        ts=row["ts"],
+        dry_run=bool(row["dry_run"]),
+        final=bool(row["final"]),
+        baseline=row["baseline"],
+        current=row["current"],
+        change=row["change"],
+    )
 
 
 class History:
@@ -392,19 +360,35 @@ class History:
             self._views.pop(event.deploy_id, None)
             self._view(event.deploy_id).apply(event)
             e = event
-            return [(
-                "INSERT INTO deploys (id, environment, action, user, override, release, from_revision, "
-                "to_revision, ref, strategy, rolling, commits, hosts, pid, started) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-                "ON CONFLICT (id) DO UPDATE SET environment=excluded.environment, action=excluded.action, "
-                "user=excluded.user, override=excluded.override, release=excluded.release, "
-                "from_revision=excluded.from_revision, to_revision=excluded.to_revision, ref=excluded.ref, "
-                "strategy=excluded.strategy, rolling=excluded.rolling, commits=excluded.commits, "
-                "hosts=excluded.hosts, pid=excluded.pid, started=excluded.started",
-                (e.deploy_id, e.environment, e.action, e.user, e.override, e.release, e.previous_revision,
-                 e.revision, getattr(e, "ref", None), e.strategy, int(e.rolling), e.commits, len(e.hosts),
-                 e.pid or None, e.ts),
-            )]  # fmt: skip
+            return [
+                (
+                    "INSERT INTO deploys (id, environment, action, user, override, release, from_revision, "
+                    "to_revision, ref, strategy, rolling, commits, hosts, pid, started) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                    "ON CONFLICT (id) DO UPDATE SET environment=excluded.environment, action=excluded.action, "
+                    "user=excluded.user, override=excluded.override, release=excluded.release, "
+                    "from_revision=excluded.from_revision, to_revision=excluded.to_revision, ref=excluded.ref, "
+                    "strategy=excluded.strategy, rolling=excluded.rolling, commits=excluded.commits, "
+                    "hosts=excluded.hosts, pid=excluded.pid, started=excluded.started",
+                    (
+                        e.deploy_id,
+                        e.environment,
+                        e.action,
+                        e.user,
+                        e.override,
+                        e.release,
+                        e.previous_revision,
+                        e.revision,
+                        getattr(e, "ref", None),
+                        e.strategy,
+                        int(e.rolling),
+                        e.commits,
+                        len(e.hosts),
+                        e.pid or None,
+                        e.ts,
+                    ),
+                )
+            ]
         if isinstance(event, (HostProgress, HostDone, HostFailed)):
             view = self._view(event.deploy_id)
             if event.host not in view.hosts:
@@ -416,17 +400,21 @@ class History:
         if isinstance(event, PhaseDone):
             view = self._view(event.deploy_id)
             view.apply(event)
-            return [(
-                "UPDATE deploys SET phases = json_set(phases, ?, ?) WHERE id = ?",
-                (f'$."{event.phase}"', event.seconds, event.deploy_id),
-            )]
+            return [
+                (
+                    "UPDATE deploys SET phases = json_set(phases, ?, ?) WHERE id = ?",
+                    (f'$."{event.phase}"', event.seconds, event.deploy_id),
+                )
+            ]
         if isinstance(event, DeployDone):
             view = self._view(event.deploy_id)
             view.apply(event)
-            statements = [(
-                "UPDATE deploys SET ended = ?, seconds = ?, result = ?, message = ? WHERE id = ?",
-                (event.ts, event.seconds, event.result, event.message, event.deploy_id),
-            )]
+            statements = [
+                (
+                    "UPDATE deploys SET ended = ?, seconds = ?, result = ?, message = ? WHERE id = ?",
+                    (event.ts, event.seconds, event.result, event.message, event.deploy_id),
+                )
+            ]
             for host, reason in event.hosts_failed:
                 hv = view.hosts.get(host) or self._stored_host(event.deploy_id, host)
                 if hv.state != "failed":
@@ -437,13 +425,25 @@ class History:
                 statements.append(self._host_upsert(event.deploy_id, hv, ok=True))
             return statements
         if isinstance(event, WatchVerdict):
-            e = event
-            return [(
-                "INSERT INTO verdicts (deploy_id, metric, verdict, summary, baseline, current, change, "
-                "ts, dry_run, final) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (e.deploy_id, e.metric, e.verdict, e.summary, e.baseline, e.current, e.change, e.ts,
-                 int(e.dry_run), int(e.final)),
-            )]  # fmt: skip
+            v = event
+            return [
+                (
+                    "INSERT INTO verdicts (deploy_id, metric, verdict, summary, baseline, current, change, "
+                    "ts, dry_run, final) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        v.deploy_id,
+                        v.metric,
+                        v.verdict,
+                        v.summary,
+                        v.baseline,
+                        v.current,
+                        v.change,
+                        v.ts,
+                        int(v.dry_run),
+                        int(v.final),
+                    ),
+                )
+            ]
         return []
 
     def _stored_host(self, deploy_id: str, host: str) -> HostView:
@@ -453,9 +453,15 @@ class History:
             return HostView(host)
         r = _host(rows[0])
         return HostView(
-            host, state=r.state, phase=r.phase, error=r.reason, output=r.output,
-            exit_code=r.exit_code, bytes=r.bytes, seconds=dict(r.seconds),
-        )  # fmt: skip
+            host,
+            state=r.state,
+            phase=r.phase,
+            error=r.reason,
+            output=r.output,
+            exit_code=r.exit_code,
+            bytes=r.bytes,
+            seconds=dict(r.seconds),
+        )
 
     @staticmethod
     def _host_upsert(deploy_id: str, h: HostView, *, ok: bool = False) -> tuple[str, tuple[Any, ...]]:
@@ -465,9 +471,19 @@ class History:
             "state=excluded.state, phase=excluded.phase, reason=excluded.reason, exit_code=excluded.exit_code, "
             "output=excluded.output, seconds=excluded.seconds, bytes=excluded.bytes, "
             "ok=max(host_results.ok, excluded.ok)",
-            (deploy_id, h.name, h.state, h.phase, h.error, h.exit_code, h.output, json.dumps(h.seconds),
-             h.bytes, int(ok)),
-        )  # fmt: skip
+            (
+                deploy_id,
+                h.name,
+                h.state,
+                h.phase,
+                h.error,
+                h.exit_code,
+                h.output,
+                json.dumps(h.seconds),
+                h.bytes,
+                int(ok),
+            ),
+        )
 
     # -- queries -----------------------------------------------------------------
 
@@ -557,10 +573,14 @@ class History:
 
     def add_audit(self, environment: str, who: str, action: str, detail: str = "", *, ts: float | None = None) -> None:
         """Append one lock action to the audit log."""
-        self._write([(
-            "INSERT INTO lock_audit (ts, environment, who, action, detail) VALUES (?, ?, ?, ?, ?)",
-            (time.time() if ts is None else ts, environment, who, action, detail),
-        )])  # fmt: skip
+        self._write(
+            [
+                (
+                    "INSERT INTO lock_audit (ts, environment, who, action, detail) VALUES (?, ?, ?, ?, ?)",
+                    (time.time() if ts is None else ts, environment, who, action, detail),
+                )
+            ]
+        )
 
     def audit(self, *, environment: str | None = None, limit: int = 100) -> list[AuditRecord]:
         """Lock actions, newest first."""

@@ -18,12 +18,12 @@ from typing import Any
 
 import yaml
 
+from console.config.inventory import Inventory, load_inventory
+from console.core.events import DeployStarted, Event, HostFailed
 from console.demo.trunk import Trunk, commit_change, create_trunk
-from console.deploy import DeployRequest
-from console.events import DeployStarted, Event, HostFailed
-from console.inventory import Inventory, load_inventory
 from console.lab import Lab
-from console.runner import run_deploy
+from console.pipeline.deploy import DeployRequest
+from console.session.runner import run_deploy
 
 DEPLOY_PATH = "/srv/www"
 TIMEOUTS = {"connect": 2, "command": 5, "sync": 8, "verify": 5}
@@ -125,8 +125,9 @@ def make_fleet(lab_factory, size: int, workdir: Path) -> Fleet:
     return fleet
 
 
-def deploy(inventory: Inventory, *, override: str | None = "test fixture", recorder: Recorder | None = None,
-           **request: Any):
+def deploy(
+    inventory: Inventory, *, override: str | None = "test fixture", recorder: Recorder | None = None, **request: Any
+):
     """run_deploy as the test user; the override only matters for ranges that need one."""
     return run_deploy(inventory, DeployRequest(user=USER, override=override, **request), printer=recorder)
 

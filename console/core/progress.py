@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
-from console.events import (
+from console.core.events import (
     DeployDone,
     DeployStarted,
     Event,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import sys
 from typing import TextIO
 
-from console.events import (
+from console.core.events import (
     DeployDone,
     DeployStarted,
     Event,
@@ -20,17 +20,18 @@ from console.events import (
     PhaseDone,
     WatchVerdict,
 )
-from console.progress import HOST_STATES, DeployView
-
-
-def _short(revision: str | None) -> str:
-    return revision[:7] if revision else "nothing"
+from console.core.progress import HOST_STATES, DeployView
+from console.core.text import short
 
 
 def headline(started: DeployStarted) -> str:
     s = started
     chunks = len(s.chunks)
-    what = f"switch to release {s.release}" if s.action == "switch" else f"deploy {_short(s.previous_revision)}..{_short(s.revision)}"
+    what = (
+        f"switch to release {s.release}"
+        if s.action == "switch"
+        else f"deploy {short(s.previous_revision, 'nothing')}..{short(s.revision, 'nothing')}"
+    )
     return (
         f"{s.environment}: {s.user} started {what} ({s.commits} commits) on {len(s.hosts)} hosts, "
         f"{chunks} chunk{'s' if chunks != 1 else ''}{', rolling' if s.rolling else ''}  [{s.deploy_id}]"
@@ -60,8 +61,10 @@ def summary(view: DeployView) -> str:
     if view.done:
         d = view.done
         tail = f": {d.message}" if d.message else ""
-        lines.append(f"done: {d.result.upper()} in {d.seconds:.1f} s, {len(d.hosts_ok)} hosts ok, "
-                     f"{len(d.hosts_failed)} failed{tail}")
+        lines.append(
+            f"done: {d.result.upper()} in {d.seconds:.1f} s, {len(d.hosts_ok)} hosts ok, "
+            f"{len(d.hosts_failed)} failed{tail}"
+        )
     else:
         lines.append("still running")
     return "\n".join(lines)

@@ -24,13 +24,16 @@ import json
 import os
 import socket
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
-from console.errors import ConsoleError
-from console.history import History, local_time, pid_alive, private_dir
+from console.core.errors import ConsoleError
+from console.core.text import local_time
+from console.state.files import pid_alive, private_dir
+from console.state.history import History
 
 __all__ = ["Lock", "LockInfo", "pid_alive"]
 
@@ -100,10 +103,14 @@ class Lock:
             hostname = str(data.get("hostname") or "")
             stale = pid is not None and hostname == socket.gethostname() and not pid_alive(int(pid))
             return LockInfo(
-                who=str(data["who"]), reason=str(data.get("reason", "")), since=float(data["since"]),
-                pid=None if pid is None else int(pid), hostname=hostname,
-                deploy_id=data.get("deploy_id"), stale=stale,
-            )  # fmt: skip
+                who=str(data["who"]),
+                reason=str(data.get("reason", "")),
+                since=float(data["since"]),
+                pid=None if pid is None else int(pid),
+                hostname=hostname,
+                deploy_id=data.get("deploy_id"),
+                stale=stale,
+            )
         except (ValueError, KeyError, TypeError, AttributeError):
             # Never written by acquire() (it links only complete files): edited by hand.
             try:
@@ -123,9 +130,13 @@ class Lock:
             if held is not None:
                 raise ConsoleError(f"{self.environment}: {held.describe()}")
             info = LockInfo(
-                who=who, reason=reason, since=time.time(), pid=pid,
-                hostname=socket.gethostname() if pid is not None else "", deploy_id=deploy_id,
-            )  # fmt: skip
+                who=who,
+                reason=reason,
+                since=time.time(),
+                pid=pid,
+                hostname=socket.gethostname() if pid is not None else "",
+                deploy_id=deploy_id,
+            )
             tmp = self._write_tmp(info)
             try:
                 os.link(tmp, self.path)
@@ -152,11 +163,13 @@ class Lock:
             if held.pid is None or (held.deploy_id and deploy_id and held.deploy_id != deploy_id):
                 raise ConsoleError(f"{self.environment}: {held.describe()}")
             info = LockInfo(
-                who=held.who, reason=held.reason, since=held.since,
+                who=held.who,
+                reason=held.reason,
+                since=held.since,
                 pid=held.pid if pid is None else pid,
                 hostname=socket.gethostname() if pid is not None else held.hostname,
                 deploy_id=deploy_id or held.deploy_id,
-            )  # fmt: skip
+            )
             tmp = self._write_tmp(info)
             try:
                 os.replace(tmp, self.path)

@@ -25,12 +25,12 @@ import json
 import os
 import re
 import threading
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
-from console.errors import ConsoleError
-from console.events import EVENT_TYPES, DeployDone, DeployStarted, Event, Notice, from_json, to_json
-from console.history import pid_alive, private_dir
+from console.core.errors import ConsoleError
+from console.core.events import EVENT_TYPES, DeployDone, DeployStarted, Event, Notice, from_json, to_json
+from console.state.files import pid_alive, private_dir
 
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:+-]*$")
 _CHUNK = 1 << 16
@@ -135,9 +135,7 @@ class EventLog:
                 done = event
         return started is not None and done is None and pid_alive(started.pid)
 
-    def follow(
-        self, deploy_id: str, *, poll: float = 0.1, stop: threading.Event | None = None
-    ) -> Iterator[Event]:
+    def follow(self, deploy_id: str, *, poll: float = 0.1, stop: threading.Event | None = None) -> Iterator[Event]:
         """Every event from the start, then new ones as they are written, until
         DeployDone, the writer's death (a final error Notice), or `stop` is set.
 
@@ -145,7 +143,7 @@ class EventLog:
         without a process to watch, only DeployDone or `stop` can end it."""
         path = self.path(deploy_id)
         try:
-            f = open(path, "rb", buffering=0)
+            f = open(path, "rb", buffering=0)  # noqa: SIM115 - closed by the `with f:` below, after the error handling
         except FileNotFoundError:
             raise ConsoleError(f"{path}: no event log for deploy {deploy_id}") from None
         except OSError as exc:

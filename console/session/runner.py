@@ -23,22 +23,23 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
-from typing import Callable
 
-from console import remote
-from console.deploy import DeployRequest, Pipeline, Plan
-from console.errors import ConsoleError
-from console.eventlog import EventLog
-from console.events import DeployDone, Event, Notice, Subscriber
-from console.history import History, private_dir
-from console.inventory import Inventory, load_inventory
-from console.lock import Lock
+from console.config.inventory import Inventory, load_inventory
+from console.core.errors import ConsoleError
+from console.core.events import DeployDone, Event, Notice, Subscriber
+from console.fleet import remote
 from console.metrics.markers import send_marker
 from console.metrics.statsd import ensure_collector
 from console.metrics.watch import Watch
-from console.notify import Notifier
+from console.pipeline.deploy import DeployRequest, Pipeline, Plan
+from console.session.notify import Notifier
+from console.state.eventlog import EventLog
+from console.state.files import private_dir
+from console.state.history import History
+from console.state.lock import Lock
 
 
 class Bus:
@@ -46,8 +47,8 @@ class Bus:
     concurrently). A subscriber that raises is reported once and dropped: a broken
     printer or webhook never stops a deploy."""
 
-    def __init__(self, *subscribers: Subscriber) -> None:
-        self.subscribers = [s for s in subscribers if s is not None]
+    def __init__(self, *subscribers: Subscriber | None) -> None:
+        self.subscribers: list[Subscriber] = [s for s in subscribers if s is not None]
         self._lock = threading.Lock()
 
     def add(self, subscriber: Subscriber) -> None:
@@ -148,8 +149,11 @@ def run_deploy(
 
     def body(pipeline: Pipeline, bus: Bus) -> DeployDone:
         deploy_id = plan["p"].deploy_id
-        watch = Watch(inventory, deploy_id=deploy_id, baseline_end=began, emit=bus) if (
-            request.rolling and inventory.metrics.key) else None
+        watch = (
+            Watch(inventory, deploy_id=deploy_id, baseline_end=began, emit=bus)
+            if (request.rolling and inventory.metrics.key)
+            else None
+        )
 
         def on_activated() -> None:
             activated.append(time.time())
@@ -169,10 +173,18 @@ def run_deploy(
             if watch is not None:
                 watch.stop()
 
-    reason = f"deploy {request.ref or inventory.branch}" + (f" (override: {request.override})" if request.override else "")
+    reason = f"deploy {request.ref or inventory.branch}" + (
+        f" (override: {request.override})" if request.override else ""
+    )
     done = session.run(
-        request.user, reason, planned, body, printer=printer, stop=stop, on_planned=on_planned,
-    )  # fmt: skip
+        request.user,
+        reason,
+        planned,
+        body,
+        printer=printer,
+        stop=stop,
+        on_planned=on_planned,
+    )
     if activated and inventory.metrics.key:
         start_watcher(inventory, done.deploy_id, baseline_end=began, activated=activated[0])
     return done
@@ -185,9 +197,21 @@ def start_watcher(inventory: Inventory, deploy_id: str, *, baseline_end: float, 
     runs = private_dir(inventory.state_dir / "runs")
     with open(runs / f"watch-{deploy_id}.out", "wb") as out:
         subprocess.Popen(
-            [sys.executable, "-m", "console.runner", "--inventory", str(inventory.path), "--job", json.dumps(job)],
-            stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, start_new_session=True, close_fds=True,
-        )  # fmt: skip
+            [
+                sys.executable,
+                "-m",
+                "console.session.runner",
+                "--inventory",
+                str(inventory.path),
+                "--job",
+                json.dumps(job),
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            close_fds=True,
+        )
 
 
 def _watch(inventory: Inventory, deploy_id: str, baseline_end: float, activated: float) -> None:
@@ -243,10 +267,14 @@ def run_switch(
     target = release or previous_release(session.history)
     deploy_id = f"{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-switch-{target.split('-')[1][:7]}"
     return session.run(
-        user, f"switch to {target}", lambda pipeline: deploy_id,
+        user,
+        f"switch to {target}",
+        lambda pipeline: deploy_id,
         lambda pipeline, bus: pipeline.switch(target, user, deploy_id=deploy_id),
-        printer=printer, stop=stop, on_planned=on_planned,
-    )  # fmt: skip
+        printer=printer,
+        stop=stop,
+        on_planned=on_planned,
+    )
 
 
 def run_step(inventory: Inventory, phase: str, user: str, *, printer: Subscriber | None = None) -> DeployDone:
@@ -254,8 +282,11 @@ def run_step(inventory: Inventory, phase: str, user: str, *, printer: Subscriber
     session = Session(inventory)
     deploy_id = f"{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-{phase}"
     return session.run(
-        user, f"{phase} of the newest build", lambda pipeline: deploy_id,
-        lambda pipeline, bus: pipeline.run_step(phase, user, deploy_id), printer=printer,
+        user,
+        f"{phase} of the newest build",
+        lambda pipeline: deploy_id,
+        lambda pipeline, bus: pipeline.run_step(phase, user, deploy_id),
+        printer=printer,
     )
 
 
@@ -292,11 +323,23 @@ def _spawn(inventory: Inventory, job: dict, timeout: float) -> str:
     output = runs / f"{stamp}.out"
     with open(output, "wb") as out:
         child = subprocess.Popen(
-            [sys.executable, "-m", "console.runner", "--inventory", str(inventory.path),
-             "--job", json.dumps(job), "--handoff", str(handoff)],
-            stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-            start_new_session=True, close_fds=True,
-        )  # fmt: skip
+            [
+                sys.executable,
+                "-m",
+                "console.session.runner",
+                "--inventory",
+                str(inventory.path),
+                "--job",
+                json.dumps(job),
+                "--handoff",
+                str(handoff),
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            close_fds=True,
+        )
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if handoff.exists():
@@ -312,7 +355,7 @@ def _spawn(inventory: Inventory, job: dict, timeout: float) -> str:
 
 
 def _child(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="python -m console.runner")
+    parser = argparse.ArgumentParser(prog="python -m console.session.runner")
     parser.add_argument("--inventory", required=True)
     parser.add_argument("--job", required=True)
     parser.add_argument("--handoff")
