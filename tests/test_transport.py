@@ -1,4 +1,5 @@
-"""The transport's local safety checks (the SSH paths themselves are tested on the lab)."""
+"""The OpenSSH transport: its local safety checks, and what a step feeds a command on a
+real lab host (the other SSH paths are tested on the lab by the deploy tests)."""
 
 from __future__ import annotations
 
@@ -7,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from console.config.inventory import Host, Inventory, SSHSettings
-from console.fleet.transport import HostError, HostLink, _control_dir
+from console.config.inventory import Host, Inventory, SSHSettings, load_inventory
+from console.fleet.connection import HostError
+from console.fleet.transport import HostLink, _control_dir
 
 
 def _inventory(tmp_path: Path) -> Inventory:
@@ -44,3 +46,16 @@ def test_a_control_directory_others_can_enter_is_refused(tmp_path: Path) -> None
             HostLink(inv, inv.hosts[0])
     finally:
         path.rmdir()
+
+
+@pytest.mark.lab
+def test_stdin_reaches_the_command_and_never_its_argv(lab_inventory) -> None:
+    """A secret goes to a command through stdin: the remote process's command line (what
+    `ps` shows anyone on the host) holds the command, not the secret."""
+    inv = load_inventory(lab_inventory)
+    link = HostLink(inv, inv.hosts[0])
+    secret = "s3cret-token-for-the-test"
+    out = link.run("read -r line; cat /proc/$$/cmdline | tr '\\0' ' '; echo; echo \"$line\"", stdin=secret + "\n")
+    cmdline, line = out.stdout.splitlines()
+    assert line == secret and secret not in cmdline
+    assert link.run("cat").stdout == ""  # no stdin: an empty one, never the terminal's

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 from console.config.inventory import Host
 from console.core.events import HostDone, HostFailed, HostProgress, Subscriber
-from console.fleet.transport import HostError
+from console.fleet.connection import HostError
 
 
 class Stopped(Exception):

@@ -15,19 +15,59 @@ Host layout (Capistrano's, with content-hashed assets beside it):
 from __future__ import annotations
 
 import re
+import shlex
 import time
 from dataclasses import dataclass
 
+from console.config.inventory import Host
 from console.core.errors import ConsoleError
-from console.fleet.transport import q
+from console.core.text import short
+
+
+def q(value: object) -> str:
+    """Shell-quote one value for a remote command."""
+    return shlex.quote(str(value))
+
+
+def render(template: str, host: Host, *, quote: bool = True) -> str:
+    """Fill an inventory command (values shell-quoted) or URL (values as they are) template
+    with the host's fields: restart, health."""
+    fields = host.fields()
+    if quote:
+        fields = {k: q(v) for k, v in fields.items()}
+    return template.format(**fields)
+
+
+def assets_dir(deploy_path: str) -> str:
+    """Where every release's hashed assets live on a host."""
+    return f"{deploy_path}/assets"
+
+
+def release_dir(deploy_path: str, release: str) -> str:
+    """Where one release's code lives on a host."""
+    return f"{deploy_path}/releases/{release}"
+
 
 RELEASE_ID = re.compile(r"^\d{8}T\d{6}Z-[0-9a-f]{7,40}(-\d+)?$")
 
 
+#: The UTC time that starts every release and deploy id, so ids sort by time.
+STAMP = "%Y%m%dT%H%M%SZ"
+
+
+def stamp(when: float | None = None) -> str:
+    """`20261122T101500Z`: `when` (default now) as ids begin."""
+    return time.strftime(STAMP, time.gmtime(when))
+
+
 def release_id(revision: str, when: float | None = None) -> str:
     """`20261122T101500Z-ab12cd3`: sorts by time and names its revision."""
-    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(when))
-    return f"{stamp}-{revision[:7]}"
+    return f"{stamp(when)}-{short(revision)}"
+
+
+def release_revision(release: str) -> str:
+    """The commit id a release id names (its 7 hex digits)."""
+    return check_release_id(release).split("-")[1]
 
 
 def check_release_id(release: str) -> str:
@@ -37,7 +77,7 @@ def check_release_id(release: str) -> str:
 
 
 def remove_release(deploy_path: str, release: str) -> str:
-    return f"rm -rf -- {q(f'{deploy_path}/releases/{release}')}"
+    return f"rm -rf -- {q(release_dir(deploy_path, release))}"
 
 
 def activate(deploy_path: str, release: str, user: str) -> str:

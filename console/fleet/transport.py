@@ -1,6 +1,7 @@
 """How the deploy host talks to one web host: commands and rsync over one OpenSSH connection.
 
-One `HostLink` per host lives for a whole deploy. Its first use opens an OpenSSH master
+`HostLink` is the `Connection` (console/fleet/connection.py) the pipeline uses by
+default; one per host lives for a whole run. Its first use opens an OpenSSH master
 connection (ControlMaster); every later command and every rsync of the deploy runs as
 a session multiplexed over it, so a host costs one SSH handshake per deploy however
 many phases touch it, and a command costs a new session on an open connection. The
@@ -31,47 +32,11 @@ import shlex
 import stat
 import subprocess
 import tempfile
-from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
 
 from console.config.inventory import Host, Inventory
-
-#: Lines of output kept with a failure.
-TAIL_LINES = 6
-
-
-class HostError(Exception):
-    """A step failed on one host; `reason` is the one line the report shows."""
-
-    def __init__(self, reason: str, *, exit_code: int | None = None, output: str = "") -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.exit_code = exit_code
-        self.output = output
-
-
-@dataclass(frozen=True)
-class Result:
-    stdout: str
-    stderr: str
-    exit_code: int
-
-
-def tail(text: str, lines: int = TAIL_LINES) -> str:
-    return "\n".join(text.strip().splitlines()[-lines:])
-
-
-def q(value: object) -> str:
-    """Shell-quote one value for a remote command."""
-    return shlex.quote(str(value))
-
-
-def render(template: str, host: Host, *, quote: bool = True) -> str:
-    """Fill a command (values shell-quoted) or URL (values as they are) template."""
-    fields = host.fields()
-    if quote:
-        fields = {k: q(v) for k, v in fields.items()}
-    return template.format(**fields)
+from console.fleet.connection import HostError, Result, tail
 
 
 def _control_dir(inventory: Inventory) -> Path:
@@ -100,7 +65,8 @@ SSH_FAILED = 255
 
 
 class HostLink:
-    """The deploy's one OpenSSH connection to a host, opened on first use and reused."""
+    """The run's one OpenSSH connection to a host, opened on first use and reused
+    (a `console.fleet.connection.Connection`)."""
 
     def __init__(self, inventory: Inventory, host: Host) -> None:
         self.inventory = inventory
@@ -171,26 +137,28 @@ class HostLink:
             return f"ssh to {where} failed: {ssh_lines[-1].removeprefix('ssh: ')}"
         return None
 
-    def _spawn(self, argv: list[str], limit: float) -> subprocess.CompletedProcess[str]:
-        """Run ssh or rsync in its own session (see the module docstring)."""
+    def _spawn(self, argv: list[str], limit: float, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+        """Run ssh or rsync in its own session (see the module docstring), `stdin` fed to it."""
         return subprocess.run(
             argv,
             capture_output=True,
             text=True,
             errors="replace",
             timeout=limit,
-            stdin=subprocess.DEVNULL,
+            input=stdin,
+            stdin=subprocess.DEVNULL if stdin is None else None,
             start_new_session=True,
         )
 
-    def run(self, command: str, *, timeout: float | None = None, what: str = "") -> Result:
-        """Run a shell command on the host; a non-zero exit or a timeout is a HostError."""
+    def run(self, command: str, *, timeout: float | None = None, what: str = "", stdin: str | None = None) -> Result:
+        """Run a shell command on the host, `stdin` fed to it (never argv: see the module
+        docstring of console.fleet.connection); a non-zero exit or a timeout is a HostError."""
         limit = timeout or self.inventory.timeouts.command
         label = what or command.split(" ", 1)[0]
         try:
-            p = self._spawn([*self.ssh_command(), "--", self.host.address, command], limit)
+            p = self._spawn([*self.ssh_command(), "--", self.host.address, command], limit, stdin)
         except subprocess.TimeoutExpired:
-            self.close()  # the link may be dead: the next command gets a fresh connection
+            self._drop()  # the link may be dead: the next command gets a fresh connection
             raise HostError(f"{label} timed out after {limit:g} s") from None
         if p.returncode != 0:
             failure = self._ssh_failure(p.stderr) if p.returncode == SSH_FAILED else None
@@ -203,7 +171,7 @@ class HostLink:
             )
         return Result(p.stdout, p.stderr, p.returncode)
 
-    def rsync(self, source: Path, dest: str, *options: str, timeout: float | None = None) -> int:
+    def rsync(self, source: Path, dest: str, options: Sequence[str] = (), *, timeout: float | None = None) -> int:
         """rsync a local directory's contents to a path on the host; returns bytes sent."""
         limit = timeout or self.inventory.timeouts.sync
         argv = [
@@ -220,7 +188,7 @@ class HostLink:
         try:
             p = self._spawn(argv, limit)
         except subprocess.TimeoutExpired:
-            self.close()
+            self._drop()
             raise HostError(f"rsync to {dest} timed out after {limit:g} s") from None
         if p.returncode != 0:
             out = tail(p.stderr or p.stdout)
@@ -243,10 +211,14 @@ class HostLink:
             start_new_session=True,
         )
 
-    def close(self) -> None:
+    def _drop(self) -> None:
         """After a timeout the connection may be dead: its master stops taking new
         sessions (those in flight end on their own), so the next use opens a fresh one."""
         _wait_all([self._master("stop")], 1.0)
+
+    def close(self) -> None:
+        """The end of a run: nothing to do. The master outlives the run by ControlPersist
+        seconds on its own, so a `switch` or `--only failed` right after reuses it."""
 
 
 def _wait_all(procs: list[subprocess.Popen[bytes]], timeout: float) -> None:

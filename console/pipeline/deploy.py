@@ -36,8 +36,9 @@ from console.core.events import (
     Subscriber,
 )
 from console.fleet import remote
+from console.fleet.connection import HostError, tail
 from console.fleet.fanout import Fanout, Outcome, Step, Stopped, chunked
-from console.fleet.transport import HostError, HostLink, render, tail
+from console.fleet.transport import HostLink
 from console.trunk.build import Build, build_release
 from console.trunk.checkout import Checkout
 from console.trunk.git import resolve_commit
@@ -181,7 +182,7 @@ class Pipeline:
             f"    sync-assets  rsync -a --ignore-existing {RSYNC_MODES} <build>/assets/ {{address}}:{d}/assets/   (every host, before any code)",
             f"    sync-code    rsync -a --delete --mkpath --link-dest=../../current/ {RSYNC_MODES} <build>/code/ {{address}}:{d}/releases/{plan.release}/",
             f"    activate     {ssh} {remote.activate(d, plan.release, req.user)}",
-            f"    restart      {render(inv.restart, sample) if inv.restart else '(skipped: no restart command in the inventory)'}",
+            f"    restart      {remote.render(inv.restart, sample) if inv.restart else '(skipped: no restart command in the inventory)'}",
             f"    verify       {self._health_text(sample, plan.revision)}",
             f"    cleanup      keep {inv.keep_releases} releases and their assets (never current or previous)",
         ]
@@ -192,8 +193,8 @@ class Pipeline:
         if health is None:
             return "(skipped: no health check in the inventory)"
         if health.url:
-            return f"GET {render(health.url, host, quote=False)} must answer {revision[:7]}..."
-        return f"{render(health.command or '', host)} must print {revision[:7]}..."
+            return f"GET {remote.render(health.url, host, quote=False)} must answer {revision[:7]}..."
+        return f"{remote.render(health.command or '', host)} must print {revision[:7]}..."
 
     # -- running --------------------------------------------------------------------
 
@@ -486,7 +487,7 @@ class Pipeline:
 
     def _sync_assets(self, host: Host, build: Build) -> tuple[int, str]:
         sent = self.link(host).rsync(
-            build.assets, f"{host.deploy_path}/assets", "--ignore-existing", "--mkpath", RSYNC_MODES
+            build.assets, f"{host.deploy_path}/assets", ("--ignore-existing", "--mkpath", RSYNC_MODES)
         )
         return sent, f"{len(build.manifest)} assets"
 
@@ -497,7 +498,7 @@ class Pipeline:
         options = ["--delete", "--mkpath", "--link-dest=../../current/", RSYNC_MODES]
         build_code = self.inventory.state_dir / "builds" / plan.release / "code"
         try:
-            sent = link.rsync(build_code, f"{host.deploy_path}/releases/{plan.release}", *options)
+            sent = link.rsync(build_code, f"{host.deploy_path}/releases/{plan.release}", options)
         except HostError as exc:
             try:  # never leave a half-staged release behind (a full disk, a cut link)
                 link.run(
@@ -517,7 +518,7 @@ class Pipeline:
         return 0, f"current -> releases/{release}"
 
     def _restart(self, host: Host) -> tuple[int, str]:
-        command = render(self.inventory.restart or "", host)
+        command = remote.render(self.inventory.restart or "", host)
         out = self.link(host).run(command, what="restart")
         return 0, tail(out.stdout, 1)
 
@@ -530,7 +531,7 @@ class Pipeline:
         answer = ""
         while True:
             if health.url:
-                url = render(health.url, host, quote=False)
+                url = remote.render(health.url, host, quote=False)
                 try:
                     with urllib.request.urlopen(url, timeout=min(5.0, limit)) as response:
                         answer = response.read(4096).decode("utf-8", "replace")
@@ -539,14 +540,16 @@ class Pipeline:
             else:
                 try:
                     answer = (
-                        self.link(host).run(render(health.command or "", host), what="health", timeout=limit).stdout
+                        self.link(host)
+                        .run(remote.render(health.command or "", host), what="health", timeout=limit)
+                        .stdout
                     )
                 except HostError as exc:
                     answer = f"error: {exc.reason}"
             if revision in answer:
                 return 0, f"serves {revision[:7]}"
             if time.monotonic() > deadline:
-                what = (health.url and render(health.url, host, quote=False)) or "health command"
+                what = (health.url and remote.render(health.url, host, quote=False)) or "health command"
                 shown = answer.strip().splitlines()[0][:80] if answer.strip() else "nothing"
                 raise HostError(f"{what} answered {shown!r}, not revision {revision[:7]}, within {limit:g} s")
             time.sleep(0.2)

@@ -1,0 +1,78 @@
+"""What a step needs from a host: the transport seam.
+
+The pipeline's steps reach a host only through a `Connection`: run a command, rsync a
+directory, close. The pipeline receives a `Connect` (inventory, host -> Connection) and
+makes one connection per host per run; the OpenSSH `transport.HostLink` is the default.
+So another transport can take OpenSSH's place without a step changing, and the failure
+policy can be tested against a fake fleet built from these same types.
+
+`Result` and `HostError` are the currency. A host's failure is a `HostError` that
+carries the one line the report shows, the exit code and the last lines of output: data
+for the report, never a crash of the deploy. Secrets go to a command through `stdin`,
+never through its argv (which any process on either machine can read) or a log.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from console.config.inventory import Host, Inventory
+
+#: Lines of output kept with a failure.
+TAIL_LINES = 6
+
+
+class HostError(Exception):
+    """A step failed on one host; `reason` is the one line the report shows."""
+
+    def __init__(self, reason: str, *, exit_code: int | None = None, output: str = "") -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.exit_code = exit_code
+        self.output = output
+
+
+@dataclass(frozen=True)
+class Result:
+    """What a command that exited 0 printed."""
+
+    stdout: str
+    stderr: str
+    exit_code: int
+
+
+def tail(text: str, lines: int = TAIL_LINES) -> str:
+    """The last `lines` lines of `text` (what a failure keeps of a command's output)."""
+    return "\n".join(text.strip().splitlines()[-lines:])
+
+
+class Connection(Protocol):
+    """One host's connection for one run, opened on first use and reused by every step."""
+
+    def run(self, command: str, *, timeout: float | None = None, what: str = "", stdin: str | None = None) -> Result:
+        """Run a shell command (built by `console.fleet.remote`, every value quoted).
+
+        `timeout` defaults to the inventory's `timeouts.command`; `what` names the command
+        in a failure ("activate timed out after 30 s"); `stdin` is fed to the command, then
+        closed (None: no input). A non-zero exit, a timeout or a refused host key raises
+        `HostError`."""
+        ...
+
+    def rsync(self, source: Path, dest: str, options: Sequence[str] = (), *, timeout: float | None = None) -> int:
+        """Copy the contents of the local directory `source` into the directory `dest` on
+        the host (`rsync -a` plus `options`) within `timeout` (default `timeouts.sync`);
+        returns the bytes sent. A failure or a timeout raises `HostError`."""
+        ...
+
+    def close(self) -> None:
+        """The run is done with this host: release what the connection holds. Called once
+        at the end of every run, whatever happened; a transport may keep the link warm for
+        the next run (OpenSSH's master lingers on its own)."""
+        ...
+
+
+#: Makes the connection to one host; the pipeline calls it once per host per run.
+Connect = Callable[[Inventory, Host], Connection]
