@@ -18,7 +18,7 @@ from pathlib import Path
 from console.config.inventory import Inventory, KeyMetric, load_inventory
 from console.core.events import Event, WatchVerdict
 from console.metrics.source import source_for
-from console.pipeline.deploy import DeployRequest
+from console.pipeline.plan import DeployRequest
 from console.session.runner import Session, current_user, ensure_statsd, start_detached
 from console.state.history import DeployRecord
 from console.state.lock import LockInfo

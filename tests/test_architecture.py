@@ -65,7 +65,7 @@ def test_an_engine_module_importing_textual_breaks_a_contract(tmp_path):
 
 
 def test_the_headless_list_covers_every_layer():
-    for name in ("console.pipeline.deploy", "console.fleet.transport", "console.service", "console.lab.lab"):
+    for name in ("console.pipeline.run", "console.fleet.transport", "console.service", "console.lab.lab"):
         assert name in HEADLESS
     assert not [m for m in HEADLESS if m.startswith("console.tui")]
 

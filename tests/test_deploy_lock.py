@@ -15,7 +15,7 @@ import pytest
 
 from console.core.errors import ConsoleError
 from console.core.events import PhaseStarted
-from console.pipeline.deploy import DeployRequest
+from console.pipeline.plan import DeployRequest
 from console.session.runner import run_deploy
 from console.state.history import History
 from support.fleet import Fleet, deploy, make_fleet
@@ -114,7 +114,7 @@ def test_a_second_invoke_deploy_fails_at_once_while_one_runs(fleet):
 
 STARTER = """
 import sys
-from console.pipeline.deploy import DeployRequest
+from console.pipeline.plan import DeployRequest
 from console.config.inventory import load_inventory
 from console.session.runner import start_detached
 deploy_id = start_detached(load_inventory(sys.argv[1]), DeployRequest(user="carol", ref=sys.argv[2]))
@@ -160,7 +160,7 @@ def test_sigkill_of_the_starting_process_does_not_stop_a_detached_deploy(fleet):
 
 KILLED_EARLY = """
 import os, signal, sys, threading
-from console.pipeline.deploy import DeployRequest
+from console.pipeline.plan import DeployRequest
 from console.config.inventory import load_inventory
 from console.session.runner import start_detached
 threading.Timer(float(sys.argv[3]), lambda: os.kill(os.getpid(), signal.SIGKILL)).start()

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from console.fleet import remote
-from console.pipeline.deploy import DeployRequest, Pipeline
+from console.pipeline.plan import DeployRequest
+from console.pipeline.run import Pipeline
 from console.session.runner import Session, run_step, run_switch
 from console.state.history import History
 from support.fleet import DEPLOY_PATH, USER, Fleet, Recorder, deploy, make_fleet

@@ -10,7 +10,7 @@ import time
 import pytest
 
 from console.core.events import PhaseDone
-from console.pipeline.deploy import DeployRequest
+from console.pipeline.plan import DeployRequest
 from console.session.runner import run_deploy
 from support.demo_fleet import USER, make_demo_fleet, wait_for
 

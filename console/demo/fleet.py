@@ -28,7 +28,7 @@ from console.lab import LAB_ROOT, Lab
 from console.lab import state as labstate
 from console.lab.layout import deploy_address
 from console.metrics.statsd import ensure_collector, stop_collector
-from console.pipeline.deploy import DeployRequest
+from console.pipeline.plan import DeployRequest
 from console.session.runner import run_deploy
 
 NAME = "demo"

@@ -34,7 +34,8 @@ from console.fleet import remote
 from console.metrics.markers import send_marker
 from console.metrics.statsd import ensure_collector
 from console.metrics.watch import Watch
-from console.pipeline.deploy import DeployRequest, Pipeline, Plan
+from console.pipeline.plan import DeployRequest, Plan
+from console.pipeline.run import Pipeline
 from console.session.notify import Notifier
 from console.state.eventlog import EventLog
 from console.state.files import private_dir
@@ -84,8 +85,8 @@ class Session:
         self.log = EventLog(inventory.state_dir)
         self.lock = Lock(inventory.state_dir, inventory.environment)
 
-    def pipeline(self, emit: Subscriber, stop: threading.Event, **kw: object) -> Pipeline:
-        return Pipeline(self.inventory, emit, stop=stop, live_revision=self.history.live_revision(), **kw)  # type: ignore[arg-type]
+    def pipeline(self, emit: Subscriber, stop: threading.Event) -> Pipeline:
+        return Pipeline(self.inventory, emit, stop=stop, live_revision=self.history.live_revision())
 
     def run(
         self,
@@ -166,9 +167,8 @@ def run_deploy(
                 return None
             return "; ".join(v.summary for v in watch.verdicts().values() if v.verdict == "degraded")
 
-        pipeline.on_activated, pipeline.halt_reason = on_activated, halt_reason
         try:
-            return pipeline.run(plan["p"])
+            return pipeline.run(plan["p"], on_activated=on_activated, halt_reason=halt_reason)
         finally:
             if watch is not None:
                 watch.stop()

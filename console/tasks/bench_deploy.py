@@ -22,7 +22,7 @@ from console.config.inventory import load_inventory
 from console.core.errors import ConsoleError
 from console.core.events import PHASES, Event, PhaseDone
 from console.fleet.transport import HostLink, close_all
-from console.pipeline.deploy import DeployRequest
+from console.pipeline.plan import DeployRequest
 from console.tasks.errors import clear_errors
 
 

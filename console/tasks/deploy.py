@@ -21,7 +21,7 @@ from invoke.exceptions import Exit
 from console.config.inventory import Inventory, load_inventory
 from console.core.errors import ConsoleError
 from console.core.progress import DeployView
-from console.pipeline.deploy import DeployRequest
+from console.pipeline.plan import DeployRequest
 from console.session.runner import (
     Session,
     current_user,

@@ -32,7 +32,7 @@ from console.lab.layout import deploy_address
 from console.metrics.source import store_path
 from console.metrics.statsd import ensure_collector, stop_collector
 from console.metrics.store import StoreReader
-from console.pipeline.deploy import DeployRequest
+from console.pipeline.plan import DeployRequest
 from console.session.runner import run_deploy
 from console.state.history import History
 

@@ -22,7 +22,7 @@ from console.config.inventory import Inventory, load_inventory
 from console.core.events import DeployStarted, Event, HostFailed
 from console.demo.trunk import Trunk, commit_change, create_trunk
 from console.lab import Lab
-from console.pipeline.deploy import DeployRequest
+from console.pipeline.plan import DeployRequest
 from console.session.runner import run_deploy
 
 DEPLOY_PATH = "/srv/www"

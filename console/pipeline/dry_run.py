@@ -1,0 +1,67 @@
+"""What `invoke deploy --dry-run` prints: the plan, and per phase the exact command it runs.
+
+The phase lines are made from the declarations the steps use (`steps.ASSETS_RSYNC`,
+`steps.CODE_RSYNC`, the skip reasons of `steps.STEPS`, the builders of `remote`), so the
+dry run cannot drift from what a deploy does.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from console.config.inventory import Host, Inventory
+from console.core.text import short
+from console.fleet import remote
+from console.pipeline.plan import Plan
+from console.pipeline.steps import ASSETS_RSYNC, CODE_RSYNC, STEPS
+
+
+def describe(inventory: Inventory, plan: Plan, checkout: Path) -> str:
+    """The plan as --dry-run prints it: phases, chunks, hosts and the exact commands."""
+    inv, req = inventory, plan.request
+    sample = plan.hosts[0]
+    d = sample.deploy_path
+    lines = [
+        f"deploy {short(plan.revision)} to {inv.environment} as release {plan.release} (dry run: nothing changes)",
+        f"  from {(plan.previous_revision or 'nothing live')[:12]}: {len(plan.commits)} commit(s)",
+        *[
+            f"    {c.short} {c.subject} ({c.author}){'' if c.approved else '  NOT REVIEWED'}{'  DDL' if c.ddl else ''}"
+            for c in plan.commits
+        ],
+        f"  strategy {inv.strategy}, chunk size {inv.chunk_size}, {len(plan.chunks)} chunk(s), "
+        f"{'rolling activation' if req.rolling else 'activation after every host is staged'}, "
+        f"max failures {plan.allowed_failures} of {len(plan.hosts)} hosts",
+    ]
+    if plan.refused and not req.override:
+        lines.append("  WOULD BE REFUSED: " + plan.refused.replace("\n", "\n  "))
+    for i, chunk in enumerate(plan.chunks, 1):
+        lines.append(f"  chunk {i}: {', '.join(h.name for h in chunk)}")
+    ssh = f"ssh {inv.ssh.user}@{{address}} -p {{port}}"
+    assets = f"rsync -a {' '.join(ASSETS_RSYNC)} <build>/assets/ {{address}}:{remote.assets_dir(d)}/"
+    code = f"rsync -a {' '.join(CODE_RSYNC)} <build>/code/ {{address}}:{remote.release_dir(d, plan.release)}/"
+    lines += [
+        "  phases:",
+        f"    update       git fetch origin in {checkout}",
+        f"    build        export {short(plan.revision)}, {inv.build_command or 'no build.command'}, "
+        f"hash {inv.assets}/ into versioned names",
+        f"    sync-assets  {assets}   (every host, before any code)",
+        f"    sync-code    {code}",
+        f"    activate     {ssh} {remote.activate(d, plan.release, req.user)}",
+        f"    restart      {_skipped(inv, 'restart') or remote.render(inv.restart or '', sample)}",
+        f"    verify       {_skipped(inv, 'verify') or _health(inv, sample, plan.revision)}",
+        f"    cleanup      keep {inv.keep_releases} releases and their assets (never current or previous)",
+    ]
+    return "\n".join(lines)
+
+
+def _skipped(inventory: Inventory, phase: str) -> str:
+    reason = STEPS[phase].skipped(inventory)
+    return f"(skipped: {reason})" if reason else ""
+
+
+def _health(inventory: Inventory, host: Host, revision: str) -> str:
+    health = inventory.health
+    assert health is not None, "verify is skipped without a health check"
+    if health.url:
+        return f"GET {remote.render(health.url, host, quote=False)} must answer {short(revision)}..."
+    return f"{remote.render(health.command or '', host)} must print {short(revision)}..."

@@ -1,0 +1,361 @@
+"""The deploy pipeline: trunk -> build -> assets everywhere -> code -> switch -> restart -> verify.
+
+The order is the point: no host activates code until the assets are on every host
+that will get the code, and a host that failed to get the assets gets no code (the
+"box 1 / box 451" problem of Etsy's article). Code is staged on every host before any
+host switches, so by default the mixed-version window is only the activation itself;
+`rolling` activates chunk by chunk with restart and verify (and the metric watch)
+between chunks instead.
+
+The failure policy: a host that fails a phase takes no further part; the others go on
+while the failures stay within the plan's `allowed_failures` (`max_failures`); past it,
+no further host is switched. A run that got to the end is ok, partial (failures within
+the budget) or failed; one that a stop request ended at a safe point is aborted.
+
+A `Pipeline` only emits events; it neither prints nor stores. The session wires it to
+the subscribers (event log, history, notifier, CLI output) and holds the lock. Every run
+(deploy, switch, one step) goes through one scaffold, `_execute`, with its own `Run`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from console.config.inventory import Host, Inventory
+from console.core.errors import ConsoleError
+from console.core.events import PHASES, DeployDone, DeployStarted, Notice, PhaseDone, PhaseStarted, Subscriber
+from console.core.text import short
+from console.fleet import remote
+from console.fleet.connection import Connect
+from console.fleet.fanout import Fanout, Outcome, Stopped, chunked
+from console.fleet.transport import HostLink
+from console.pipeline import dry_run
+from console.pipeline.plan import DeployRequest, Plan, plan_deploy, plan_over
+from console.pipeline.steps import ACTIVATION, STEPS, Run
+from console.trunk.build import Build, build_release
+from console.trunk.checkout import Checkout
+from console.trunk.git import resolve_commit
+
+T = TypeVar("T")
+
+
+class Pipeline:
+    """Runs deploys, switches and single steps over the fleet, emitting events as it goes.
+
+    `connect` makes each host's connection (default: OpenSSH, `HostLink`)."""
+
+    def __init__(
+        self,
+        inventory: Inventory,
+        emit: Subscriber,
+        *,
+        stop: threading.Event | None = None,
+        live_revision: str | None = None,
+        connect: Connect | None = None,
+    ) -> None:
+        self.inventory = inventory
+        self.emit = emit
+        self.stop = stop or threading.Event()
+        self.live_revision = live_revision
+        self.connect: Connect = connect or HostLink
+        self.checkout = Checkout(inventory)
+
+    # -- planning -------------------------------------------------------------------
+
+    def plan(self, request: DeployRequest, *, deploy_id: str | None = None) -> Plan:
+        """The deploy `request` would be (see `plan.plan_deploy`); touches no host."""
+        return plan_deploy(self.inventory, self.checkout, self.live_revision, request, deploy_id=deploy_id)
+
+    def describe(self, plan: Plan) -> str:
+        """The plan as --dry-run prints it."""
+        return dry_run.describe(self.inventory, plan, self.checkout.path)
+
+    # -- builds ---------------------------------------------------------------------
+
+    def build_only(self, request: DeployRequest) -> Build:
+        """`invoke build`: update and build a release locally, touching no host."""
+        return self._build(self.plan(request))
+
+    def last_build(self) -> Build:
+        """The newest build (what the single-step tasks ship)."""
+        builds = self.inventory.state_dir / "builds"
+        try:
+            release = (builds / "LAST").read_text().strip()
+            root = builds / release
+            manifest = json.loads((root / "code" / "manifest.json").read_text())
+            revision = (root / "code" / "REVISION").read_text().strip()
+        except (OSError, ValueError):
+            raise ConsoleError(f"no build in {builds}: run invoke build first") from None
+        return Build(release, revision, root, manifest)
+
+    def _build(self, plan: Plan) -> Build:
+        root = self.inventory.state_dir / "builds" / plan.release
+        if root.exists():
+            shutil.rmtree(root)
+        self.checkout.export(plan.revision, root / "code")
+        build = build_release(self.inventory, root / "code", root, plan.release, plan.revision)
+        (root.parent / "LAST").write_text(plan.release + "\n")
+        self._prune_builds()
+        return build
+
+    def _prune_builds(self) -> None:
+        builds = sorted((self.inventory.state_dir / "builds").iterdir())
+        for old in builds[: -max(self.inventory.keep_releases, 2) * 2]:
+            shutil.rmtree(old, ignore_errors=True)
+
+    # -- the three runs -------------------------------------------------------------
+
+    def run(
+        self,
+        plan: Plan,
+        *,
+        on_activated: Callable[[], None] = lambda: None,
+        halt_reason: Callable[[], str | None] = lambda: None,
+    ) -> DeployDone:
+        """Run a planned deploy. Refuses an unreviewed or DDL range without an override.
+
+        `on_activated` is called once the first hosts are switched; `halt_reason` is asked
+        after every chunk of a rolling activation, and a reason halts the rest."""
+        req = plan.request
+        if plan.refused and not req.override:
+            raise ConsoleError(plan.refused)
+        run = Run(self.inventory, plan, self.connect, on_activated=on_activated, halt_reason=halt_reason)
+
+        def work(fan: Fanout) -> str:
+            if req.override and plan.refused:
+                self.emit(Notice(plan.deploy_id, message=f"override by {req.user}: {req.override}", level="warning"))
+            self.emit(PhaseStarted(plan.deploy_id, phase="update"))
+            self.emit(PhaseDone(plan.deploy_id, phase="update", ok=1, failed=0, seconds=plan.update_seconds))
+            run.build = self._local(plan, "build", lambda: self._build(plan))
+            if req.assets_first:
+                self._ship(run, fan)
+            else:
+                self._naive(run, fan)
+            # A failed cleanup does not fail the host: the release is live; the leftovers go next time.
+            self._phase(run, fan, "cleanup", [h for h in plan.hosts if h.name not in run.failed], counts=False)
+            return ""
+
+        extra = {"rolling": req.rolling, "commits": len(plan.commits), "override": req.override}
+        return self._execute(run, "deploy", PHASES, work, all_or_nothing=True, **extra)
+
+    def switch(self, release: str, user: str, deploy_id: str) -> DeployDone:
+        """Point every host back (or forward) at an existing release: activate, restart, verify."""
+        revision = short_id = remote.release_revision(release)
+        try:  # the release id names 7 hex digits; history and the queue compare full ids
+            revision = resolve_commit(self.checkout.path, short_id)
+        except ConsoleError:
+            pass
+        plan = plan_over(
+            self.inventory,
+            list(self.inventory.hosts),
+            deploy_id=deploy_id,
+            release=release,
+            revision=revision,
+            previous_revision=self.live_revision,
+            request=DeployRequest(user=user),
+        )
+        run = Run(self.inventory, plan, self.connect)
+
+        def work(fan: Fanout) -> str:
+            self._activate(run, fan, plan.hosts)
+            revisions = sorted(set(run.revisions.values()))
+            return f"now serving {', '.join(short(r) for r in revisions)}" if revisions else ""
+
+        return self._execute(run, "switch", ACTIVATION, work)
+
+    def run_step(self, phase: str, user: str, deploy_id: str) -> DeployDone:
+        """One host phase of the newest build over the fleet, as a run of its own."""
+        build = self.last_build()
+        plan = plan_over(
+            self.inventory,
+            list(self.inventory.hosts),
+            deploy_id=deploy_id,
+            release=build.release,
+            revision=build.revision,
+            previous_revision=self.live_revision,
+            request=DeployRequest(user=user),
+        )
+        run = Run(self.inventory, plan, self.connect, build=build)
+
+        def work(fan: Fanout) -> str:
+            self._phase(run, fan, phase, plan.hosts)
+            return ""
+
+        return self._execute(run, phase, (phase,), work)
+
+    # -- the scaffold every run shares ----------------------------------------------------
+
+    def _execute(
+        self,
+        run: Run,
+        action: str,
+        phases: tuple[str, ...],
+        work: Callable[[Fanout], str],
+        *,
+        all_or_nothing: bool = False,
+        **started: Any,
+    ) -> DeployDone:
+        """DeployStarted, `work` over a fanout, DeployDone with the result settled.
+
+        A stop request (at a safe point) aborts the run; the failure policy or the metric
+        watch (`_Halt`) and a `ConsoleError` fail it; the fanout and the run's connections
+        are closed whatever happens. `work` returns the message of a run that got to the
+        end. `all_or_nothing`: the run's hosts count as ok only if it got to the end (ok
+        or partial); a deploy that stopped earlier switched none of them.
+        """
+        plan = run.plan
+        self.emit(
+            DeployStarted(
+                plan.deploy_id,
+                environment=self.inventory.environment,
+                user=plan.request.user,
+                release=plan.release,
+                revision=plan.revision,
+                previous_revision=plan.previous_revision,
+                hosts=tuple(h.name for h in plan.hosts),
+                chunks=tuple(tuple(h.name for h in c) for c in plan.chunks),
+                phases=phases,
+                strategy=self.inventory.strategy,
+                action=action,
+                pid=os.getpid(),
+                **started,
+            )
+        )
+        t0 = time.monotonic()
+        fan = Fanout(plan.deploy_id, self.emit, self.inventory.chunk_size, self.stop)
+        result = "ok"
+        try:
+            message = work(fan)
+        except Stopped as stop:
+            result, message = "aborted", f"stopped by request during {stop.args[0]}"
+        except _Halt as halt:
+            result, message = "failed", str(halt)
+        except ConsoleError as exc:
+            result, message = "failed", str(exc)
+        finally:
+            fan.close()
+            run.close()
+        if result == "ok" and run.failed:
+            result = "partial" if len(run.failed) <= plan.allowed_failures else "failed"
+        ok = tuple(h.name for h in plan.hosts if h.name not in run.failed)
+        done = DeployDone(
+            plan.deploy_id,
+            result=result,
+            seconds=round(time.monotonic() - t0, 3),
+            hosts_ok=ok if not all_or_nothing or result in ("ok", "partial") else (),
+            hosts_failed=tuple(run.failed.items()),
+            message=message,
+        )
+        self.emit(done)
+        return done
+
+    def _local(self, plan: Plan, phase: str, work: Callable[[], T]) -> T:
+        """A phase on the deploy host itself (build)."""
+        self.emit(PhaseStarted(plan.deploy_id, phase=phase))
+        t0 = time.monotonic()
+        value = work()
+        self.emit(PhaseDone(plan.deploy_id, phase=phase, ok=1, failed=0, seconds=round(time.monotonic() - t0, 3)))
+        return value
+
+    def _phase(self, run: Run, fan: Fanout, phase: str, hosts: list[Host], *, counts: bool = True) -> list[Host]:
+        """One phase over `hosts`, chunk by chunk; returns the hosts that succeeded.
+        `counts=False`: a host's failure here does not count against the run (cleanup)."""
+        deploy_id, spec = run.plan.deploy_id, STEPS[phase]
+        skipped = spec.skipped(self.inventory)
+        self.emit(PhaseStarted(deploy_id, phase=phase, hosts=() if skipped else tuple(h.name for h in hosts)))
+        t0 = time.monotonic()
+        if skipped:
+            self.emit(PhaseDone(deploy_id, phase=phase, ok=0, failed=0, seconds=0.0, skipped=skipped))
+            return hosts
+        out = fan.run(phase, hosts, spec.bind(run), spec.limit(self.inventory.timeouts))
+        if counts:
+            _mark(run, out)
+        self.emit(
+            PhaseDone(
+                deploy_id, phase=phase, ok=len(out.ok), failed=len(out.failed), seconds=round(time.monotonic() - t0, 3)
+            )
+        )
+        return out.ok
+
+    # -- the order ------------------------------------------------------------------------
+
+    def _ship(self, run: Run, fan: Fanout) -> None:
+        """Assets to every host, then code to the hosts that got them, then the switch."""
+        hosts = self._phase(run, fan, "sync-assets", run.plan.hosts)
+        _check_failures(run, "sync-assets", activated=False)
+        hosts = self._phase(run, fan, "sync-code", hosts)
+        _check_failures(run, "sync-code", activated=False)
+        self._activate(run, fan, hosts)
+
+    def _naive(self, run: Run, fan: Fanout) -> None:
+        """Every chunk on its own: assets, code and switch per chunk (the unsafe order)."""
+        self.emit(Notice(run.plan.deploy_id, message="assets-first order is OFF (test switch)", level="warning"))
+        for chunk in chunked(run.plan.hosts, self.inventory.chunk_size):
+            staged = self._phase(run, fan, "sync-assets", chunk)
+            staged = self._phase(run, fan, "sync-code", staged)
+            self._activate(run, fan, staged)
+
+    def _activate(self, run: Run, fan: Fanout, hosts: list[Host]) -> None:
+        """activate, restart and verify: all at once after staging, or chunk by chunk."""
+        if not run.plan.request.rolling:
+            for phase in ACTIVATION:
+                hosts = self._phase(run, fan, phase, hosts)
+                if phase == "activate":
+                    run.on_activated()
+            return
+        inv, deploy_id = self.inventory, run.plan.deploy_id
+        skipped = {phase: STEPS[phase].skipped(inv) for phase in ACTIVATION}
+        phase_t0 = {}
+        for phase in ACTIVATION:
+            self.emit(PhaseStarted(deploy_id, phase=phase, hosts=tuple(h.name for h in hosts)))
+            phase_t0[phase] = time.monotonic()
+        counts = {phase: [0, 0] for phase in ACTIVATION}
+        for index, chunk in enumerate(chunked(hosts, inv.chunk_size)):
+            if index and self.stop.is_set():
+                raise Stopped("activate")
+            for phase in ACTIVATION:
+                if skipped[phase]:
+                    continue
+                spec, out = STEPS[phase], Outcome()
+                fan.run_chunk(phase, chunk, spec.bind(run), spec.limit(inv.timeouts), out)
+                _mark(run, out)
+                counts[phase][0] += len(out.ok)
+                counts[phase][1] += len(out.failed)
+                chunk = out.ok
+                if phase == "activate" and index == 0:
+                    run.on_activated()
+            _check_failures(run, "activate", activated=True)
+            reason = run.halt_reason()
+            if reason:
+                raise _Halt(f"rolling activation halted after chunk {index + 1}: {reason}")
+        for phase in ACTIVATION:
+            ok, failed = counts[phase]
+            seconds = round(time.monotonic() - phase_t0[phase], 3)
+            self.emit(PhaseDone(deploy_id, phase=phase, ok=ok, failed=failed, seconds=seconds, skipped=skipped[phase]))
+
+
+# -- the failure policy ---------------------------------------------------------------------
+
+
+class _Halt(Exception):
+    """The failure policy or the metric watch stopped the deploy."""
+
+
+def _mark(run: Run, out: Outcome) -> None:
+    """Count a phase's failed hosts against the run (a host's first failure is its reason)."""
+    for name, event in out.failed.items():
+        run.failed.setdefault(name, f"{event.phase}: {event.reason}")
+
+
+def _check_failures(run: Run, phase: str, *, activated: bool) -> None:
+    """Past the failure budget, no further host is switched."""
+    failed, allowed = len(run.failed), run.plan.allowed_failures
+    if failed > allowed:
+        where = "stopped before any further activation" if activated else "no host was switched"
+        raise _Halt(f"{failed} host(s) failed by {phase}, over max_failures {allowed}: {where}")

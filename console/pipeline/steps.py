@@ -1,0 +1,208 @@
+"""What each host phase does on one host, declared once.
+
+`STEPS` is the one table: phase -> its step, its time limit (a `timeouts` key) and why it
+does nothing for an inventory (no restart command, no health check). The deploy, the
+rolling activation, `switch` and the single-step tasks (`invoke restart` ...) all read it,
+and `--dry-run` shows the rsync options declared here, the ones the steps pass.
+
+A step talks to its host only through the run's `Connection` (console/fleet/connection.py)
+and returns (bytes sent, message) or raises `HostError`; the fanout turns either into the
+host's event. `Run` is the state one run's steps share: a new one per run, so a `Pipeline`
+runs any number of times.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from console.config.inventory import Host, Inventory, Timeouts
+from console.core.text import short
+from console.fleet import remote
+from console.fleet.connection import Connect, Connection, HostError, tail
+from console.pipeline.plan import Plan
+from console.trunk.build import Build
+
+#: Whatever the build's modes: readable by all (the web server), writable by the deploy user only.
+RSYNC_MODES = "--chmod=u+rwX,go+rX,go-w"
+#: sync-assets: a hashed name never changes its content, so a file a host has is never sent again.
+ASSETS_RSYNC = ("--ignore-existing", "--mkpath", RSYNC_MODES)
+#: sync-code: --link-dest is relative to the new release dir: unchanged files become hard links
+#: to the live release's, so a one-file change sends one file and costs no disk.
+CODE_RSYNC = ("--delete", "--mkpath", "--link-dest=../../current/", RSYNC_MODES)
+
+
+@dataclass
+class Run:
+    """One deploy, switch or step in progress: what its steps share and what it found.
+
+    `on_activated` is called once the first hosts are switched (the metric watch starts
+    then); `halt_reason` is asked after every chunk of a rolling activation, and a reason
+    halts the rest."""
+
+    inventory: Inventory
+    plan: Plan
+    connect: Connect
+    build: Build | None = None
+    on_activated: Callable[[], None] = lambda: None
+    halt_reason: Callable[[], str | None] = lambda: None
+    #: host -> "phase: reason" of its first failure; it takes no further part in the run
+    failed: dict[str, str] = field(default_factory=dict)
+    #: host -> the revision its `current` named when it was switched
+    revisions: dict[str, str] = field(default_factory=dict)
+    _connections: dict[str, Connection] = field(default_factory=dict, init=False, repr=False)
+
+    def connection(self, host: Host) -> Connection:
+        """The run's one connection to `host` (made on first use)."""
+        if host.name not in self._connections:
+            self._connections[host.name] = self.connect(self.inventory, host)
+        return self._connections[host.name]
+
+    def close(self) -> None:
+        """Close every connection the run made."""
+        for connection in self._connections.values():
+            connection.close()
+
+    def shipped(self) -> Build:
+        """The build the sync steps send (a switch has none: it only activates)."""
+        if self.build is None:
+            raise HostError("no build to send in this run")
+        return self.build
+
+
+# -- the steps -------------------------------------------------------------------------
+
+
+def sync_assets(run: Run, host: Host) -> tuple[int, str]:
+    build = run.shipped()
+    sent = run.connection(host).rsync(build.assets, remote.assets_dir(host.deploy_path), ASSETS_RSYNC)
+    return sent, f"{len(build.manifest)} assets"
+
+
+def sync_code(run: Run, host: Host) -> tuple[int, str]:
+    connection, release = run.connection(host), run.plan.release
+    try:
+        sent = connection.rsync(run.shipped().code, remote.release_dir(host.deploy_path, release), CODE_RSYNC)
+    except HostError as exc:
+        try:  # never leave a half-staged release behind (a full disk, a cut link)
+            connection.run(
+                remote.remove_release(host.deploy_path, release),
+                what="remove partial staging",
+                timeout=min(10.0, run.inventory.timeouts.command),
+            )
+            exc.reason += "; partial staging removed"
+        except HostError:
+            exc.reason += "; partial staging could not be removed"
+        raise
+    return sent, f"staged {release}"
+
+
+def activate(run: Run, host: Host) -> tuple[int, str]:
+    release = run.plan.release
+    r = run.connection(host).run(remote.activate(host.deploy_path, release, run.plan.request.user), what="activate")
+    run.revisions[host.name] = r.stdout.strip()
+    return 0, f"current -> releases/{release}"
+
+
+def restart(run: Run, host: Host) -> tuple[int, str]:
+    out = run.connection(host).run(remote.render(run.inventory.restart or "", host), what="restart")
+    return 0, tail(out.stdout, 1)
+
+
+def verify(run: Run, host: Host) -> tuple[int, str]:
+    """The health check answers the revision the host was switched to, within `timeouts.verify`."""
+    health = run.inventory.health
+    assert health is not None, "verify is skipped without a health check"
+    revision = run.revisions.get(host.name, run.plan.revision)
+    limit = run.inventory.timeouts.verify
+    deadline = time.monotonic() + limit
+    answer = ""
+    while True:
+        if health.url:
+            url = remote.render(health.url, host, quote=False)
+            try:
+                with urllib.request.urlopen(url, timeout=min(5.0, limit)) as response:
+                    answer = response.read(4096).decode("utf-8", "replace")
+            except (urllib.error.URLError, OSError) as exc:
+                answer = f"error: {getattr(exc, 'reason', exc)}"
+        else:
+            try:
+                command = remote.render(health.command or "", host)
+                answer = run.connection(host).run(command, what="health", timeout=limit).stdout
+            except HostError as exc:
+                answer = f"error: {exc.reason}"
+        if revision in answer:
+            return 0, f"serves {short(revision)}"
+        if time.monotonic() > deadline:
+            what = (health.url and remote.render(health.url, host, quote=False)) or "health command"
+            shown = answer.strip().splitlines()[0][:80] if answer.strip() else "nothing"
+            raise HostError(f"{what} answered {shown!r}, not revision {short(revision)}, within {limit:g} s")
+        time.sleep(0.2)
+
+
+def cleanup(run: Run, host: Host) -> tuple[int, str]:
+    """Keep the newest keep_releases releases plus current and the one before it, and
+    the assets any kept release's manifest names; remove the rest."""
+    keep = run.inventory.keep_releases
+    connection = run.connection(host)
+    survey = remote.parse_survey(connection.run(remote.survey(host.deploy_path), what="survey").stdout)
+    current, manifests = survey.current, survey.manifests
+    releases = sorted(r for r in manifests if remote.RELEASE_ID.match(r))
+    kept = set(releases[-keep:])
+    if current in manifests:
+        kept.add(current)
+        older = [r for r in releases if r < current]
+        if older:
+            kept.add(older[-1])
+    doomed = [f"releases/{r}" for r in releases if r not in kept]
+    referenced: set[str] = set()
+    complete = True
+    for name in kept:
+        try:
+            referenced |= {u.removeprefix("/assets/") for u in json.loads(manifests[name] or "").values()}
+        except (ValueError, KeyError):
+            complete = False  # a release without a readable manifest: keep every asset
+    if complete:
+        doomed += [f"assets/{p}" for p in survey.assets if p not in referenced]
+    if doomed:
+        connection.run(remote.remove(host.deploy_path, doomed), what="cleanup")
+    return 0, f"kept {len(kept)} releases, removed {len(doomed)} paths"
+
+
+# -- the table ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PhaseStep:
+    """One host phase: its step, its time limit and when it is skipped."""
+
+    step: Callable[[Run, Host], tuple[int, str]]
+    limit: Callable[[Timeouts], float]
+    #: the inventory setting the step needs, and the reason shown when it is absent
+    needs: Callable[[Inventory], object] = lambda inventory: True
+    skip_reason: str = ""
+
+    def skipped(self, inventory: Inventory) -> str:
+        """Why the phase does nothing for this inventory; "" when it runs."""
+        return "" if self.needs(inventory) else self.skip_reason
+
+    def bind(self, run: Run) -> Callable[[Host], tuple[int, str]]:
+        """The step as the fanout runs it: a function of the host."""
+        return lambda host: self.step(run, host)
+
+
+STEPS: dict[str, PhaseStep] = {
+    "sync-assets": PhaseStep(sync_assets, lambda t: t.sync),
+    "sync-code": PhaseStep(sync_code, lambda t: t.sync),
+    "activate": PhaseStep(activate, lambda t: t.command),
+    "restart": PhaseStep(restart, lambda t: t.command, lambda inv: inv.restart, "no restart command in the inventory"),
+    "verify": PhaseStep(verify, lambda t: t.verify, lambda inv: inv.health, "no health check in the inventory"),
+    "cleanup": PhaseStep(cleanup, lambda t: t.command),
+}
+
+#: What switches hosts to a release, in order: a deploy's last steps, and all of a switch.
+ACTIVATION: tuple[str, ...] = ("activate", "restart", "verify")
