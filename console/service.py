@@ -19,7 +19,9 @@ from console.config.inventory import Inventory, KeyMetric, load_inventory
 from console.core.events import Event, WatchVerdict
 from console.metrics.source import source_for
 from console.pipeline.plan import DeployRequest
-from console.session.runner import Session, current_user, ensure_statsd, start_detached
+from console.session.detach import start_detached
+from console.session.hold import Session, current_user
+from console.session.runs import ensure_statsd
 from console.state.history import DeployRecord
 from console.state.lock import LockInfo
 from console.trunk.checkout import Checkout

@@ -16,7 +16,7 @@ import pytest
 from console.core.errors import ConsoleError
 from console.core.events import PhaseStarted
 from console.pipeline.plan import DeployRequest
-from console.session.runner import run_deploy
+from console.session.runs import run_deploy
 from console.state.history import History
 from support.fleet import Fleet, deploy, make_fleet
 
@@ -116,7 +116,7 @@ STARTER = """
 import sys
 from console.pipeline.plan import DeployRequest
 from console.config.inventory import load_inventory
-from console.session.runner import start_detached
+from console.session.detach import start_detached
 deploy_id = start_detached(load_inventory(sys.argv[1]), DeployRequest(user="carol", ref=sys.argv[2]))
 print(deploy_id, flush=True)
 import time; time.sleep(60)
@@ -162,7 +162,7 @@ KILLED_EARLY = """
 import os, signal, sys, threading
 from console.pipeline.plan import DeployRequest
 from console.config.inventory import load_inventory
-from console.session.runner import start_detached
+from console.session.detach import start_detached
 threading.Timer(float(sys.argv[3]), lambda: os.kill(os.getpid(), signal.SIGKILL)).start()
 start_detached(load_inventory(sys.argv[1]), DeployRequest(user="dave", ref=sys.argv[2]))
 print("returned", flush=True)

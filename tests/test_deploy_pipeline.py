@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import threading
 from pathlib import Path
 
 import pytest
@@ -14,7 +13,8 @@ import pytest
 from console.fleet import remote
 from console.pipeline.plan import DeployRequest
 from console.pipeline.run import Pipeline
-from console.session.runner import Session, run_step, run_switch
+from console.session.hold import Session
+from console.session.runs import run_step, run_switch
 from console.state.history import History
 from support.fleet import DEPLOY_PATH, USER, Fleet, Recorder, deploy, make_fleet
 
@@ -174,7 +174,7 @@ def test_dry_run_prints_the_plan_and_changes_nothing(fleet):
     before = {h: fleet.listing(h) for h in watched}
     fleet.change("dry")
     session = Session(inv)
-    pipeline = session.pipeline(lambda e: None, threading.Event())
+    pipeline = session.pipeline()
     plan = pipeline.plan(DeployRequest(user=USER))
     text = pipeline.describe(plan)
     for phase in ("update", "build", "sync-assets", "sync-code", "activate", "restart", "verify", "cleanup"):

@@ -11,7 +11,7 @@ import pytest
 
 from console.core.events import PhaseDone
 from console.pipeline.plan import DeployRequest
-from console.session.runner import run_deploy
+from console.session.runs import run_deploy
 from support.demo_fleet import USER, make_demo_fleet, wait_for
 
 pytestmark = pytest.mark.lab

@@ -29,7 +29,7 @@ from console.lab import state as labstate
 from console.lab.layout import deploy_address
 from console.metrics.statsd import ensure_collector, stop_collector
 from console.pipeline.plan import DeployRequest
-from console.session.runner import run_deploy
+from console.session.runs import run_deploy
 
 NAME = "demo"
 STATSD_PORT = 18125

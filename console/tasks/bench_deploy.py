@@ -30,7 +30,7 @@ def _measure(hosts: int, runs: int, with_restart: bool) -> tuple[float, dict[str
     from console.demo.fleet import HEALTH, RESTART
     from console.demo.trunk import commit_change, create_trunk
     from console.lab import Lab
-    from console.session.runner import run_deploy
+    from console.session.runs import run_deploy
 
     lab = Lab(f"bench{hosts}")
     with tempfile.TemporaryDirectory() as tmp:

@@ -21,16 +21,11 @@ from invoke.exceptions import Exit
 from console.config.inventory import Inventory, load_inventory
 from console.core.errors import ConsoleError
 from console.core.progress import DeployView
+from console.core.text import short
 from console.pipeline.plan import DeployRequest
-from console.session.runner import (
-    Session,
-    current_user,
-    run_deploy,
-    run_step,
-    run_switch,
-    start_detached,
-    start_detached_switch,
-)
+from console.session.detach import start_detached, start_detached_switch
+from console.session.hold import Session, current_user
+from console.session.runs import only_hosts, run_deploy, run_step, run_switch
 from console.tasks.errors import clear_errors
 from console.tasks.report import LivePrinter, summary
 from console.trunk.queue import pending_changes, to_json
@@ -41,20 +36,6 @@ INVENTORY_HELP = f"inventory YAML file (default {DEFAULT_INVENTORY}, or $DEPLOY_
 
 def _inventory(path: str | None) -> Inventory:
     return load_inventory(path or DEFAULT_INVENTORY)
-
-
-def _hosts(inventory: Inventory, session: Session, only: str | None) -> tuple[str, ...]:
-    if not only:
-        return ()
-    if only == "failed":
-        failed = session.history.failed_hosts_of_last(environment=inventory.environment)
-        if not failed:
-            raise ConsoleError("--only failed: no host failed in the last deploy of " + inventory.environment)
-        return tuple(failed)
-    names = tuple(n.strip() for n in only.split(",") if n.strip())
-    for name in names:
-        inventory.host(name)
-    return names
 
 
 def _follow(session: Session, deploy_id: str) -> str:
@@ -101,10 +82,10 @@ def deploy(c, inventory=None, ref=None, override=None, only=None, rolling=False,
     inv = _inventory(inventory)
     session = Session(inv)
     request = DeployRequest(
-        user=current_user(), ref=ref, override=override, hosts=_hosts(inv, session, only), rolling=rolling
+        user=current_user(), ref=ref, override=override, hosts=only_hosts(inv, session.history, only), rolling=rolling
     )
     if dry_run:
-        pipeline = session.pipeline(lambda e: None, threading.Event())
+        pipeline = session.pipeline()
         print(pipeline.describe(pipeline.plan(request)))
         return
     if detach:
@@ -187,7 +168,7 @@ def history(c, inventory=None, json_=False, limit=20):
     for r in records:
         took = f"{r.ended - r.started:6.1f} s" if r.ended else "running"
         print(
-            f"{r.id:<34} {r.action:<6} {r.user:<10} {(r.from_revision or '-')[:7]}..{(r.to_revision or '-')[:7]} "
+            f"{r.id:<34} {r.action:<6} {r.user:<10} {short(r.from_revision, '-')}..{short(r.to_revision, '-')} "
             f"{took:>9} {r.result or 'running':<8} {r.message or ''}".rstrip()
         )
 
@@ -198,7 +179,7 @@ def queue(c, inventory=None, json_=False):
     """The reviewed-change queue: commits on trunk after the live revision, oldest first."""
     inv = _inventory(inventory)
     session = Session(inv)
-    pipeline = session.pipeline(lambda e: None, threading.Event())
+    pipeline = session.pipeline()
     pipeline.checkout.update()
     changes = pending_changes(
         pipeline.checkout.path,
@@ -210,7 +191,7 @@ def queue(c, inventory=None, json_=False):
     if json_:
         print(json.dumps({"live": pipeline.live_revision, "queue": [to_json(ch) for ch in changes]}, indent=1))
         return
-    print(f"{inv.environment}: live {(pipeline.live_revision or 'nothing')[:7]}, {len(changes)} undeployed commits")
+    print(f"{inv.environment}: live {short(pipeline.live_revision, 'nothing')}, {len(changes)} undeployed commits")
     now = time.time()
     for n, ch in enumerate(changes, 1):
         flags = ("" if ch.approved else " [NOT REVIEWED]") + (" [DDL]" if ch.ddl else "")
@@ -274,7 +255,7 @@ def watch(c, inventory=None, deploy=None):
 def update(c, inventory=None, ref=None):
     """Bring the deploy host's checkout of trunk to REF (fetch, never re-clone); print the commit."""
     inv = _inventory(inventory)
-    pipeline = Session(inv).pipeline(lambda e: None, threading.Event())
+    pipeline = Session(inv).pipeline()
     pipeline.checkout.update()
     sha = pipeline.checkout.resolve(ref)
     print(f"{sha} {pipeline.checkout.subject(sha)}")
@@ -285,9 +266,9 @@ def update(c, inventory=None, ref=None):
 def build(c, inventory=None, ref=None):
     """Build a release of REF: run build.command, hash and minify assets, write the manifest."""
     inv = _inventory(inventory)
-    pipeline = Session(inv).pipeline(lambda e: None, threading.Event())
+    pipeline = Session(inv).pipeline()
     b = pipeline.build_only(DeployRequest(user=current_user(), ref=ref, override="build only"))
-    print(f"built release {b.release} ({b.revision[:7]}): {len(b.manifest)} assets in {b.root}")
+    print(f"built release {b.release} ({short(b.revision)}): {len(b.manifest)} assets in {b.root}")
 
 
 def _step_task(phase: str, doc: str) -> Any:

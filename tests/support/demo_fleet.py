@@ -33,7 +33,7 @@ from console.metrics.source import store_path
 from console.metrics.statsd import ensure_collector, stop_collector
 from console.metrics.store import StoreReader
 from console.pipeline.plan import DeployRequest
-from console.session.runner import run_deploy
+from console.session.runs import run_deploy
 from console.state.history import History
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -172,7 +172,7 @@ class DemoFleet:
         return [
             p
             for p in pids_naming(str(self.inventory.path))
-            if b"console.session.runner" in Path(f"/proc/{p}/cmdline").read_bytes()
+            if b"console.session.watcher" in Path(f"/proc/{p}/cmdline").read_bytes()
         ]
 
     def on_close(self, stop) -> None:
@@ -185,7 +185,7 @@ class DemoFleet:
                 stop()
             except Exception as exc:  # noqa: BLE001 - every stop runs
                 errors.append(exc)
-        # watcher processes (python -m console.session.runner --inventory THIS ... --job {"watch": ...})
+        # watcher processes (python -m console.session.watcher --inventory THIS --job ...)
         try:
             kill_pids(pids_naming(str(self.inventory.path)))
         except Exception as exc:  # noqa: BLE001

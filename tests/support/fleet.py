@@ -23,7 +23,7 @@ from console.core.events import DeployStarted, Event, HostFailed
 from console.demo.trunk import Trunk, commit_change, create_trunk
 from console.lab import Lab
 from console.pipeline.plan import DeployRequest
-from console.session.runner import run_deploy
+from console.session.runs import run_deploy
 
 DEPLOY_PATH = "/srv/www"
 TIMEOUTS = {"connect": 2, "command": 5, "sync": 8, "verify": 5}
