@@ -1,0 +1,121 @@
+"""A fake fleet for fast tests of the pipeline's failure policy: no ssh, no lab.
+
+Built from the engine's own types: `FakeFleet.connect` is a `console.fleet.connection.Connect`,
+and its connections answer with `Result` or raise `HostError` as a real host would. A
+host keeps what it was sent: the revision of the code staged in each release (read from
+the real build's REVISION file) and the revision `current` names, so an activate of a
+release that was never staged fails, and the health command prints what is live.
+
+`fail[(host, phase)] = reason` makes that host's step of that phase fail; `on_step(host,
+phase)` runs as each step begins (a test sets a stop request from it). Every step is
+recorded in order as (host, phase, "start" | "end"), across the threads of a chunk.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from console.config.inventory import Host, Inventory
+from console.fleet.connection import HostError, Result
+
+#: The phase of a command, by the `what` the steps give it.
+PHASE_OF = {
+    "activate": "activate",
+    "restart": "restart",
+    "health": "verify",
+    "survey": "cleanup",
+    "cleanup": "cleanup",
+    "remove partial staging": "sync-code",
+}
+
+
+class FakeFleet:
+    """Every host of an inventory as a fake (see the module doc)."""
+
+    def __init__(self) -> None:
+        self.fail: dict[tuple[str, str], str] = {}
+        self.on_step: Callable[[str, str], None] = lambda host, phase: None
+        self.calls: list[tuple[str, str, str]] = []
+        self.rsync_options: dict[str, tuple[str, ...]] = {}  # phase -> the options the step passed
+        self.closed: list[str] = []
+        self.staged: dict[str, dict[str, str]] = {}  # host -> release -> revision
+        self.current: dict[str, str] = {}  # host -> the revision live on it
+        self._lock = threading.Lock()
+
+    def connect(self, inventory: Inventory, host: Host) -> FakeConnection:
+        return FakeConnection(self, host)
+
+    # -- what the tests read ------------------------------------------------------------
+
+    def hosts_of(self, phase: str) -> list[str]:
+        """The hosts on which `phase` began, in order."""
+        return [h for h, p, edge in self.calls if p == phase and edge == "start"]
+
+    def index(self, host: str, phase: str, edge: str) -> int:
+        return self.calls.index((host, phase, edge))
+
+    # -- what the connections do ----------------------------------------------------------
+
+    def step(self, host: str, phase: str, work: Callable[[], Result | int]) -> Result | int:
+        with self._lock:
+            self.calls.append((host, phase, "start"))
+        self.on_step(host, phase)
+        try:
+            reason = self.fail.get((host, phase))
+            if reason:
+                raise HostError(reason, exit_code=1, output=reason)
+            return work()
+        finally:
+            with self._lock:
+                self.calls.append((host, phase, "end"))
+
+
+class FakeConnection:
+    """One fake host's `Connection`."""
+
+    def __init__(self, fleet: FakeFleet, host: Host) -> None:
+        self.fleet = fleet
+        self.host = host
+
+    def run(self, command: str, *, timeout: float | None = None, what: str = "", stdin: str | None = None) -> Result:
+        phase = PHASE_OF[what]
+        if what == "remove partial staging":
+            return Result("", "", 0)  # part of a failing sync-code: not a step of its own
+        result = self.fleet.step(self.host.name, phase, lambda: self._answer(what, command))
+        assert isinstance(result, Result)
+        return result
+
+    def _answer(self, what: str, command: str) -> Result:
+        name = self.host.name
+        if what == "activate":
+            release = re.search(r"test -f releases/(\S+)/REVISION", command)
+            revision = self.fleet.staged.get(name, {}).get(release.group(1) if release else "")
+            if revision is None:
+                raise HostError("activate exited 1", exit_code=1)
+            self.fleet.current[name] = revision
+            return Result(revision + "\n", "", 0)
+        if what == "health":
+            return Result(self.fleet.current.get(name, "") + "\n", "", 0)
+        return Result("", "", 0)
+
+    def rsync(self, source: Path, dest: str, options: Sequence[str] = (), *, timeout: float | None = None) -> int:
+        phase = "sync-assets" if dest.endswith("/assets") else "sync-code"
+        self.fleet.rsync_options[phase] = tuple(options)
+
+        def send() -> int:
+            if phase == "sync-code":
+                release = dest.rsplit("/", 1)[1]
+                revision = (source / "REVISION").read_text().strip()
+                self.fleet.staged.setdefault(self.host.name, {})[release] = revision
+            return sum(p.stat().st_size for p in source.rglob("*") if p.is_file())
+
+        result = self.fleet.step(self.host.name, phase, send)
+        assert isinstance(result, int)
+        return result
+
+    def close(self) -> None:
+        with self.fleet._lock:
+            self.fleet.closed.append(self.host.name)
