@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
-from console.config.inventory import expand_hosts, load_inventory
+from console.config.inventory import Health, Host, Inventory, KeyMetric, Metrics, SSHSettings, Timeouts, load_inventory
+from console.config.keys import HEALTH, HOST, KEY_METRIC, METRICS, SSH, TIMEOUTS, TOP, expand_hosts
+from console.config.reader import Table
 from console.core.errors import ConsoleError
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "hosts" / "example-production.yaml"
 
 GOOD = """\
 environment: production
@@ -128,16 +134,79 @@ def test_ranges_expand_with_padding():
 
 def test_the_example_inventory_is_valid(tmp_path: Path):
     """hosts/example-production.yaml documents every key; it must load (with a real key file)."""
-    example = Path(__file__).resolve().parent.parent / "hosts" / "example-production.yaml"
     (tmp_path / "k").write_text("k")
     (tmp_path / "kh").write_text("")
     text = (
-        example.read_text()
+        EXAMPLE.read_text()
         .replace("~/.ssh/deploy_ed25519", str(tmp_path / "k"))
         .replace("~/.ssh/known_hosts", str(tmp_path / "kh"))
     )
     inv = load_inventory(_put(tmp_path / "example.yaml", text))
     assert len(inv.hosts) == 51 and inv.metrics.key[0].limit == 0.2 and inv.webhooks
+
+
+def declared_keys(table: Table, where: str = "") -> set[str]:
+    """Every key of `table` and of the tables below it, as dotted paths (`hosts.port`)."""
+    keys: set[str] = set()
+    for key in table.keys:
+        keys.add(where + key.name)
+        if key.table is not None:
+            keys |= declared_keys(key.table, f"{where}{key.name}.")
+    return keys
+
+
+def documented_keys(node: yaml.Node, table: Table, where: str, lines: list[str]) -> set[str]:
+    """Every key the example gives, as dotted paths. A key given in its short form
+    (`health: URL`) documents the keys of its long form by naming them in its comments
+    (`{url: URL}`)."""
+    if isinstance(node, yaml.SequenceNode):
+        return set().union(*(documented_keys(item, table, where, lines) for item in node.value))
+    if not isinstance(node, yaml.MappingNode):
+        return set()
+    keys: set[str] = set()
+    starts = [k.start_mark.line for k, _ in node.value[1:]] + [node.end_mark.line + 1]
+    for (k, value), end in zip(node.value, starts, strict=True):
+        path = where + k.value
+        inner = [key for key in table.keys if key.name.startswith(k.value + ".")]
+        if inner and isinstance(value, yaml.MappingNode):
+            keys |= {f"{path}.{sub.value}" for sub, _ in value.value}
+            continue
+        keys.add(path)
+        key = next((key for key in table.keys if key.name == k.value), None)
+        if key is None or key.table is None:
+            continue
+        if isinstance(value, yaml.ScalarNode):
+            comments = " ".join(line.partition("#")[2] for line in lines[k.start_mark.line : end])
+            keys |= {f"{path}.{sub.name}" for sub in key.table.keys if f"{{{sub.name}:" in comments}
+        else:
+            keys |= documented_keys(value, key.table, path + ".", lines)
+    return keys
+
+
+def test_the_example_documents_every_key_and_no_other():
+    """The tables in console/config/keys.py and hosts/example-production.yaml name the same keys."""
+    text = EXAMPLE.read_text()
+    documented = documented_keys(yaml.compose(text), TOP, "", text.splitlines())
+    declared = declared_keys(TOP)
+    assert sorted(declared - documented) == [], "declared in console/config/keys.py, missing from the example"
+    assert sorted(documented - declared) == [], "in the example, but no table declares them"
+    assert {"build.command", "hosts.port", "metrics.key.dry_run", "health.command"} <= documented
+
+
+@pytest.mark.parametrize(
+    "table, cls",
+    [
+        (TOP, Inventory),
+        (SSH, SSHSettings),
+        (HOST, Host),
+        (HEALTH, Health),
+        (TIMEOUTS, Timeouts),
+        (METRICS, Metrics),
+        (KEY_METRIC, KeyMetric),
+    ],
+)
+def test_each_table_fills_the_fields_of_its_dataclass(table, cls):
+    assert sorted(key.attr for key in table.keys) == sorted(f.name for f in dataclasses.fields(cls) if f.name != "path")
 
 
 def _put(path: Path, text: str) -> Path:

@@ -36,9 +36,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
+from console.config.keys import DEFAULT_DDL_PATHS
 from console.trunk.git import resolve_commit, run_git
-
-DEFAULT_DDL_PATHS: tuple[str, ...] = ("**/*.sql", "migrations/**", "schema/**")
 
 #: Added lines longer than this are cut in `DdlHit.text`.
 MAX_TEXT = 160

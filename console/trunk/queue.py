@@ -32,11 +32,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from console.config.keys import DEFAULT_DDL_PATHS, TOP
 from console.core.errors import ConsoleError
-from console.trunk.ddl import DEFAULT_DDL_PATHS, DIFF_OPTIONS, DdlHit, ddl_in_files, parse_patch
+from console.trunk.ddl import DIFF_OPTIONS, DdlHit, ddl_in_files, parse_patch
 from console.trunk.git import is_ancestor, resolve_commit, run_git
-
-DEFAULT_TRAILER = "Reviewed-by"
 
 #: How many DDL hits a refusal reason names before "(+N more)".
 REASON_HITS = 2
@@ -153,7 +152,7 @@ def pending_changes(
     live: str | None,
     tip: str,
     *,
-    trailer: str = DEFAULT_TRAILER,
+    trailer: str = TOP.default("review_trailer"),
     ddl_paths: Sequence[str] = DEFAULT_DDL_PATHS,
 ) -> list[Change]:
     """The commits after `live` up to `tip` on the first-parent line, oldest first.
