@@ -63,7 +63,7 @@ def test_missing_assets_directory(fleet, unchanged):
     sha = commit_change(fleet.trunk, dict.fromkeys(names), "Move the assets away")
     message = one_line_error(fleet.inventory(), ref=sha)
     assert f"{sha[:7]} has no assets directory 'assets/'" in message, message
-    assert all(d.to_revision != sha for d in History(fleet.state_dir).deploys(5))  # refused before it started
+    assert all(d.revision != sha for d in History(fleet.state_dir).deploys(5))  # refused before it started
 
 
 def test_unreachable_repository(fleet, unchanged, tmp_path):

@@ -69,7 +69,7 @@ def test_two_concurrent_deploys_exactly_one_runs(fleet):
     assert f"locked by {winner} since " in str(error) and "\n" not in str(error), error
     assert seconds < 5
     assert [fleet.revision(h) for h in fleet.hosts] == [sha] * HOSTS
-    recent = [d for d in History(fleet.state_dir).deploys(10) if d.to_revision == sha]
+    recent = [d for d in History(fleet.state_dir).deploys(10) if d.revision == sha]
     assert [d.user for d in recent] == [winner]
 
 
@@ -149,7 +149,7 @@ def test_sigkill_of_the_starting_process_does_not_stop_a_detached_deploy(fleet):
             break
         time.sleep(0.2)
     assert record is not None and record.result == "ok", record
-    assert (record.user, record.to_revision, record.action) == ("carol", sha, "deploy")
+    assert (record.user, record.revision, record.action, record.ref) == ("carol", sha, "deploy", sha)
     assert record.ended and record.seconds is not None
     assert sorted(h.host for h in record.hosts) == fleet.hosts
     assert all(h.ok and h.state != "failed" for h in record.hosts), record.hosts
@@ -194,7 +194,7 @@ def test_sigkill_before_start_detached_returns(fleet):
             break
         time.sleep(0.2)
     assert record is not None, "the detached deploy never finished"
-    assert (record.result, record.user, record.to_revision) == ("ok", "dave", sha)
+    assert (record.result, record.user, record.revision) == ("ok", "dave", sha)
     assert sorted(h.host for h in record.hosts) == fleet.hosts
     assert [fleet.revision(h) for h in fleet.hosts] == [sha] * HOSTS
 

@@ -198,7 +198,7 @@ def test_switch_back_is_instant_and_recorded(fleet):
     back = run_switch(inv, None, USER)  # default: the release before the live one
     assert back.result == "ok", back
     assert back.seconds < 5, back.seconds
-    target = History(fleet.state_dir).get(a.deploy_id).to_revision
+    target = History(fleet.state_dir).get(a.deploy_id).revision
     for host in fleet.hosts:
         assert fleet.current(host) == a.deploy_id
         assert fleet.revision(host) == target

@@ -88,7 +88,7 @@ def test_queue_refusals_and_an_override_on_the_demo_trunk(fleet, receiver):
     assert len(started) == 1 and started[0]["override"] == reason
     assert f"(override: {reason})" in started[0]["summary"]
     assert started[0]["summary"].startswith(f"e2e: {USER} is deploying {short['initial']}..{short['ddl']} (7 commits)")
-    assert record.result == done.result and record.to_revision == trunk.ddl
+    assert record.result == done.result and record.revision == trunk.ddl
 
 
 def test_the_whole_demo_trunk_deploys_with_an_override_and_serves(fleet):

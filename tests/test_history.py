@@ -44,6 +44,7 @@ def started(
     pid: int = 0,
     environment: str = "lab",
     override: str | None = None,
+    ref: str | None = None,
 ) -> DeployStarted:
     return DeployStarted(
         deploy_id,
@@ -60,6 +61,7 @@ def started(
         commits=3,
         override=override,
         pid=pid,
+        ref=ref,
         ts=ts,
     )
 
@@ -138,7 +140,7 @@ def test_a_whole_deploy_is_recorded(tmp_path: Path) -> None:
         "partial",
         "partial",
     )
-    assert d.from_revision.startswith("ab12cd3") and d.to_revision.startswith("ef4501a")
+    assert d.previous_revision.startswith("ab12cd3") and d.revision.startswith("ef4501a")
     assert (d.started, d.ended, d.seconds, d.commits, d.host_count) == (1000.0, 1001.0, 1.0, 3, 3)
     assert d.phases == {"sync-assets": 0.6, "sync-code": 0.6, "activate": 0.6}
     hosts = {x.host: x for x in d.hosts}
@@ -348,3 +350,50 @@ def test_a_second_history_in_the_process_never_breaks_an_open_writer(tmp_path: P
     with sqlite3.connect(tmp_path / "history.sqlite") as db:
         assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     assert len(History(tmp_path).audit(limit=1000)) == 602
+
+
+#: The deploys table of schema version 1, as released (its revision columns had other names).
+DEPLOYS_V1 = """
+CREATE TABLE deploys (
+    id TEXT PRIMARY KEY, environment TEXT NOT NULL, action TEXT NOT NULL, user TEXT NOT NULL, override TEXT,
+    release TEXT, from_revision TEXT, to_revision TEXT, ref TEXT, strategy TEXT,
+    rolling INTEGER NOT NULL DEFAULT 0, commits INTEGER NOT NULL DEFAULT 0, hosts INTEGER NOT NULL DEFAULT 0,
+    pid INTEGER, started REAL NOT NULL, ended REAL, seconds REAL, result TEXT,
+    message TEXT NOT NULL DEFAULT '', phases TEXT NOT NULL DEFAULT '{}'
+);
+"""
+
+
+def test_a_version_1_history_is_upgraded_in_place(tmp_path: Path) -> None:
+    """A history.sqlite written before the revision columns took the events' names keeps
+    its deploys; two processes opening it at once upgrade it once."""
+    from console.state import history
+
+    with sqlite3.connect(tmp_path / "history.sqlite") as db:
+        db.execute("PRAGMA journal_mode=WAL")
+        db.executescript(DEPLOYS_V1 + history._SCHEMA)  # the other tables did not change
+        db.execute(
+            "INSERT INTO deploys (id, environment, action, user, release, from_revision, to_revision, started, result) "
+            "VALUES ('old', 'lab', 'deploy', 'alice', 'old', ?, ?, 1000.0, 'ok')",
+            ("a" * 40, "b" * 40),
+        )
+        db.execute("PRAGMA user_version=1")
+    db.close()
+    opened: list[History] = []
+    threads = [threading.Thread(target=lambda: opened.append(History(tmp_path))) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    assert len(opened) == 2
+    h = History(tmp_path)
+    old = h.get("old")
+    assert (old.previous_revision, old.revision, old.ref) == ("a" * 40, "b" * 40, None)
+    assert h.live_revision() == "b" * 40
+    run_deploy(h, "new", ts=2000.0, previous="b" * 40, ref="v1.2")
+    assert (h.get("new").previous_revision, h.get("new").ref) == ("b" * 40, "v1.2")
+    with sqlite3.connect(tmp_path / "history.sqlite") as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == history.SCHEMA_VERSION == 2
+        columns = {row[1] for row in db.execute("PRAGMA table_info(deploys)")}
+    db.close()
+    assert {"previous_revision", "revision"} <= columns and not {"from_revision", "to_revision"} & columns

@@ -77,7 +77,32 @@ def test_acquire_then_a_second_acquire_fails_at_once(tmp_path: Path) -> None:
     assert json.loads(lock.path.read_text())["who"] == "alice"
 
 
-def test_release_rules_and_audit(tmp_path: Path) -> None:
+def test_reading_a_lock_opens_no_database(tmp_path: Path) -> None:
+    """`invoke status` and the console read the lock often: that needs no SQLite; the
+    history opens at the first audit entry."""
+    code = (
+        "import sys\n"
+        "from console.state.lock import Lock\n"
+        "lock = Lock(sys.argv[1], 'lab')\n"
+        "assert lock.status() is None\n"
+        "loaded = sorted(m for m in ('sqlite3', 'console.state.history') if m in sys.modules)\n"
+        "assert not loaded, loaded\n"
+        "lock.acquire('alice', 'freeze')\n"
+        "assert 'console.state.history' in sys.modules\n"
+    )
+    subprocess.run([sys.executable, "-c", code, str(tmp_path)], check=True, timeout=30)
+    assert [a.action for a in History(tmp_path).audit()] == ["lock"]
+
+
+def test_release_rules_and_audit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    opened: list[Path] = []
+    real_init = History.__init__
+
+    def counting_init(self: History, state_dir: Path, **kw: float) -> None:
+        opened.append(state_dir)
+        real_init(self, state_dir, **kw)
+
+    monkeypatch.setattr(History, "__init__", counting_init)
     lock = Lock(tmp_path, "lab")
     assert lock.release("alice") is None  # nothing to release
     lock.acquire("alice", "deploying", pid=os.getpid())
@@ -92,6 +117,7 @@ def test_release_rules_and_audit(tmp_path: Path) -> None:
     assert lock.release("carol", force=False).reason == "investigating checkout errors"
     lock.acquire("carol", "freeze")
     assert lock.release("erin", force=True).who == "carol"
+    assert opened == [tmp_path]  # one audit store for every entry
     audit = History(tmp_path).audit(environment="lab")
     assert [a.action for a in audit] == ["force-unlock", "lock", "unlock", "lock", "unlock", "lock"]
     assert audit[0].who == "erin"

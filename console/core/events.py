@@ -64,6 +64,7 @@ class DeployStarted(Event):
     commits: int = 0
     override: str | None = None
     pid: int = 0
+    ref: str | None = None  # the ref asked for (branch, tag or SHA); None: the branch's head
 
 
 @dataclass(frozen=True)

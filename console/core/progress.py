@@ -52,7 +52,7 @@ class HostView:
     state: str = "waiting"
     phase: str = ""
     message: str = ""
-    error: str = ""
+    reason: str = ""  # why it failed (HostFailed.reason)
     output: str = ""
     exit_code: int | None = None
     bytes: int = 0
@@ -128,7 +128,7 @@ class DeployView:
         host.phase = event.phase
         working, finished = _STATE_BY_PHASE.get(event.phase, (host.state, host.state))
         if isinstance(event, HostFailed):
-            host.state, host.error = "failed", event.reason
+            host.state, host.reason = "failed", event.reason
             host.output, host.exit_code = event.output, event.exit_code
             host.seconds[event.phase] = event.seconds
         elif host.state == "failed":
@@ -147,4 +147,4 @@ class DeployView:
 
     def failed_hosts(self) -> dict[str, str]:
         """Failed host -> reason."""
-        return {h.name: h.error for h in self.hosts.values() if h.state == "failed"}
+        return {h.name: h.reason for h in self.hosts.values() if h.state == "failed"}

@@ -45,6 +45,7 @@ def short(revision: str | None, empty: str = "") -> str:
     return revision[:7] if revision else empty
 
 
-def local_time(ts: float) -> str:
-    """`YYYY-MM-DD HH:MM:SS` in local time, the one way times are shown to people."""
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts))
+def local_time(ts: float, *, date: bool = True) -> str:
+    """`YYYY-MM-DD HH:MM:SS` in local time, the one way times are shown to people
+    (`HH:MM:SS` with `date=False`, where the day goes without saying)."""
+    return time.strftime("%Y-%m-%d %H:%M:%S" if date else "%H:%M:%S", time.localtime(ts))

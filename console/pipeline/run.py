@@ -224,6 +224,7 @@ class Pipeline:
                 strategy=self.inventory.strategy,
                 action=action,
                 pid=os.getpid(),
+                ref=plan.request.ref,
                 **started,
             )
         )

@@ -37,7 +37,8 @@ from console.core.progress import DeployView, HostView
 from console.core.text import local_time, short
 from console.state.files import pid_alive, private_dir, private_file
 
-SCHEMA_VERSION = 1
+#: 2: the revision columns take the events' names (from_revision, to_revision before).
+SCHEMA_VERSION = 2
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS deploys (
@@ -47,9 +48,9 @@ CREATE TABLE IF NOT EXISTS deploys (
     user          TEXT NOT NULL,
     override      TEXT,                   -- the --override reason, if any
     release       TEXT,
-    from_revision TEXT,
-    to_revision   TEXT,
-    ref           TEXT,
+    previous_revision TEXT,
+    revision      TEXT,
+    ref           TEXT,                   -- the ref asked for (branch, tag, SHA); NULL: the branch
     strategy      TEXT,
     rolling       INTEGER NOT NULL DEFAULT 0,
     commits       INTEGER NOT NULL DEFAULT 0,
@@ -99,6 +100,14 @@ CREATE TABLE IF NOT EXISTS lock_audit (
     detail      TEXT NOT NULL DEFAULT ''
 );
 """
+
+#: What brings a database of an older SCHEMA_VERSION (the key) up to date.
+_UPGRADES: dict[int, tuple[str, ...]] = {
+    1: (
+        "ALTER TABLE deploys RENAME COLUMN from_revision TO previous_revision",
+        "ALTER TABLE deploys RENAME COLUMN to_revision TO revision",
+    ),
+}
 
 
 @dataclass
@@ -161,8 +170,8 @@ class DeployRecord:
     started: float
     override: str | None = None
     release: str | None = None
-    from_revision: str | None = None
-    to_revision: str | None = None
+    previous_revision: str | None = None
+    revision: str | None = None
     ref: str | None = None
     strategy: str | None = None
     rolling: bool = False
@@ -198,7 +207,7 @@ class DeployRecord:
 
 
 _DEPLOY_COLUMNS = (
-    "id, environment, action, user, started, override, release, from_revision, to_revision, ref, "
+    "id, environment, action, user, started, override, release, previous_revision, revision, ref, "
     "strategy, rolling, commits, hosts, pid, ended, seconds, result, message, phases"
 )
 
@@ -212,8 +221,8 @@ def _deploy(row: sqlite3.Row) -> DeployRecord:
         started=row["started"],
         override=row["override"],
         release=row["release"],
-        from_revision=row["from_revision"],
-        to_revision=row["to_revision"],
+        previous_revision=row["previous_revision"],
+        revision=row["revision"],
         ref=row["ref"],
         strategy=row["strategy"],
         rolling=bool(row["rolling"]),
@@ -280,9 +289,27 @@ class History:
         with self._connect() as db:
             if db.execute("PRAGMA journal_mode=WAL").fetchone()[0].lower() != "wal":
                 raise ConsoleError(f"{self.path}: cannot switch the history to WAL mode")
-            if db.execute("PRAGMA user_version").fetchone()[0] < SCHEMA_VERSION:
-                db.executescript(_SCHEMA)
+            version = db.execute("PRAGMA user_version").fetchone()[0]
+            if version == 0:
+                db.executescript(_SCHEMA)  # IF NOT EXISTS: two processes may both create it
                 db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+            elif version < SCHEMA_VERSION:
+                self._upgrade(db)
+
+    def _upgrade(self, db: sqlite3.Connection) -> None:
+        """Bring an older database up to SCHEMA_VERSION in place, in one transaction;
+        the version is read again under the write lock, so two processes upgrade once."""
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            version = db.execute("PRAGMA user_version").fetchone()[0]
+            for old in range(version, SCHEMA_VERSION):
+                for statement in _UPGRADES[old]:
+                    db.execute(statement)
+            db.execute(f"PRAGMA user_version={max(version, SCHEMA_VERSION)}")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
 
     # -- connections -------------------------------------------------------------
 
@@ -362,12 +389,12 @@ class History:
             e = event
             return [
                 (
-                    "INSERT INTO deploys (id, environment, action, user, override, release, from_revision, "
-                    "to_revision, ref, strategy, rolling, commits, hosts, pid, started) "
+                    "INSERT INTO deploys (id, environment, action, user, override, release, previous_revision, "
+                    "revision, ref, strategy, rolling, commits, hosts, pid, started) "
                     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
                     "ON CONFLICT (id) DO UPDATE SET environment=excluded.environment, action=excluded.action, "
                     "user=excluded.user, override=excluded.override, release=excluded.release, "
-                    "from_revision=excluded.from_revision, to_revision=excluded.to_revision, ref=excluded.ref, "
+                    "previous_revision=excluded.previous_revision, revision=excluded.revision, ref=excluded.ref, "
                     "strategy=excluded.strategy, rolling=excluded.rolling, commits=excluded.commits, "
                     "hosts=excluded.hosts, pid=excluded.pid, started=excluded.started",
                     (
@@ -379,7 +406,7 @@ class History:
                         e.release,
                         e.previous_revision,
                         e.revision,
-                        getattr(e, "ref", None),
+                        e.ref,
                         e.strategy,
                         int(e.rolling),
                         e.commits,
@@ -418,7 +445,7 @@ class History:
             for host, reason in event.hosts_failed:
                 hv = view.hosts.get(host) or self._stored_host(event.deploy_id, host)
                 if hv.state != "failed":
-                    hv.state, hv.error = "failed", reason
+                    hv.state, hv.reason = "failed", reason
                     statements.append(self._host_upsert(event.deploy_id, hv))
             for host in event.hosts_ok:
                 hv = view.hosts.get(host) or self._stored_host(event.deploy_id, host)
@@ -456,7 +483,7 @@ class History:
             host,
             state=r.state,
             phase=r.phase,
-            error=r.reason,
+            reason=r.reason,
             output=r.output,
             exit_code=r.exit_code,
             bytes=r.bytes,
@@ -476,7 +503,7 @@ class History:
                 h.name,
                 h.state,
                 h.phase,
-                h.error,
+                h.reason,
                 h.exit_code,
                 h.output,
                 json.dumps(h.seconds),
@@ -523,11 +550,11 @@ class History:
         """The revision of the newest deploy or switch that reached hosts (ok or partial)."""
         where, params = self._env(environment, "AND")
         rows = self._read(
-            f"SELECT to_revision FROM deploys WHERE result IN ('ok', 'partial'){where} "
+            f"SELECT revision FROM deploys WHERE result IN ('ok', 'partial'){where} "
             "ORDER BY started DESC, id DESC LIMIT 1",
             params,
         )
-        return rows[0]["to_revision"] if rows else None
+        return rows[0]["revision"] if rows else None
 
     def failed_hosts_of_last(self, *, environment: str | None = None) -> list[str]:
         """Hosts that failed in the newest deploy that had failures, less those that
@@ -559,7 +586,7 @@ class History:
         )
         marks: list[tuple[float, str]] = []
         for d in map(_deploy, rows):
-            what = f"{d.action} {short(d.to_revision)}".strip()
+            what = f"{d.action} {short(d.revision)}".strip()
             if d.started >= since:
                 marks.append((d.started, f"{what} by {d.user}"))
             if d.ended is not None and d.ended >= since:
@@ -596,12 +623,12 @@ class History:
         newest use first, each release once: what `invoke switch` may go back to."""
         where, params = self._env(environment, "AND")
         rows = self._read(
-            "SELECT release, to_revision, max(started) AS last FROM deploys "
+            "SELECT release, revision, max(started) AS last FROM deploys "
             f"WHERE result IN ('ok', 'partial') AND release IS NOT NULL{where} "
             "GROUP BY release ORDER BY last DESC",
             params,
         )
-        return [(r["release"], r["to_revision"]) for r in rows]
+        return [(r["release"], r["revision"]) for r in rows]
 
     def to_json(self, limit: int = 50, *, environment: str | None = None) -> list[dict[str, Any]]:
         """`invoke history --json`: the newest deploys with their hosts and verdicts."""

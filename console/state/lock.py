@@ -14,7 +14,8 @@ The lock is `state_dir/lock-<environment>.json`, a complete JSON object or nothi
   error says how to take it over (`invoke unlock --force`). A lock without a pid is held
   on purpose (`invoke lock --reason ...`) and stops deploys and automation until released.
 - Every lock action goes into the history's audit log; a forced release says whose lock
-  it removed and why it needed force.
+  it removed and why it needed force. The lock opens the history (SQLite) at its first
+  audit entry and reuses it: reading a lock (`invoke status`, the console) needs none.
 """
 
 from __future__ import annotations
@@ -28,14 +29,16 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from console.core.errors import ConsoleError
 from console.core.text import local_time
 from console.state.files import pid_alive, private_dir
-from console.state.history import History
 
-__all__ = ["Lock", "LockInfo", "pid_alive"]
+if TYPE_CHECKING:
+    from console.state.history import History
+
+__all__ = ["Lock", "LockInfo"]
 
 #: Seconds to wait for the guard flock that serialises lock changes (normally free).
 GUARD_WAIT = 5.0
@@ -74,15 +77,19 @@ class LockInfo:
 
 
 class Lock:
-    """The deploy lock of one environment in one state directory."""
+    """The deploy lock of one environment in one state directory.
 
-    def __init__(self, state_dir: Path, environment: str) -> None:
+    `audit`: the history its actions are written to (one is opened at the first action
+    when not given, then reused)."""
+
+    def __init__(self, state_dir: Path, environment: str, *, audit: History | None = None) -> None:
         if not environment or "/" in environment or environment.startswith("."):
             raise ConsoleError(f"bad environment name for a lock: {environment!r}")
         self.state_dir = Path(state_dir)
         self.environment = environment
         self.path = self.state_dir / f"lock-{environment}.json"
         self._guard = self.state_dir / f"lock-{environment}.guard"
+        self._history = audit
 
     # -- reading -------------------------------------------------------------------
 
@@ -282,4 +289,10 @@ class Lock:
             os.close(fd)
 
     def _audit(self, who: str, action: str, detail: str) -> None:
-        History(self.state_dir).add_audit(self.environment, who, action, detail)
+        if self._history is None:
+            # Imported at the first audit entry, not with the module: SQLite and the deploy
+            # records are not needed to read a lock.
+            from console.state.history import History
+
+            self._history = History(self.state_dir)
+        self._history.add_audit(self.environment, who, action, detail)

@@ -21,7 +21,7 @@ from invoke.exceptions import Exit
 from console.config.inventory import Inventory, load_inventory
 from console.core.errors import ConsoleError
 from console.core.progress import DeployView
-from console.core.text import short
+from console.core.text import local_time, short
 from console.pipeline.plan import DeployRequest
 from console.session.detach import start_detached, start_detached_switch
 from console.session.hold import Session, current_user
@@ -168,7 +168,7 @@ def history(c, inventory=None, json_=False, limit=20):
     for r in records:
         took = f"{r.ended - r.started:6.1f} s" if r.ended else "running"
         print(
-            f"{r.id:<34} {r.action:<6} {r.user:<10} {short(r.from_revision, '-')}..{short(r.to_revision, '-')} "
+            f"{r.id:<34} {r.action:<6} {r.user:<10} {short(r.previous_revision, '-')}..{short(r.revision, '-')} "
             f"{took:>9} {r.result or 'running':<8} {r.message or ''}".rstrip()
         )
 
@@ -235,7 +235,7 @@ def watch(c, inventory=None, deploy=None):
         for v in verdicts:
             if (v.metric, v.ts) not in shown:
                 shown.add((v.metric, v.ts))
-                stamp = time.strftime("%H:%M:%S", time.localtime(v.ts))
+                stamp = local_time(v.ts, date=False)
                 print(
                     f"  {stamp} {v.metric}: {v.verdict}{' (final)' if v.final else ''}: {v.summary}"
                     f"{' (dry run)' if v.dry_run else ''}",

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from console.config.inventory import Inventory
 from console.core.errors import ConsoleError
+from console.core.text import short
 from console.trunk.git import git_env, resolve_commit, run_git
 
 
@@ -98,7 +99,7 @@ class Checkout:
         )
         if proc.returncode != 0:
             reason = proc.stderr.decode("utf-8", "replace").strip().splitlines()[-1:] or [""]
-            raise ConsoleError(f"git archive {sha[:7]} failed in {self.path}: {reason[0]}")
+            raise ConsoleError(f"git archive {short(sha)} failed in {self.path}: {reason[0]}")
         with tarfile.open(fileobj=io.BytesIO(proc.stdout)) as tar:
             tar.extractall(dest, filter="data")
 

@@ -34,6 +34,7 @@ from pathlib import Path
 
 from console.config.keys import DEFAULT_DDL_PATHS, TOP
 from console.core.errors import ConsoleError
+from console.core.text import short
 from console.trunk.ddl import DIFF_OPTIONS, DdlHit, ddl_in_files, parse_patch
 from console.trunk.git import is_ancestor, resolve_commit, run_git
 
@@ -101,7 +102,7 @@ def _range_args(repo: Path, live: str | None, tip: str) -> tuple[str, list[str]]
     live_sha = resolve_commit(repo, live)
     if not is_ancestor(repo, live_sha, tip_sha):
         raise ConsoleError(
-            f"live revision {live} ({live_sha[:7]}) is not an ancestor of {tip} ({tip_sha[:7]}): "
+            f"live revision {live} ({short(live_sha)}) is not an ancestor of {tip} ({short(tip_sha)}): "
             "history was rewritten; expected the branch to contain what is live"
         )
     return tip_sha, [tip_sha, f"^{live_sha}"]
@@ -211,7 +212,7 @@ def pending_changes(
         changes.append(
             Change(
                 sha=sha,
-                short=sha[:7],
+                short=short(sha),
                 author=author,
                 email=email,
                 time=int(at) if at.isdigit() else 0,

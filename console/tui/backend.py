@@ -23,7 +23,7 @@ from console.core.events import Event, WatchVerdict
 #   DdlHit:       file, line, text, why
 #   Preview:      target, commits, refusals, hosts, chunks, chunk_size, strategy, rolling,
 #                 allowed_failures
-#   DeployRecord: id, action, user, from_revision, to_revision, started, ended, result,
+#   DeployRecord: id, action, user, previous_revision, revision, started, ended, result,
 #                 message, commits (and, when known, verdict)
 #   LockInfo:     who, reason, since, pid, stale
 Change = Any

@@ -77,8 +77,8 @@ class DeployRecord:
     id: str
     action: str
     user: str
-    from_revision: str | None
-    to_revision: str
+    previous_revision: str | None
+    revision: str
     started: float
     ended: float | None
     result: str | None

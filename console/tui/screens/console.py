@@ -333,7 +333,7 @@ class ConsoleScreen(Screen[None]):
             if host.state == "failed" and name not in self._failed_logged:
                 self._failed_logged.add(name)
                 if len(self._failed_logged) <= 50:
-                    log.write(Text(f"{name} failed in {host.phase}: {host.error}", style="#ff3f3f"))
+                    log.write(Text(f"{name} failed in {host.phase}: {host.reason}", style="#ff3f3f"))
         line = self._deploy_line(batch)
         self.query_one("#deploy-line", Static).update(line)
         header.deploy = line.plain
@@ -399,8 +399,8 @@ class ConsoleScreen(Screen[None]):
             text.append(host.state, style=STATE_COLORS.get(host.state, ""))
             if host.phase:
                 text.append(f"  {host.phase}", style="dim")
-            if host.error:
-                text.append(f"  {host.error}", style="#ff3f3f")
+            if host.reason:
+                text.append(f"  {host.reason}", style="#ff3f3f")
             elif host.message:
                 text.append(f"  {host.message}", style="dim")
         text.append("   enter: detail  f: next failed", style="dim")

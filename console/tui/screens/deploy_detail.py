@@ -117,7 +117,7 @@ class DeployDetailScreen(ModalScreen[None]):
                 host.phase,
                 duration(sum(host.seconds.values())),
                 human_bytes(host.bytes),
-                Text(host.error, style="#ff3f3f"),
+                Text(host.reason, style="#ff3f3f"),
                 key=host.name,
             )
 

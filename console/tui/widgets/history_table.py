@@ -88,7 +88,7 @@ class HistoryTable(DataTable):
                 ago(now - rec.started) if now else "",
                 rec.user,
                 getattr(rec, "action", "deploy"),
-                f"{short(rec.from_revision, '-')} → {short(rec.to_revision, '-')}",
+                f"{short(rec.previous_revision, '-')} → {short(rec.revision, '-')}",
                 str(commits),
                 took,
                 Text(result, style=RESULT_STYLES.get(result, "")),

@@ -63,9 +63,9 @@ class HostCard(Static):
             text.append(f"   busy {duration(total)}", style="dim")
         if host.message:
             text.append(f"\n  last: {host.message}", style="dim")
-        if host.error:
+        if host.reason:
             text.append("\n\n  error  ", style="bold #ff3f3f")
-            text.append(f"{host.phase}: {host.error}", style="#ff3f3f")
+            text.append(f"{host.phase}: {host.reason}", style="#ff3f3f")
             if host.exit_code is not None:
                 text.append(f"  (exit {host.exit_code})", style="dim")
         if host.output:
