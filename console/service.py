@@ -17,7 +17,7 @@ from pathlib import Path
 
 from console.config.inventory import Inventory, KeyMetric, load_inventory
 from console.core.events import Event, WatchVerdict
-from console.metrics.source import source_for
+from console.metrics.backends import source_for
 from console.pipeline.plan import DeployRequest
 from console.session.detach import start_detached
 from console.session.hold import Session, current_user

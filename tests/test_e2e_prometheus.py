@@ -13,8 +13,8 @@ import urllib.request
 
 import pytest
 
+from console.metrics.backends import source_for
 from console.metrics.prometheus import PrometheusSource
-from console.metrics.source import source_for
 from console.metrics.statsd import StatsdSource
 from support.demo_fleet import free_tcp_port, make_demo_fleet, wait_for
 from support.servers import PROMETHEUS, prometheus_ready, start_prometheus, stop_process

@@ -8,8 +8,7 @@ import time
 
 import pytest
 
-from console.metrics.source import store_path
-from console.metrics.store import StoreReader
+from console.metrics.store import StoreReader, store_path
 from support.demo_fleet import make_demo_fleet, wait_for
 
 pytestmark = pytest.mark.lab

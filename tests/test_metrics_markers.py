@@ -9,7 +9,7 @@ from pathlib import Path
 
 from console.config.inventory import Host, Inventory, Metrics, SSHSettings
 from console.metrics.markers import marker_lines, send_marker
-from console.metrics.statsd import Sample, parse_packet
+from console.metrics.statsd.protocol import Sample, parse_packet
 
 
 def _inventory(tmp_path: Path, address: tuple[str, int], environment: str = "lab") -> Inventory:

@@ -16,10 +16,10 @@ import pytest
 
 from console.config.inventory import Host, Inventory, KeyMetric, Metrics, SSHSettings
 from console.core.errors import ConsoleError
+from console.metrics.backends import source_for
 from console.metrics.prometheus import PrometheusSource, expression
-from console.metrics.source import source_for, store_path
 from console.metrics.statsd import StatsdSource, ensure_collector, stop_collector
-from console.metrics.store import StoreReader
+from console.metrics.store import StoreReader, store_path
 from support.servers import PROMETHEUS, prometheus_ready, start_prometheus, stop_process
 
 

@@ -15,19 +15,22 @@ from pathlib import Path
 import pytest
 
 from console.config.inventory import Host, Inventory, KeyMetric, Metrics, SSHSettings
-from console.metrics.source import grid, source_for, store_path
-from console.metrics.statsd import (
-    Aggregator,
-    Sample,
-    StatsdSource,
-    collector_pid,
-    ensure_collector,
-    parse_line,
-    parse_packet,
-    pid_path,
-    stop_collector,
+from console.config.keys import METRIC_SOURCES
+from console.metrics.backends import BACKENDS, source_for
+from console.metrics.source import grid
+from console.metrics.statsd import StatsdSource, collector_pid, ensure_collector, stop_collector
+from console.metrics.statsd.aggregator import Aggregator
+from console.metrics.statsd.collector import pid_path
+from console.metrics.statsd.protocol import Sample, parse_line, parse_packet
+from console.metrics.store import (
+    ACCURACY,
+    StoreReader,
+    StoreWriter,
+    bucket_index,
+    bucket_value,
+    quantile,
+    store_path,
 )
-from console.metrics.store import ACCURACY, StoreReader, StoreWriter, bucket_index, bucket_value, quantile
 
 
 def _inventory(tmp_path: Path, port: int = 8125, key: tuple[KeyMetric, ...] = ()) -> Inventory:
@@ -236,6 +239,17 @@ def test_source_for_picks_the_backend(tmp_path):
     source = source_for(inventory, KeyMetric("checkouts", "checkouts"))
     assert isinstance(source, StatsdSource)
     assert source.reader.path == tmp_path / "state" / "metrics.sqlite"
+    assert sorted(BACKENDS) == sorted(METRIC_SOURCES)  # every source the inventory allows has a backend
+
+
+def test_the_source_interface_knows_no_backend():
+    """console.metrics.source imports none of its implementations (no cycle through it)."""
+    code = (
+        "import sys, console.metrics.source\n"
+        "loaded = [m for m in sys.modules if m.startswith(('console.metrics.statsd', 'console.metrics.prometheus'))]\n"
+        "assert not loaded, loaded\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=30)
 
 
 # -- the collector process, over real UDP ----------------------------------------------------------

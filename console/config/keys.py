@@ -42,6 +42,9 @@ from console.config.reader import (
 #: Files whose change marks a commit as DDL (with CREATE/ALTER/DROP/RENAME TABLE|INDEX lines).
 DEFAULT_DDL_PATHS: tuple[str, ...] = ("**/*.sql", "migrations/**", "schema/**")
 
+#: The backends a key metric may read (`console.metrics.backends` makes one of each).
+METRIC_SOURCES: tuple[str, ...] = ("statsd", "prometheus")
+
 _RANGE = re.compile(r"\[([^\]]*)\]")
 
 
@@ -164,7 +167,7 @@ def _statsd(r: Reader, node: yaml.Node, key: str, seen: Scope) -> tuple[str, int
 
 
 def _source(r: Reader, node: yaml.Node, key: str, seen: Scope) -> str:
-    source = r.choice(node, key, ("statsd", "prometheus"))
+    source = r.choice(node, key, METRIC_SOURCES)
     if source == "prometheus" and not seen["prometheus"]:
         raise r.fail(node, key, "a prometheus metric needs metrics.prometheus (a base URL)")
     return source

@@ -1,4 +1,4 @@
-"""The one small interface every metrics backend implements, and the choice between them.
+"""The one small interface every metrics backend implements.
 
 A `MetricSource` answers two questions about a key metric (`console.config.inventory.KeyMetric`):
 
@@ -9,8 +9,10 @@ A `MetricSource` answers two questions about a key metric (`console.config.inven
 - `series(metric, start, end, step)`: the same, once per `step` seconds from `start`, as
   `(time, value or None)` points, for graphs.
 
-The backends: `StatsdSource` (the embedded StatsD collector's store, the default, needs
-nothing installed) and `PrometheusSource` (a Prometheus server's HTTP API).
+The backends implement it (`console.metrics.statsd.source.StatsdSource`, the embedded
+collector's store, the default; `console.metrics.prometheus.PrometheusSource`, a Prometheus
+server's HTTP API) and `console.metrics.backends.source_for` picks one: this module
+knows none of them.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from console.config.inventory import Inventory, KeyMetric
+    from console.config.inventory import KeyMetric
 
 #: A point of a series: (unix time of the step's start, value or None).
 Point = tuple[float, "float | None"]
@@ -43,26 +45,3 @@ def grid(start: float, end: float, step: float) -> list[float]:
         raise ValueError(f"step must be positive, got {step}")
     n = max(0, int((end - start) / step + 1e-9))
     return [start + i * step for i in range(n)]
-
-
-def store_path(inventory: Inventory):
-    """Where the StatsD collector of this inventory keeps its store."""
-    return inventory.state_dir / "metrics.sqlite"
-
-
-def source_for(inventory: Inventory, metric: KeyMetric) -> MetricSource:
-    """The source that answers for `metric` under this inventory."""
-    if metric.source == "prometheus":
-        from console.metrics.prometheus import PrometheusSource
-
-        if not inventory.metrics.prometheus:
-            from console.core.errors import ConsoleError
-
-            raise ConsoleError(
-                f"{inventory.path}: key metric {metric.name!r} reads Prometheus, "
-                "but metrics.prometheus (a base URL) is not set"
-            )
-        return PrometheusSource(inventory.metrics.prometheus)
-    from console.metrics.statsd import StatsdSource
-
-    return StatsdSource(store_path(inventory))

@@ -22,6 +22,10 @@ import math
 import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from console.config.inventory import Inventory
 
 #: Relative accuracy of the timer histogram: every value is stored within 1%.
 ACCURACY = 0.01
@@ -45,6 +49,11 @@ CREATE TABLE IF NOT EXISTS buckets (
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS buckets_ts ON buckets (ts);
 """
+
+
+def store_path(inventory: Inventory) -> Path:
+    """Where the StatsD collector of this inventory keeps its store."""
+    return inventory.state_dir / "metrics.sqlite"
 
 
 def bucket_index(value: float) -> int:

@@ -25,7 +25,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from console.core.events import Event, WatchVerdict
-from console.metrics.source import MetricSource, source_for
+from console.metrics.backends import source_for
+from console.metrics.source import MetricSource
 
 if TYPE_CHECKING:
     from console.config.inventory import Inventory, KeyMetric

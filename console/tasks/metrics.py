@@ -14,9 +14,10 @@ from invoke import Collection, Exit, task
 
 from console.config.inventory import load_inventory
 from console.core.errors import ConsoleError
-from console.metrics.source import source_for, store_path
-from console.metrics.statsd import collector_pid, ensure_collector, main, stop_collector
-from console.metrics.store import StoreReader
+from console.metrics.backends import source_for
+from console.metrics.statsd import collector_pid, ensure_collector, stop_collector
+from console.metrics.statsd.cli import main
+from console.metrics.store import StoreReader, store_path
 from console.tasks.errors import clear_errors
 
 _HELP = {"inventory": "the environment's inventory file, e.g. hosts/lab.yaml"}

@@ -29,9 +29,8 @@ from console.demo.trunk import Trunk, commit_change, create_trunk
 from console.lab import Lab
 from console.lab import state as labstate
 from console.lab.layout import deploy_address
-from console.metrics.source import store_path
 from console.metrics.statsd import ensure_collector, stop_collector
-from console.metrics.store import StoreReader
+from console.metrics.store import StoreReader, store_path
 from console.pipeline.plan import DeployRequest
 from console.session.runs import run_deploy
 from console.state.history import History
