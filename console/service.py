@@ -146,21 +146,7 @@ class EngineService:
         return self.session.history.markers(since, environment=self.environment)
 
     def verdicts(self, deploy_id: str) -> list[WatchVerdict]:
-        return [
-            WatchVerdict(
-                v.deploy_id,
-                ts=v.ts,
-                metric=v.metric,
-                verdict=v.verdict,
-                summary=v.summary,
-                baseline=v.baseline,
-                current=v.current,
-                change=v.change,
-                dry_run=v.dry_run,
-                final=v.final,
-            )
-            for v in self.session.history.verdicts(deploy_id)
-        ]
+        return self.session.history.verdicts(deploy_id)
 
 
 def open_service(inventory_path: str | Path) -> EngineService:

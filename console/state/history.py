@@ -129,23 +129,6 @@ class HostRecord:
 
 
 @dataclass
-class VerdictRecord:
-    deploy_id: str
-    metric: str
-    verdict: str
-    summary: str
-    ts: float
-    dry_run: bool = False
-    final: bool = False
-    baseline: float | None = None
-    current: float | None = None
-    change: float | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-@dataclass
 class AuditRecord:
     """One lock action: who took, released or forced the lock of an environment."""
 
@@ -184,7 +167,7 @@ class DeployRecord:
     message: str = ""
     phases: dict[str, float] = field(default_factory=dict)
     hosts: list[HostRecord] = field(default_factory=list)
-    verdicts: list[VerdictRecord] = field(default_factory=list)
+    verdicts: list[WatchVerdict] = field(default_factory=list)
 
     @property
     def state(self) -> str:
@@ -201,7 +184,7 @@ class DeployRecord:
         """A JSON-able dict for `invoke history --json`."""
         data = asdict(self)
         data["hosts"] = [h.to_dict() for h in self.hosts]
-        data["verdicts"] = [v.to_dict() for v in self.verdicts]
+        data["verdicts"] = [asdict(v) for v in self.verdicts]
         data["state"] = self.state
         return data
 
@@ -251,8 +234,9 @@ def _host(row: sqlite3.Row) -> HostRecord:
     )
 
 
-def _verdict(row: sqlite3.Row) -> VerdictRecord:
-    return VerdictRecord(
+def _verdict(row: sqlite3.Row) -> WatchVerdict:
+    """A stored verdict as the event it was recorded from."""
+    return WatchVerdict(
         deploy_id=row["deploy_id"],
         metric=row["metric"],
         verdict=row["verdict"],
@@ -593,7 +577,7 @@ class History:
                 marks.append((d.ended, f"{what} {d.result}"))
         return sorted(marks)
 
-    def verdicts(self, deploy_id: str, *, final_only: bool = False) -> list[VerdictRecord]:
+    def verdicts(self, deploy_id: str, *, final_only: bool = False) -> list[WatchVerdict]:
         extra = " AND final = 1" if final_only else ""
         rows = self._read(f"SELECT * FROM verdicts WHERE deploy_id = ?{extra} ORDER BY ts, id", (deploy_id,))
         return [_verdict(r) for r in rows]
