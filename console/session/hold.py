@@ -52,7 +52,7 @@ class Session:
         private_dir(inventory.state_dir)
         self.history = History(inventory.state_dir)
         self.log = EventLog(inventory.state_dir)
-        self.lock = Lock(inventory.state_dir, inventory.environment)
+        self.lock = Lock(inventory.state_dir, inventory.environment, audit=self.history)
 
     def pipeline(
         self, emit: Subscriber = _ignore, stop: threading.Event | None = None, *, connect: Connect | None = None
