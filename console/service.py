@@ -5,6 +5,10 @@ a preview of a deploy, starting a deploy as its own process, following any runni
 deploy through its event log, history, the lock, metric series and deploy markers.
 Keeping this Textual-free means every console feature is testable without a screen, and
 the TUI stays a renderer of what the engine says.
+
+The console may import only this module of the engine's upper layers (besides
+`console.core` and `console.config`), so the records its calls return are re-exported
+here (`__all__`): the console and its test fake use these very classes.
 """
 
 from __future__ import annotations
@@ -22,10 +26,23 @@ from console.pipeline.plan import DeployRequest
 from console.session.detach import start_detached
 from console.session.hold import Session, current_user
 from console.session.runs import ensure_statsd
-from console.state.history import DeployRecord
+from console.state.history import DeployRecord, HostRecord
 from console.state.lock import LockInfo
 from console.trunk.checkout import Checkout
+from console.trunk.ddl import DdlHit
 from console.trunk.queue import Change, included, pending_changes, refusals
+
+__all__ = [
+    "Change",
+    "DdlHit",
+    "DeployRecord",
+    "EngineService",
+    "HostRecord",
+    "KeyMetric",
+    "LockInfo",
+    "Preview",
+    "open_service",
+]
 
 #: A console refreshes its queue often; trunk is fetched at most this often.
 FETCH_EVERY = 10.0

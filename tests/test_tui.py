@@ -4,21 +4,26 @@ from __future__ import annotations
 
 import asyncio
 import functools
+from dataclasses import replace
 
 import pytest
+from textual.color import Color
 from textual.widgets import Button, RichLog, TabbedContent
 
 from console.core.errors import ConsoleError
+from console.core.progress import HOST_STATES
 from console.tui.feed import DeployFeed
 from console.tui.screens.confirm_deploy import ConfirmDeploy
 from console.tui.screens.deploy_detail import DeployDetailScreen
 from console.tui.screens.host_detail import HostDetailScreen
 from console.tui.screens.lock import LockScreen
+from console.tui.theme import DEFAULT_PALETTE, THEME, palette
 from console.tui.widgets.commit_detail import CommitDetail
 from console.tui.widgets.fleet_grid import FleetGrid
 from console.tui.widgets.fleet_legend import FleetLegend
 from console.tui.widgets.host_card import HostCard
 from console.tui.widgets.status_header import StatusHeader
+from console.tui.workers import failure_line
 from support.tui_fixtures import NOW, FakeService, LockInfo, cut_at, make_app, sample_queue, script_deploy
 
 pytestmark = pytest.mark.timeout(60)
@@ -276,3 +281,54 @@ def test_service_errors_are_console_errors():
     service = FakeService(hosts=5)
     with pytest.raises(ConsoleError):
         service.follow("nope", None).__next__()
+
+
+@pilot_test
+async def test_a_failed_call_is_one_line_on_every_screen_and_the_console_goes_on():
+    service = FakeService(hosts=10)
+
+    def broken(*args, **kwargs):
+        raise OSError("database disk image is malformed\nsecond line")
+
+    service.history = broken
+    app = make_app(service)
+    async with app.run_test(size=(120, 40)) as pilot:
+        expected = "OSError: database disk image is malformed"
+        await until(pilot, lambda: any(n.message == expected for n in app._notifications))
+        assert all("second line" not in n.message for n in app._notifications)
+        # the deploy detail, a dialog of its own, reports a failure the same way
+        service.history = FakeService(hosts=10).history
+        service.events = broken
+        await pilot.press("r", "4")
+        await until(pilot, lambda: app.console_screen.query_one("HistoryTable").row_count == 3)
+        app.clear_notifications()
+        await pilot.press("enter")
+        await until(pilot, lambda: isinstance(app.screen, DeployDetailScreen))
+        await until(pilot, lambda: any(n.message == expected for n in app._notifications))
+        assert app.is_running
+
+
+def test_failure_line_is_one_printable_line():
+    assert failure_line(ConsoleError("locked by grace since 10:02: hotfix")) == "locked by grace since 10:02: hotfix"
+    assert failure_line(KeyError("web007")) == "KeyError: 'web007'"
+    assert failure_line(RuntimeError()) == "RuntimeError"
+    assert failure_line(ConsoleError("bad \x1b[2Jsubject\nnext")) == "bad \\x1b[2Jsubject"
+
+
+@pilot_test
+async def test_the_console_theme_declares_every_colour_the_code_uses():
+    assert set(DEFAULT_PALETTE.hosts) == set(HOST_STATES)
+    for name, value in THEME.variables.items():
+        Color.parse(value)  # usable as $name in console.tcss
+        assert name.startswith(("console-", "host-")), name
+    app = make_app(FakeService(hosts=10))
+    async with app.run_test(size=(120, 40)) as pilot:
+        assert app.current_theme.name == "deploy-console"
+        header = app.console_screen.query_one(StatusHeader)
+        assert palette(header) == DEFAULT_PALETTE
+        # code reads its colours from the theme: a theme that sets one recolours the grid
+        app.register_theme(replace(THEME, name="red-hosts", variables={**THEME.variables, "host-verified": "#ff0000"}))
+        app.theme = "red-hosts"
+        await pilot.pause(0.1)
+        assert palette(header).host("verified") == "#ff0000"
+        assert palette(header).ok == DEFAULT_PALETTE.ok

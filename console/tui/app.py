@@ -1,8 +1,13 @@
 """The deploy console application.
 
 `ConsoleApp(service=...)` takes any object that satisfies `console.tui.backend.ConsoleService`
-(the engine's `console.service`, or the fake in the tests). `clock` is injectable so
-snapshot tests render no wall-clock time.
+(the engine's `console.service`, the fake in the tests, the bench's synthetic service).
+`clock` is injectable so snapshot tests render no wall-clock time.
+
+The app holds what every screen shares: the service, the clock and the intervals, the
+styles (`console.tcss`) and the theme (`console.tui.theme`), and the one place a failed
+worker is shown to the person (`on_worker_state_changed`). Screens and widgets that need
+these declare `app = getters.app(ConsoleApp)` for the type checker.
 """
 
 from __future__ import annotations
@@ -12,14 +17,18 @@ from collections.abc import Callable
 
 from textual.app import App
 from textual.binding import Binding
+from textual.worker import Worker, WorkerState
 
 from console.tui.backend import ConsoleService
 from console.tui.screens.console import ConsoleScreen
+from console.tui.theme import DEFAULT_PALETTE, THEME
+from console.tui.workers import failure_line
 
 
 class ConsoleApp(App[None]):
     """Queue, deploy, fleet grid, key metrics and history for one environment."""
 
+    CSS_PATH = "console.tcss"
     TITLE = "deploy console"
     BINDINGS = [Binding("q", "quit", "Quit"), Binding("ctrl+c", "quit", "Quit", show=False)]
 
@@ -34,6 +43,8 @@ class ConsoleApp(App[None]):
         metrics_window: float = 900.0,
     ) -> None:
         super().__init__()
+        self.register_theme(THEME)
+        self.theme = THEME.name
         self.service = service
         self.clock = clock
         self.flush_interval = flush_interval
@@ -42,6 +53,10 @@ class ConsoleApp(App[None]):
         self.metrics_window = metrics_window
         self.title = f"deploy console: {service.environment}"
 
+    def get_theme_variable_defaults(self) -> dict[str, str]:
+        """The console's colours, for a theme that does not set them."""
+        return DEFAULT_PALETTE.variables()
+
     def get_default_screen(self) -> ConsoleScreen:
         return ConsoleScreen()
 
@@ -49,3 +64,9 @@ class ConsoleApp(App[None]):
     def console_screen(self) -> ConsoleScreen:
         """The main screen (also while a dialog is open)."""
         return next(s for s in self.screen_stack if isinstance(s, ConsoleScreen))
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        """Every failed call to the service, from any screen, as one notification line."""
+        error = event.worker.error
+        if event.state is WorkerState.ERROR and error is not None:
+            self.notify(failure_line(error), severity="error", timeout=8, markup=False)

@@ -1,9 +1,11 @@
 """What the console needs from the engine: the `ConsoleService` protocol.
 
-The real service (`console.service`) is Textual-free and blocking; the console calls
-every method from a `@work(thread=True)` worker, never from the event loop. Domain
-objects (changes, previews, deploy records, lock info) are used by attribute only, so
-a test double made of small dataclasses works as well as the engine's own classes.
+The real service (`console.service.EngineService`) is Textual-free and blocking; the
+console calls every method from a thread worker (`console.tui.workers.service_worker`),
+never from the event loop. The protocol is typed with the engine's own records, which
+`console.service` re-exports: the test fake (`tests/support/tui_fixtures.py`) and the
+bench service (`console.tui.bench`) build those same classes, so a field the console reads
+is a field the engine fills.
 
 Every method may raise `console.core.errors.ConsoleError` with a one-line message; the
 console shows that line as a notification.
@@ -13,32 +15,26 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from typing import Any, Protocol, runtime_checkable
+from typing import Protocol
 
-from console.config.inventory import KeyMetric
 from console.core.events import Event, WatchVerdict
-
-# Attribute-level shapes, for readers (the engine's classes carry at least these names):
-#   Change:       sha, short, author, email, time, subject, files, approved, reviewers, ddl, merge
-#   DdlHit:       file, line, text, why
-#   Preview:      target, commits, refusals, hosts, chunks, chunk_size, strategy, rolling,
-#                 allowed_failures
-#   DeployRecord: id, action, user, previous_revision, revision, started, ended, result,
-#                 message, commits (and, when known, verdict)
-#   LockInfo:     who, reason, since, pid, stale
-Change = Any
-Preview = Any
-DeployRecord = Any
-LockInfo = Any
+from console.service import Change, DeployRecord, KeyMetric, LockInfo, Preview
 
 
-@runtime_checkable
 class ConsoleService(Protocol):
     """One environment's deploy engine, as the console sees it. Every call blocks."""
 
-    environment: str
-    host_names: tuple[str, ...]
-    key_metrics: tuple[KeyMetric, ...]
+    @property
+    def environment(self) -> str:
+        """The environment this console deploys to."""
+
+    @property
+    def host_names(self) -> tuple[str, ...]:
+        """Every host of the inventory, in its order."""
+
+    @property
+    def key_metrics(self) -> tuple[KeyMetric, ...]:
+        """The key metrics watched after a deploy."""
 
     def live_revision(self) -> str | None:
         """The commit the fleet serves now, or None before the first deploy."""
@@ -83,32 +79,3 @@ class ConsoleService(Protocol):
 
     def verdicts(self, deploy_id: str) -> list[WatchVerdict]:
         """The watch verdicts of a deploy, oldest first."""
-
-
-def ago(seconds: float) -> str:
-    """`42s`, `5m`, `3h`, `2d`: how long ago, compactly."""
-    seconds = max(0, int(seconds))
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size:
-            return f"{seconds // size}{unit}"
-    return f"{seconds}s"
-
-
-def duration(seconds: float | None) -> str:
-    """`1m 52s` or `9.3s`."""
-    if seconds is None:
-        return "-"
-    if seconds < 60:
-        return f"{seconds:.1f}s"
-    minutes, rest = divmod(round(seconds), 60)
-    return f"{minutes}m {rest:02d}s"
-
-
-def human_bytes(n: int) -> str:
-    """`0 B`, `12.3 KB`, `4.5 MB`."""
-    size = float(n)
-    for unit in ("B", "KB", "MB", "GB"):
-        if size < 1024 or unit == "GB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{n} B"

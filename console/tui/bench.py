@@ -17,14 +17,16 @@ import threading
 import time
 from collections.abc import Iterator
 
-from console.config.inventory import KeyMetric
-from console.core.events import PHASES, DeployStarted, Event, HostDone, HostProgress, PhaseStarted
+from console.core.errors import ConsoleError
+from console.core.events import PHASES, DeployStarted, Event, HostDone, HostProgress, PhaseStarted, WatchVerdict
+from console.service import Change, DeployRecord, KeyMetric, LockInfo, Preview
 
 FLEET_PHASES = ("sync-assets", "sync-code", "activate", "restart", "verify")
 
 
 class BenchService:
-    """A console service with no engine behind it: `follow()` is a paced synthetic stream."""
+    """A `ConsoleService` with no engine behind it: `follow()` is a paced synthetic stream,
+    everything else is empty (a bench deploys nothing)."""
 
     def __init__(self, hosts: int, rate: float) -> None:
         self.environment = "bench"
@@ -37,14 +39,14 @@ class BenchService:
     def live_revision(self) -> str | None:
         return "0" * 40
 
-    def queue(self) -> list:
+    def queue(self) -> list[Change]:
         return []
 
-    def preview(self, sha: str):
-        raise NotImplementedError
+    def preview(self, sha: str) -> Preview:
+        raise ConsoleError("the bench deploys nothing")
 
     def start_deploy(self, sha: str, override: str | None = None) -> str:
-        raise NotImplementedError
+        raise ConsoleError("the bench deploys nothing")
 
     def running_deploy(self) -> str | None:
         return None
@@ -87,10 +89,10 @@ class BenchService:
     def events(self, deploy_id: str) -> list[Event]:
         return []
 
-    def history(self, limit: int = 50) -> list:
+    def history(self, limit: int = 50) -> list[DeployRecord]:
         return []
 
-    def lock_status(self):
+    def lock_status(self) -> LockInfo | None:
         return None
 
     def take_lock(self, reason: str) -> None:
@@ -99,13 +101,15 @@ class BenchService:
     def release_lock(self) -> None:
         pass
 
-    def metric_series(self, metric, start, end, step):
+    def metric_series(
+        self, metric: KeyMetric, start: float, end: float, step: float
+    ) -> list[tuple[float, float | None]]:
         return []
 
-    def markers(self, since: float) -> list:
+    def markers(self, since: float) -> list[tuple[float, str]]:
         return []
 
-    def verdicts(self, deploy_id: str) -> list:
+    def verdicts(self, deploy_id: str) -> list[WatchVerdict]:
         return []
 
 

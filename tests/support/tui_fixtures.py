@@ -1,8 +1,9 @@
 """A deterministic fake of the console service, for Pilot and snapshot tests.
 
 Everything is fixed: the clock (`NOW`), the queue, the history, the metric samples and
-the scripted event stream of a deploy. Domain objects are small dataclasses with the
-attribute names of the engine's classes (the console uses attributes only).
+the scripted event stream of a deploy. Every record is the engine's own class, as
+`console.service` exports it to the console, so the fake cannot carry a field the real
+service lacks.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from console.config.inventory import KeyMetric
 from console.core.errors import ConsoleError
 from console.core.events import (
     PHASES,
@@ -28,129 +28,114 @@ from console.core.events import (
     PhaseStarted,
     WatchVerdict,
 )
+from console.core.text import short
+from console.service import Change, DdlHit, DeployRecord, KeyMetric, LockInfo, Preview
 
 NOW = 1_700_000_000.0
 FLEET_PHASES = ("sync-assets", "sync-code", "activate", "restart", "verify", "cleanup")
-
-
-@dataclass(frozen=True)
-class DdlHit:
-    file: str
-    line: int
-    text: str
-    why: str
-
-
-@dataclass(frozen=True)
-class Change:
-    sha: str
-    subject: str
-    author: str
-    time: float
-    approved: bool = True
-    files: tuple[str, ...] = ()
-    reviewers: tuple[str, ...] = ()
-    ddl: tuple[DdlHit, ...] = ()
-    merge: bool = False
-    email: str = ""
-
-    @property
-    def short(self) -> str:
-        return self.sha[:7]
-
-
-@dataclass
-class Preview:
-    target: Change
-    commits: list[Change]
-    refusals: list[str]
-    hosts: int
-    chunks: int
-    chunk_size: int
-    strategy: str = "chunked"
-    rolling: bool = False
-    allowed_failures: int = 0
-
-
-@dataclass
-class DeployRecord:
-    id: str
-    action: str
-    user: str
-    previous_revision: str | None
-    revision: str
-    started: float
-    ended: float | None
-    result: str | None
-    message: str = ""
-    commits: int = 1
-    verdict: str | None = None
-
-
-@dataclass
-class LockInfo:
-    who: str
-    reason: str
-    since: float
-    pid: int = 0
-    stale: bool = False
 
 
 def _sha(n: int) -> str:
     return f"{n:02x}" + "".join(f"{(n * 7 + i * 13) % 16:x}" for i in range(38))
 
 
+def _change(
+    n: int,
+    subject: str,
+    author: str,
+    age: float,
+    *,
+    approved: bool = True,
+    files: tuple[str, ...] = (),
+    reviewers: tuple[str, ...] = (),
+    ddl: tuple[DdlHit, ...] = (),
+) -> Change:
+    """Commit number `n` of the sample queue, authored `age` seconds before NOW."""
+    sha = _sha(n)
+    email = f"{author.split()[0].lower()}@shop.example"
+    return Change(sha, short(sha), author, email, int(NOW - age), subject, files, approved, reviewers, ddl, False)
+
+
 def sample_queue() -> list[Change]:
     """Five undeployed commits, oldest first: three reviewed, one not, one with DDL."""
-    m = lambda a: f"{a.split()[0].lower()}@shop.example"  # noqa: E731
-    changes = [
-        Change(
-            _sha(1),
+    gift_wrap = DdlHit("migrations/0002_add_gift_wrap.sql", 1, "ALTER TABLE orders ADD gift_wrap bool", "statement")
+    return [
+        _change(
+            1,
             "Cache the product grid per category",
             "Ada Lovelace",
-            NOW - 3300,
-            True,
-            ("shop/catalog.py", "shop/pages.py"),
-            ("grace",),
+            3300,
+            files=("shop/catalog.py", "shop/pages.py"),
+            reviewers=("grace",),
         ),
-        Change(
-            _sha(2),
+        _change(
+            2,
             "Checkout: show the delivery estimate",
             "Grace Hopper",
-            NOW - 2400,
-            True,
-            ("shop/checkout.py", "assets/js/checkout.js", "assets/css/checkout.css"),
-            ("ada",),
+            2400,
+            files=("shop/checkout.py", "assets/js/checkout.js", "assets/css/checkout.css"),
+            reviewers=("ada",),
         ),
-        Change(
-            _sha(3),
+        _change(
+            3,
             "Faster sprite sheet for the header",
             "Linus Pauling",
-            NOW - 1500,
-            True,
-            ("assets/img/sprite.png", "assets/css/header.css"),
-            ("ada", "grace"),
+            1500,
+            files=("assets/img/sprite.png", "assets/css/header.css"),
+            reviewers=("ada", "grace"),
         ),
-        Change(_sha(4), "Try a bolder buy button", "Ken Thompson", NOW - 900, False, ("assets/css/buttons.css",)),
-        Change(
-            _sha(5),
+        _change(4, "Try a bolder buy button", "Ken Thompson", 900, approved=False, files=("assets/css/buttons.css",)),
+        _change(
+            5,
             "Add gift wrap",
             "Barbara Liskov",
-            NOW - 300,
-            True,
-            ("migrations/0002_add_gift_wrap.sql", "shop/checkout.py"),
-            ("ken",),
-            (
-                DdlHit(
-                    "migrations/0002_add_gift_wrap.sql",
-                    1,
-                    "ALTER TABLE orders ADD gift_wrap bool",
-                    "schema change: DDL goes through its own process",
-                ),
-            ),
+            300,
+            files=("migrations/0002_add_gift_wrap.sql", "shop/checkout.py"),
+            reviewers=("ken",),
+            ddl=(gift_wrap,),
         ),
     ]
-    return [Change(**{**c.__dict__, "email": m(c.author)}) for c in changes]
+
+
+def _record(
+    deploy_id: str,
+    user: str,
+    previous: str,
+    revision: str,
+    age: float,
+    took: float,
+    result: str,
+    message: str,
+    commits: int,
+    verdict: str,
+    *,
+    action: str = "deploy",
+) -> DeployRecord:
+    """A finished deploy that started `age` seconds before NOW, with one checkouts verdict."""
+    started = NOW - age
+    return DeployRecord(
+        id=deploy_id,
+        environment="production",
+        action=action,
+        user=user,
+        started=started,
+        previous_revision=previous,
+        revision=revision,
+        commits=commits,
+        ended=started + took,
+        seconds=took,
+        result=result,
+        message=message,
+        verdicts=[
+            WatchVerdict(
+                deploy_id,
+                metric="checkouts/min",
+                verdict=verdict,
+                summary=f"checkouts/min {verdict}",
+                ts=started + took + 60,
+            )
+        ],
+    )
 
 
 def script_deploy(
@@ -292,45 +277,17 @@ class FakeService:
         self.follow_delay = 0.0  # seconds between events in follow()
         self.started: list[tuple[str, str | None]] = []
         self._next = 42
+        # `History.deploys()` leaves `verdicts` empty today (issue 13, item 5); these records
+        # carry them as `History.get()` fills them, so the History tab shows its verdict column.
         self.records: list[DeployRecord] = [
-            DeployRecord(
-                "d-0041",
-                "deploy",
-                "grace",
-                _sha(40),
-                "0badc0de" * 5,
-                NOW - 600,
-                NOW - 512,
-                "ok",
-                "deployed by grace, took 88 s",
-                2,
-                "ok",
+            _record(
+                "d-0041", "grace", _sha(40), "0badc0de" * 5, 600, 88, "ok", "deployed by grace, took 88 s", 2, "ok"
             ),
-            DeployRecord(
-                "d-0040",
-                "deploy",
-                "ken",
-                _sha(39),
-                _sha(40),
-                NOW - 5400,
-                NOW - 5290,
-                "partial",
-                "2 hosts failed: web017, web230",
-                1,
-                "ok",
+            _record(
+                "d-0040", "ken", _sha(39), _sha(40), 5400, 110, "partial", "2 hosts failed: web017, web230", 1, "ok"
             ),
-            DeployRecord(
-                "d-0039",
-                "switch",
-                "ada",
-                _sha(38),
-                _sha(39),
-                NOW - 9000,
-                NOW - 8990,
-                "ok",
-                "switched back",
-                0,
-                "degraded",
+            _record(
+                "d-0039", "ada", _sha(38), _sha(39), 9000, 10, "ok", "switched back", 0, "degraded", action="switch"
             ),
         ]
         self.streams["d-0041"] = script_deploy("d-0041", self.host_names, "0badc0de" * 5, t0=NOW - 600)
@@ -358,7 +315,17 @@ class FakeService:
             for hit in c.ddl:
                 refusals.append(f"{c.short} {c.subject}: DDL {hit.file}:{hit.line} {hit.text}")
         n = len(self.host_names)
-        return Preview(included[-1], included, refusals, n, math.ceil(n / 10), 10, allowed_failures=max(1, n // 50))
+        return Preview(
+            target=included[-1],
+            commits=included,
+            refusals=refusals,
+            hosts=n,
+            chunks=math.ceil(n / 10),
+            chunk_size=10,
+            strategy="chunked",
+            rolling=False,
+            allowed_failures=max(1, n // 50),
+        )
 
     def start_deploy(self, sha: str, override: str | None = None) -> str:
         self.calls.append(f"start_deploy {sha[:7]} {override!r}")

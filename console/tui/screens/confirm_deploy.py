@@ -4,7 +4,6 @@ why, and an override reason when the range is refused."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from rich.text import Text
 from textual import on
@@ -14,6 +13,8 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Static
 
+from console.service import Preview
+from console.tui.theme import palette
 from console.tui.widgets.queue_table import blocked_reason
 
 
@@ -28,55 +29,21 @@ class DeployChoice:
 class ConfirmDeploy(ModalScreen[DeployChoice | None]):
     """Shows a `Preview` and asks to confirm (escape cancels)."""
 
-    DEFAULT_CSS = """
-    ConfirmDeploy {
-        align: center middle;
-    }
-    ConfirmDeploy > Vertical {
-        width: 96;
-        max-width: 95%;
-        height: auto;
-        max-height: 90%;
-        border: thick $primary;
-        background: $surface;
-        padding: 0 1;
-    }
-    ConfirmDeploy.-refused > Vertical {
-        border: thick $error;
-    }
-    ConfirmDeploy #plan {
-        height: auto;
-    }
-    ConfirmDeploy #commits {
-        height: auto;
-        max-height: 12;
-    }
-    ConfirmDeploy #refusals {
-        height: auto;
-        color: $error;
-    }
-    ConfirmDeploy #buttons {
-        height: auto;
-        align-horizontal: right;
-        margin-top: 1;
-    }
-    ConfirmDeploy Button {
-        margin-left: 2;
-    }
-    """
-
     BINDINGS = [Binding("escape", "cancel", "Cancel")]
 
-    def __init__(self, preview: Any) -> None:
+    def __init__(self, preview: Preview) -> None:
         super().__init__()
         self.preview = preview
         self.refused = bool(preview.refusals)
 
     def compose(self) -> ComposeResult:
+        colors = palette(self)
         p = self.preview
         target = p.target
         with Vertical():
-            yield Label(Text.assemble(("Deploy ", "bold"), (target.short, "bold #00afd7"), " ", target.subject))
+            yield Label(
+                Text.assemble(("Deploy ", "bold"), (target.short, f"bold {colors.commit}"), " ", target.subject)
+            )
             plan = Text()
             n = len(p.commits)
             plan.append(f"{n} commit{'s' if n != 1 else ''}", style="bold")
@@ -88,12 +55,12 @@ class ConfirmDeploy(ModalScreen[DeployChoice | None]):
             commits = Text()
             for c in reversed(list(p.commits)):
                 why = blocked_reason(c)
-                commits.append("  ✘ " if why else "  ✔ ", style="bold #ff3f3f" if why else "#5fd75f")
-                commits.append(f"{c.short} ", style="#00afd7")
+                commits.append("  ✘ " if why else "  ✔ ", style=f"bold {colors.failed}" if why else colors.ok)
+                commits.append(f"{c.short} ", style=colors.commit)
                 commits.append(f"{c.subject}  ")
                 commits.append(c.author, style="dim")
                 if why:
-                    commits.append(f"  {why}", style="bold #ff3f3f")
+                    commits.append(f"  {why}", style=f"bold {colors.failed}")
                 commits.append("\n")
             with VerticalScroll(id="commits"):
                 yield Static(commits)

@@ -2,48 +2,38 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from rich.text import Text
-from textual import on, work
+from textual import getters, on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import DataTable, Static
 
-from console.core.errors import ConsoleError
 from console.core.events import PHASES
 from console.core.progress import DeployView
 from console.core.text import short
-from console.tui.backend import duration, human_bytes
+from console.tui.format import duration, human_bytes
 from console.tui.screens.host_detail import HostDetailScreen
-from console.tui.widgets.fleet_grid import STATE_COLORS, FleetGrid
+from console.tui.theme import palette
+from console.tui.widgets.fleet_grid import FleetGrid
 from console.tui.widgets.fleet_legend import FleetLegend
 from console.tui.widgets.phase_bars import PhaseBars
+from console.tui.workers import service_worker
+
+if TYPE_CHECKING:
+    from console.tui.app import ConsoleApp
 
 
 class DeployDetailScreen(ModalScreen[None]):
     """Loads a deploy's events in a worker and shows its hosts (escape closes)."""
 
-    DEFAULT_CSS = """
-    DeployDetailScreen {
-        align: center middle;
-    }
-    DeployDetailScreen > Vertical {
-        width: 95%;
-        height: 95%;
-        border: thick $primary;
-        background: $surface;
-    }
-    DeployDetailScreen #summary {
-        height: auto;
-        padding: 0 1;
-    }
-    DeployDetailScreen DataTable {
-        height: 1fr;
-    }
-    """
-
     BINDINGS = [Binding("escape,q", "close", "Close")]
+
+    if TYPE_CHECKING:
+        app = getters.app(ConsoleApp)
 
     def __init__(self, deploy_id: str) -> None:
         super().__init__()
@@ -65,17 +55,13 @@ class DeployDetailScreen(ModalScreen[None]):
             table.add_column(label, key=label, width=width)
         self._load()
 
-    @work(thread=True, exclusive=True)
+    @service_worker("deploy-detail")
     def _load(self) -> None:
-        try:
-            events = self.app.service.events(self.deploy_id)  # type: ignore[attr-defined]
-        except ConsoleError as err:
-            self.app.call_from_thread(self.notify, str(err), severity="error")
-            return
-        view = DeployView.of(events)
+        view = DeployView.of(self.app.service.events(self.deploy_id))
         self.app.call_from_thread(self._show, view)
 
     def _show(self, view: DeployView) -> None:
+        colors = palette(self)
         self.view = view
         s, d = view.started, view.done
         text = Text()
@@ -86,7 +72,7 @@ class DeployDetailScreen(ModalScreen[None]):
             )
             text.append(f", strategy {s.strategy}")
             if s.override:
-                text.append(f"\noverride: {s.override}", style="bold #ff8700")
+                text.append(f"\noverride: {s.override}", style=f"bold {colors.attention}")
         if d is not None:
             text.append(f"\nresult {d.result}", style="bold")
             text.append(f" in {duration(d.seconds)}")
@@ -97,7 +83,7 @@ class DeployDetailScreen(ModalScreen[None]):
         for verdict in view.verdicts.values():
             text.append(
                 f"\n{verdict.metric}: {verdict.verdict} ({verdict.summary})",
-                style="#ff3f3f" if verdict.verdict == "degraded" else "#5fd75f",
+                style=colors.failed if verdict.verdict == "degraded" else colors.ok,
             )
         self.query_one("#summary", Static).update(text)
         grid = self.query_one(FleetGrid)
@@ -113,11 +99,11 @@ class DeployDetailScreen(ModalScreen[None]):
         for host in sorted(view.hosts.values(), key=lambda h: (order.get(h.state, 1), h.name)):
             table.add_row(
                 host.name,
-                Text(host.state, style=STATE_COLORS.get(host.state, "")),
+                Text(host.state, style=colors.host(host.state)),
                 host.phase,
                 duration(sum(host.seconds.values())),
                 human_bytes(host.bytes),
-                Text(host.reason, style="#ff3f3f"),
+                Text(host.reason, style=colors.failed),
                 key=host.name,
             )
 

@@ -17,20 +17,6 @@ from console.tui.widgets.host_card import HostCard
 class HostDetailScreen(ModalScreen[None]):
     """Follows one host while it is open (escape closes)."""
 
-    DEFAULT_CSS = """
-    HostDetailScreen {
-        align: center middle;
-    }
-    HostDetailScreen > VerticalScroll {
-        width: 90;
-        max-width: 95%;
-        height: auto;
-        max-height: 90%;
-        border: thick $primary;
-        background: $surface;
-    }
-    """
-
     BINDINGS = [Binding("escape,enter,q", "close", "Close")]
 
     def __init__(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from rich.text import Text
 from textual import on
@@ -12,6 +11,9 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Static
+
+from console.service import LockInfo
+from console.tui.theme import palette
 
 
 @dataclass(frozen=True)
@@ -25,44 +27,23 @@ class LockRequest:
 class LockScreen(ModalScreen[LockRequest | None]):
     """Shows who holds the lock; takes it with a reason or releases it."""
 
-    DEFAULT_CSS = """
-    LockScreen {
-        align: center middle;
-    }
-    LockScreen > Vertical {
-        width: 72;
-        max-width: 95%;
-        height: auto;
-        border: thick $warning;
-        background: $surface;
-        padding: 0 1;
-    }
-    LockScreen #buttons {
-        height: auto;
-        align-horizontal: right;
-        margin-top: 1;
-    }
-    LockScreen Button {
-        margin-left: 2;
-    }
-    """
-
     BINDINGS = [Binding("escape", "cancel", "Cancel")]
 
-    def __init__(self, lock: Any | None) -> None:
+    def __init__(self, lock: LockInfo | None) -> None:
         super().__init__()
         self.holder = lock
 
     def compose(self) -> ComposeResult:
+        colors = palette(self)
         with Vertical():
             text = Text()
             if self.holder is None:
-                text.append("The lock is free. ", style="bold #5fd75f")
+                text.append("The lock is free. ", style=f"bold {colors.ok}")
                 text.append("Taking it stops every deploy, by people and automation, until released.")
             else:
-                text.append(f"Held by {self.holder.who}", style="bold #ff8700")
+                text.append(f"Held by {self.holder.who}", style=f"bold {colors.attention}")
                 text.append(f": {self.holder.reason}" if self.holder.reason else "")
-                if getattr(self.holder, "stale", False):
+                if self.holder.stale:
                     text.append("  (stale: its process is gone)", style="dim")
             yield Static(text)
             yield Input(placeholder="reason (why deploys must wait)", id="reason")

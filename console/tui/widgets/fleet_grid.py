@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 
 from rich.segment import Segment
 from rich.style import Style
@@ -20,33 +21,14 @@ from textual.reactive import reactive
 from textual.strip import Strip
 from textual.widget import Widget
 
-#: One colour per host state, shared by the grid, the legend and the host detail.
-STATE_COLORS: dict[str, str] = {
-    "waiting": "#6c6c6c",
-    "assets": "#5f87ff",
-    "staged": "#00afd7",
-    "switching": "#d7af00",
-    "restarting": "#d787ff",
-    "verified": "#5fd75f",
-    "failed": "#ff3f3f",
-}
+from console.tui.theme import Palette, palette
+
 CELL = "■"
 CURSOR = "◆"
 
 
 class FleetGrid(Widget, can_focus=True):
     """Every host of the fleet as one coloured cell; cursor keys move, enter opens."""
-
-    DEFAULT_CSS = """
-    FleetGrid {
-        height: auto;
-        min-height: 1;
-        padding: 0 1;
-    }
-    FleetGrid:focus {
-        background: $boost;
-    }
-    """
 
     BINDINGS = [
         Binding("left", "move(-1)", "Prev host", show=False),
@@ -62,26 +44,24 @@ class FleetGrid(Widget, can_focus=True):
     cursor: reactive[int] = reactive(0, layout=False)
     """Index of the highlighted host."""
 
+    @dataclass
     class HostHighlighted(Message):
         """The cursor moved to a host."""
 
-        def __init__(self, grid: FleetGrid, host: str, state: str) -> None:
-            super().__init__()
-            self.grid = grid
-            self.host = host
-            self.state = state
+        grid: FleetGrid
+        host: str
+        state: str
 
         @property
         def control(self) -> FleetGrid:
             return self.grid
 
+    @dataclass
     class HostSelected(Message):
         """A host was chosen (enter or click) to see its detail."""
 
-        def __init__(self, grid: FleetGrid, host: str) -> None:
-            super().__init__()
-            self.grid = grid
-            self.host = host
+        grid: FleetGrid
+        host: str
 
         @property
         def control(self) -> FleetGrid:
@@ -99,8 +79,9 @@ class FleetGrid(Widget, can_focus=True):
         self._hosts: list[str] = []
         self._states: list[str] = []
         self._index: dict[str, int] = {}
-        self._styles = {s: Style(color=c) for s, c in STATE_COLORS.items()}
-        self._cursor_styles = {s: Style(color="#ffffff", bgcolor=c, bold=True) for s, c in STATE_COLORS.items()}
+        self._palette: Palette | None = None
+        self._styles: dict[str, Style] = {}
+        self._cursor_styles: dict[str, Style] = {}
         self.set_hosts(hosts)
 
     # -- data ---------------------------------------------------------------------
@@ -147,7 +128,16 @@ class FleetGrid(Widget, can_focus=True):
     def get_content_height(self, container: Size, viewport: Size, width: int) -> int:
         return max(1, math.ceil(len(self._hosts) / max(1, width)))
 
+    def _cell_styles(self) -> None:
+        """Build a Rich style per host state once per palette (the theme's colours)."""
+        colors = palette(self)
+        if colors is not self._palette:
+            self._palette = colors
+            self._styles = {s: Style(color=c) for s, c in colors.hosts.items()}
+            self._cursor_styles = {s: Style(color=colors.cursor, bgcolor=c, bold=True) for s, c in colors.hosts.items()}
+
     def render_line(self, y: int) -> Strip:
+        self._cell_styles()
         cols = self.columns
         start = y * cols
         states = self._states[start : start + cols]

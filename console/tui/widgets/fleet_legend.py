@@ -9,18 +9,12 @@ from textual.reactive import reactive
 from textual.widget import Widget
 
 from console.core.progress import HOST_STATES
-from console.tui.widgets.fleet_grid import CELL, STATE_COLORS
+from console.tui.theme import palette
+from console.tui.widgets.fleet_grid import CELL
 
 
 class FleetLegend(Widget):
     """`■ waiting 12  ■ assets 30 …  of 500 hosts` on one line."""
-
-    DEFAULT_CSS = """
-    FleetLegend {
-        height: 1;
-        padding: 0 1;
-    }
-    """
 
     counts: reactive[dict[str, int]] = reactive(dict, always_update=True)
     """Hosts per state."""
@@ -40,9 +34,10 @@ class FleetLegend(Widget):
         self.counts = dict(counts)
 
     def render(self) -> Text:
+        colors = palette(self)
         text = Text()
         for state in HOST_STATES:
-            text.append(f"{CELL} ", style=STATE_COLORS[state])
+            text.append(f"{CELL} ", style=colors.host(state))
             text.append(f"{state} ")
             text.append(f"{self.counts.get(state, 0)}", style="bold")
             text.append("   ")

@@ -3,51 +3,47 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from dataclasses import dataclass
 
 from rich.text import Text
 from textual.message import Message
 from textual.widgets import DataTable
 
 from console.core.text import short
-from console.tui.backend import ago, duration
-
-RESULT_STYLES = {
-    "ok": "bold #5fd75f",
-    "partial": "bold #d7af00",
-    "failed": "bold #ff3f3f",
-    "aborted": "bold #ff8700",
-    "running": "bold #5f87ff",
-}
+from console.service import DeployRecord
+from console.tui.format import ago, duration
+from console.tui.theme import Palette, palette
 
 
-def verdict_of(record: Any) -> str:
-    """`degraded` if any key metric was, else `ok`, else '' (a record's `verdict`, or its `verdicts`)."""
-    verdict = getattr(record, "verdict", None)
-    if verdict:
-        return str(verdict)
-    found = [v.verdict for v in getattr(record, "verdicts", ()) or () if not getattr(v, "dry_run", False)]
+def verdict_of(record: DeployRecord) -> str:
+    """`degraded` if any key metric was (dry runs aside), else `ok`, else '' (no verdict yet)."""
+    found = [v.verdict for v in record.verdicts if not v.dry_run]
     if "degraded" in found:
         return "degraded"
     return "ok" if "ok" in found else ""
 
 
+def result_style(result: str, colors: Palette) -> str:
+    """The style of a deploy's result: ok, partial, failed, aborted or running."""
+    color = {
+        "ok": colors.ok,
+        "partial": colors.caution,
+        "failed": colors.failed,
+        "aborted": colors.attention,
+        "running": colors.running,
+    }.get(result)
+    return f"bold {color}" if color else ""
+
+
 class HistoryTable(DataTable):
     """One row per deploy, newest on top; enter opens its hosts."""
 
-    DEFAULT_CSS = """
-    HistoryTable {
-        height: 1fr;
-    }
-    """
-
+    @dataclass
     class DeployChosen(Message):
         """A deploy was opened."""
 
-        def __init__(self, table: HistoryTable, deploy_id: str) -> None:
-            super().__init__()
-            self.table = table
-            self.deploy_id = deploy_id
+        table: HistoryTable
+        deploy_id: str
 
         @property
         def control(self) -> HistoryTable:
@@ -71,30 +67,27 @@ class HistoryTable(DataTable):
         ):
             self.add_column(label, key=key, width=width)
 
-    def show(self, records: Sequence[Any], now: float) -> None:
+    def show(self, records: Sequence[DeployRecord], now: float) -> None:
+        colors = palette(self)
         keep = self.cursor_row
         self.clear()
         for rec in records:
-            ended = getattr(rec, "ended", None)
-            took = duration(ended - rec.started) if ended else "…"
-            result = getattr(rec, "result", None) or getattr(rec, "state", None) or "running"
+            took = duration(rec.ended - rec.started) if rec.ended else "…"
+            result = rec.result or "running"
             verdict = verdict_of(rec)
-            verdict_style = {"ok": "#5fd75f", "degraded": "bold #ff3f3f"}.get(verdict, "dim")
-            commits = getattr(rec, "commits", 0)
-            if isinstance(commits, (list, tuple)):
-                commits = len(commits)
+            verdict_style = {"ok": colors.ok, "degraded": f"bold {colors.failed}"}.get(verdict, "dim")
             self.add_row(
-                Text(str(rec.id), style="bold"),
+                Text(rec.id, style="bold"),
                 ago(now - rec.started) if now else "",
                 rec.user,
-                getattr(rec, "action", "deploy"),
+                rec.action,
                 f"{short(rec.previous_revision, '-')} → {short(rec.revision, '-')}",
-                str(commits),
+                str(rec.commits),
                 took,
-                Text(result, style=RESULT_STYLES.get(result, "")),
+                Text(result, style=result_style(result, colors)),
                 Text(verdict or "-", style=verdict_style),
-                getattr(rec, "message", "") or "",
-                key=str(rec.id),
+                rec.message,
+                key=rec.id,
             )
         if self.row_count:
             self.move_cursor(row=min(keep, self.row_count - 1))

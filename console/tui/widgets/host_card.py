@@ -9,8 +9,8 @@ from textual.widgets import Static
 
 from console.core.events import LOCAL_PHASES, PHASES
 from console.core.progress import HostView
-from console.tui.backend import duration, human_bytes
-from console.tui.widgets.fleet_grid import STATE_COLORS
+from console.tui.format import duration, human_bytes
+from console.tui.theme import palette
 
 
 def phase_state(host: HostView, phase: str) -> str:
@@ -27,13 +27,6 @@ def phase_state(host: HostView, phase: str) -> str:
 class HostCard(Static):
     """Renders a `HostView` for the host detail screen."""
 
-    DEFAULT_CSS = """
-    HostCard {
-        height: auto;
-        padding: 0 1;
-    }
-    """
-
     def __init__(self, *, name: str | None = None, id: str | None = None, classes: str | None = None) -> None:
         super().__init__("", name=name, id=id, classes=classes)
 
@@ -41,13 +34,19 @@ class HostCard(Static):
         if host is None:
             self.update(Text("This host takes no part in the deploy shown.", style="dim"))
             return
+        colors = palette(self)
         text = Text()
         text.append(f"{host.name}  ", style="bold")
-        text.append(f" {host.state} ", style=f"bold reverse {STATE_COLORS.get(host.state, 'white')}")
+        text.append(f" {host.state} ", style=f"bold reverse {colors.host(host.state)}")
         if deploy_id:
             text.append(f"  in {deploy_id}", style="dim")
         text.append("\n\n")
-        styles = {"done": "#5fd75f", "failed": "bold #ff3f3f", "working": "#5f87ff", "pending": "grey50"}
+        styles = {
+            "done": colors.ok,
+            "failed": f"bold {colors.failed}",
+            "working": colors.running,
+            "pending": colors.pending,
+        }
         for phase in phases:
             if phase in LOCAL_PHASES:
                 continue
@@ -64,12 +63,12 @@ class HostCard(Static):
         if host.message:
             text.append(f"\n  last: {host.message}", style="dim")
         if host.reason:
-            text.append("\n\n  error  ", style="bold #ff3f3f")
-            text.append(f"{host.phase}: {host.reason}", style="#ff3f3f")
+            text.append("\n\n  error  ", style=f"bold {colors.failed}")
+            text.append(f"{host.phase}: {host.reason}", style=colors.failed)
             if host.exit_code is not None:
                 text.append(f"  (exit {host.exit_code})", style="dim")
         if host.output:
             text.append("\n\n  last lines of output\n", style="bold")
             for line in host.output.splitlines()[-12:]:
-                text.append(f"  │ {line}\n", style="grey70")
+                text.append(f"  │ {line}\n", style=colors.output)
         self.update(text)

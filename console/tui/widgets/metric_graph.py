@@ -4,7 +4,6 @@ the watch verdict (ok / degraded, with numbers) beside it."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -12,28 +11,13 @@ from textual.containers import Horizontal
 from textual.widgets import Static
 from textual_plotext import PlotextPlot
 
-from console.config.inventory import KeyMetric
-
-VERDICT_STYLES = {"ok": "bold #5fd75f", "degraded": "bold #ff3f3f", "no data": "bold grey50"}
+from console.core.events import WatchVerdict
+from console.service import KeyMetric
+from console.tui.theme import PLOT_LINE, PLOT_MARKER, palette
 
 
 class MetricGraph(Horizontal):
     """A key metric over time, deploy markers, and its verdict."""
-
-    DEFAULT_CSS = """
-    MetricGraph {
-        height: 1fr;
-        min-height: 8;
-        border: round $primary-darken-2;
-    }
-    MetricGraph > PlotextPlot {
-        width: 1fr;
-    }
-    MetricGraph > .verdict {
-        width: 30;
-        padding: 0 1;
-    }
-    """
 
     def __init__(
         self, metric: KeyMetric, *, name: str | None = None, id: str | None = None, classes: str | None = None
@@ -50,7 +34,7 @@ class MetricGraph(Horizontal):
         self,
         series: Sequence[tuple[float, float | None]],
         markers: Sequence[tuple[float, str]],
-        verdict: Any | None,
+        verdict: WatchVerdict | None,
         now: float,
     ) -> None:
         """Draw the samples (x in minutes before `now`), the markers and the verdict."""
@@ -60,19 +44,20 @@ class MetricGraph(Horizontal):
         xs = [(t - now) / 60 for t, v in series if v is not None]
         ys = [v for t, v in series if v is not None]
         if xs:
-            plt.plot(xs, ys, marker="braille", color="cyan")
+            plt.plot(xs, ys, marker="braille", color=PLOT_LINE)
             start = (series[0][0] - now) / 60
             plt.xlim(start, 0)
             for t, _label in markers:
                 x = (t - now) / 60
                 if start <= x <= 0:
-                    plt.vline(x, "orange")
+                    plt.vline(x, PLOT_MARKER)
         plt.xlabel("minutes ago")
         plt.title(self.metric.name)
         plot.refresh()
         self.query_one(".verdict", Static).update(self._verdict_text(verdict, ys[-1] if ys else None))
 
-    def _verdict_text(self, verdict: Any | None, last: float | None) -> Text:
+    def _verdict_text(self, verdict: WatchVerdict | None, last: float | None) -> Text:
+        colors = palette(self)
         text = Text()
         unit = f" {self.metric.unit}" if self.metric.unit else ""
         text.append("now ", style="dim")
@@ -85,8 +70,9 @@ class MetricGraph(Horizontal):
             text.append("\nno verdict yet", style="dim")
             return text
         text.append("\n")
-        text.append(f" {verdict.verdict.upper()} ", style="reverse " + VERDICT_STYLES.get(verdict.verdict, "bold"))
-        if getattr(verdict, "final", False):
+        color = {"ok": colors.ok, "degraded": colors.failed, "no data": colors.pending}.get(verdict.verdict, "")
+        text.append(f" {verdict.verdict.upper()} ", style=f"reverse bold {color}".rstrip())
+        if verdict.final:
             text.append(" final", style="dim")
         text.append(f"\n{verdict.summary}\n")
         if verdict.baseline is not None and verdict.current is not None:

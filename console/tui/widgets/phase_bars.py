@@ -10,18 +10,12 @@ from textual.widget import Widget
 
 from console.core.events import LOCAL_PHASES, PHASES
 from console.core.progress import PhaseView
-from console.tui.backend import duration
+from console.tui.format import duration
+from console.tui.theme import palette
 
 
 class PhaseBars(Widget):
     """One line per phase: name, bar, done/total, state and seconds."""
-
-    DEFAULT_CSS = """
-    PhaseBars {
-        height: auto;
-        padding: 0 1;
-    }
-    """
 
     phases: reactive[dict[str, PhaseView]] = reactive(dict, always_update=True, layout=True)
     """Phase name -> its view."""
@@ -44,6 +38,7 @@ class PhaseBars(Widget):
         return len(self._names())
 
     def render(self) -> Text:
+        colors = palette(self)
         width = max(20, self.content_size.width)
         # name 13 + count 12 + state 9 + seconds 9 + failures 12
         bar_width = max(10, min(80, width - 13 - 12 - 9 - 9 - 12))
@@ -61,14 +56,14 @@ class PhaseBars(Widget):
                     done = total
             filled = round(bar_width * done / total) if total else 0
             failed = phase.failed
-            colour = {"pending": "grey50", "running": "#5f87ff", "done": "#5fd75f"}.get(phase.state, "white")
+            colour = {"running": colors.running, "done": colors.ok}.get(phase.state, colors.pending)
             if phase.state == "done" and failed:
-                colour = "#d7af00"
+                colour = colors.caution
             if i:
                 text.append("\n")
             text.append(f"{name:<12} ", style="bold" if phase.state == "running" else "")
             text.append("━" * filled, style=colour)
-            text.append("━" * (bar_width - filled), style="grey23")
+            text.append("━" * (bar_width - filled), style=colors.track)
             count = "local" if local else f"{done}/{phase.hosts or '-'}"
             text.append(f" {count:>11}")
             state = phase.state if not phase.skipped else "skipped"
@@ -76,7 +71,7 @@ class PhaseBars(Widget):
             if phase.state == "done":
                 text.append(f" {duration(phase.seconds):>8}", style="dim")
             if failed:
-                text.append(f"  {failed} failed", style="#ff3f3f")
+                text.append(f"  {failed} failed", style=colors.failed)
             if phase.skipped:
                 text.append(f"  {phase.skipped}", style="dim")
         return text

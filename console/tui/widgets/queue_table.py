@@ -3,22 +3,24 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from dataclasses import dataclass
 
 from rich.text import Text
 from textual.coordinate import Coordinate
 from textual.message import Message
 from textual.widgets import DataTable
 
-from console.tui.backend import ago
+from console.service import Change
+from console.tui.format import ago
+from console.tui.theme import palette
 
 
-def blocked_reason(change: Any) -> str:
+def blocked_reason(change: Change) -> str:
     """Why a commit can't go out in a normal deploy ('' when it can)."""
     reasons = []
-    if not getattr(change, "approved", False):
+    if not change.approved:
         reasons.append("not reviewed")
-    if getattr(change, "ddl", ()):
+    if change.ddl:
         reasons.append("DDL")
     return ", ".join(reasons)
 
@@ -26,20 +28,13 @@ def blocked_reason(change: Any) -> str:
 class QueueTable(DataTable):
     """Undeployed commits; the highlighted one is what `d` deploys."""
 
-    DEFAULT_CSS = """
-    QueueTable {
-        height: 1fr;
-    }
-    """
-
+    @dataclass
     class ChangeHighlighted(Message):
         """The cursor is on a commit; `included` is what a deploy of it would ship."""
 
-        def __init__(self, table: QueueTable, change: Any, included: list[Any]) -> None:
-            super().__init__()
-            self.table = table
-            self.change = change
-            self.included = included
+        table: QueueTable
+        change: Change
+        included: list[Change]
 
         @property
         def control(self) -> QueueTable:
@@ -47,7 +42,7 @@ class QueueTable(DataTable):
 
     def __init__(self, *, name: str | None = None, id: str | None = None, classes: str | None = None) -> None:
         super().__init__(name=name, id=id, classes=classes, cursor_type="row", zebra_stripes=True)
-        self.changes: list[Any] = []  # oldest first, as the service returns them
+        self.changes: list[Change] = []  # oldest first, as the service returns them
 
     def on_mount(self) -> None:
         self.add_column("review", key="review", width=10)
@@ -58,18 +53,18 @@ class QueueTable(DataTable):
         self.add_column("age", key="age", width=5)
 
     @property
-    def current(self) -> Any | None:
+    def current(self) -> Change | None:
         if not self.changes or self.row_count == 0:
             return None
         key = self.coordinate_to_cell_key(Coordinate(self.cursor_row, 0)).row_key.value
         return next((c for c in self.changes if c.sha == key), None)
 
-    def included(self, change: Any) -> list[Any]:
+    def included(self, change: Change) -> list[Change]:
         """The commits a deploy of `change` ships: every older queued commit and itself."""
         shas = [c.sha for c in self.changes]
         return self.changes[: shas.index(change.sha) + 1] if change.sha in shas else [change]
 
-    def newest_deployable(self) -> Any | None:
+    def newest_deployable(self) -> Change | None:
         """The newest commit whose deploy ships no blocked commit (None: the oldest is blocked)."""
         newest = None
         for change in self.changes:  # oldest first: every later commit ships this one too
@@ -78,23 +73,26 @@ class QueueTable(DataTable):
             newest = change
         return newest
 
-    def show(self, changes: Sequence[Any], now: float) -> None:
+    def show(self, changes: Sequence[Change], now: float) -> None:
         """Replace the rows, keeping the cursor on the same commit when it is still queued,
         else putting it on the newest commit that can go out without an override."""
+        colors = palette(self)
         keep = self.current.sha if self.current is not None else None
         self.changes = list(changes)
         self.clear()
         for change in reversed(self.changes):
-            approved = getattr(change, "approved", False)
-            review = Text("✔ reviewed", style="#5fd75f") if approved else Text("✘ review", style="bold #ff3f3f")
-            ddl = Text("DDL", style="bold reverse #ff8700") if getattr(change, "ddl", ()) else Text("")
-            subject = Text(change.subject, style="" if not blocked_reason(change) else "#a8a8a8")
-            if getattr(change, "merge", False):
+            if change.approved:
+                review = Text("✔ reviewed", style=colors.ok)
+            else:
+                review = Text("✘ review", style=f"bold {colors.failed}")
+            ddl = Text("DDL", style=f"bold reverse {colors.attention}") if change.ddl else Text("")
+            subject = Text(change.subject, style="" if not blocked_reason(change) else colors.blocked)
+            if change.merge:
                 subject = Text("⑂ ", style="dim") + subject
             self.add_row(
                 review,
                 ddl,
-                Text(change.short, style="bold #00afd7"),
+                Text(change.short, style=f"bold {colors.commit}"),
                 subject,
                 change.author,
                 ago(now - change.time) if now else "",

@@ -2,27 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from rich.text import Text
 from textual.reactive import reactive
 from textual.widget import Widget
 
 from console.core.text import short
-from console.tui.backend import ago
-from console.tui.widgets.fleet_grid import STATE_COLORS
+from console.service import LockInfo
+from console.tui.format import ago
+from console.tui.theme import palette
 
 
 class StatusHeader(Widget):
     """Two lines at the top of the console that say where things stand."""
-
-    DEFAULT_CSS = """
-    StatusHeader {
-        height: 2;
-        background: $panel;
-        padding: 0 1;
-    }
-    """
 
     environment: reactive[str] = reactive("")
     """The environment this console deploys to."""
@@ -30,7 +21,7 @@ class StatusHeader(Widget):
     revision: reactive[str | None] = reactive(None)
     """The commit the fleet serves now."""
 
-    lock_info: reactive[Any] = reactive(None, always_update=True)
+    lock_info: reactive[LockInfo | None] = reactive(None, always_update=True)
     """The lock holder (who, reason, since, stale) or None."""
 
     hosts: reactive[int] = reactive(0)
@@ -49,33 +40,33 @@ class StatusHeader(Widget):
         super().__init__(name=name, id=id, classes=classes)
 
     def render(self) -> Text:
+        colors = palette(self)
         text = Text(no_wrap=True, overflow="ellipsis")
         text.append(" deploy console ", style="bold reverse")
         text.append("  ")
         text.append(self.environment or "?", style="bold")
         text.append("  live ")
-        text.append(short(self.revision) if self.revision else "none yet", style="bold #00afd7")
+        text.append(short(self.revision) if self.revision else "none yet", style=f"bold {colors.commit}")
         text.append("  lock ")
         lock = self.lock_info
         if lock is None:
-            text.append("free", style="#5fd75f")
+            text.append("free", style=colors.ok)
         else:
-            since = getattr(lock, "since", None)
-            held = f" for {ago(self.now - since)}" if since and self.now else ""
-            stale = " (stale)" if getattr(lock, "stale", False) else ""
-            text.append(f"held by {lock.who}{held}{stale}", style="bold #ff8700")
-            if getattr(lock, "reason", ""):
-                text.append(f": {lock.reason}", style="#ff8700")
+            held = f" for {ago(self.now - lock.since)}" if lock.since and self.now else ""
+            stale = " (stale)" if lock.stale else ""
+            text.append(f"held by {lock.who}{held}{stale}", style=f"bold {colors.attention}")
+            if lock.reason:
+                text.append(f": {lock.reason}", style=colors.attention)
         text.append("\n")
         text.append(f"{self.hosts} hosts", style="bold")
         counts = self.counts
         if counts:
             for state in ("verified", "failed", "waiting"):
                 if counts.get(state):
-                    text.append(f"  {state} {counts[state]}", style=STATE_COLORS[state])
+                    text.append(f"  {state} {counts[state]}", style=colors.host(state))
             busy = sum(v for k, v in counts.items() if k not in ("verified", "failed", "waiting"))
             if busy:
-                text.append(f"  in progress {busy}", style=STATE_COLORS["assets"])
+                text.append(f"  in progress {busy}", style=colors.host("assets"))
         text.append("   ")
         if self.deploy:
             text.append(self.deploy, style="italic")

@@ -1,0 +1,32 @@
+"""How the console shows times, durations and sizes, compactly."""
+
+from __future__ import annotations
+
+
+def ago(seconds: float) -> str:
+    """`42s`, `5m`, `3h`, `2d`: how long ago, compactly."""
+    seconds = max(0, int(seconds))
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+def duration(seconds: float | None) -> str:
+    """`1m 52s` or `9.3s`."""
+    if seconds is None:
+        return "-"
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    minutes, rest = divmod(round(seconds), 60)
+    return f"{minutes}m {rest:02d}s"
+
+
+def human_bytes(n: int) -> str:
+    """`0 B`, `12.3 KB`, `4.5 MB`."""
+    size = float(n)
+    for unit in ("B", "KB", "MB", "GB"):
+        if size < 1024 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{n} B"

@@ -1,0 +1,1 @@
+"""The console screen's four tabs, one pane widget each: queue, fleet, metrics, history."""

@@ -1,0 +1,140 @@
+"""Fleet [2]: the deploy shown, live: every host's state, the phases, and what happened.
+
+The screen follows the deploy and hands this pane one coalesced `FleetBatch` at a time
+(`show`); the pane keeps UI-side copies of the hosts for the host line and the host detail.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.widgets import RichLog, Static
+
+from console.core.events import PHASES
+from console.core.progress import HostView
+from console.core.text import short
+from console.tui.feed import FleetBatch
+from console.tui.format import duration
+from console.tui.panes.pane import Pane
+from console.tui.screens.host_detail import HostDetailScreen
+from console.tui.theme import palette
+from console.tui.widgets.fleet_grid import FleetGrid
+from console.tui.widgets.fleet_legend import FleetLegend
+from console.tui.widgets.phase_bars import PhaseBars
+
+#: Failed hosts written to the activity log per deploy; the grid and `f` show every one.
+LOGGED_FAILURES = 50
+
+
+class FleetPane(Pane):
+    """The fleet grid of the deploy shown, its legend, phase bars and activity log."""
+
+    LABEL = "Fleet [2]"
+    PANE_ID = "fleet"
+
+    def __init__(
+        self, hosts: Iterable[str] = (), *, name: str | None = None, id: str | None = None, classes: str | None = None
+    ) -> None:
+        super().__init__(name=name, id=id, classes=classes)
+        self.host_names = tuple(hosts)
+        self.deploy_id = ""
+        self.hosts: dict[str, HostView] = {}  # UI-side copies, for the host line and detail
+        self.phases: tuple[str, ...] = PHASES
+        self._failed_logged: set[str] = set()
+
+    def compose(self) -> ComposeResult:
+        yield Static(Text("No deploy yet. Press d on the queue to deploy.", style="dim"), id="deploy-line")
+        yield FleetGrid(self.host_names)
+        yield Static("", id="host-line")
+        yield FleetLegend(counts={"waiting": len(self.host_names)})
+        yield PhaseBars()
+        yield RichLog(id="activity", max_lines=500, markup=False, wrap=False)
+
+    def attaching(self, deploy_id: str) -> None:
+        """Forget the deploy shown; `deploy_id` is about to be followed."""
+        self.deploy_id = deploy_id
+        self.hosts = {}
+        self._failed_logged = set()
+        self.query_one("#activity", RichLog).clear()
+        self.query_one("#deploy-line", Static).update(Text(f"attaching to {deploy_id}…", style="italic"))
+
+    def show(self, batch: FleetBatch) -> Text:
+        """Repaint with what changed; returns the deploy line shown (the header repeats it)."""
+        colors = palette(self)
+        grid = self.query_one(FleetGrid)
+        if batch.reset and batch.started is not None:
+            self.hosts = {}
+            grid.set_hosts(batch.started.hosts)
+            self.phases = tuple(batch.started.phases)
+        self.hosts.update(batch.hosts)
+        grid.update_states({n: h.state for n, h in batch.hosts.items()})
+        self.query_one(FleetLegend).show(batch.counts)
+        self.query_one(PhaseBars).show(batch.phases, batch.phase_done)
+        log = self.query_one("#activity", RichLog)
+        notice_styles = {"error": f"bold {colors.failed}", "warning": colors.caution}
+        for notice in batch.notices[-20:]:
+            log.write(Text(notice.message, style=notice_styles.get(notice.level, "")))
+        for name, host in batch.hosts.items():
+            if host.state == "failed" and name not in self._failed_logged:
+                self._failed_logged.add(name)
+                if len(self._failed_logged) <= LOGGED_FAILURES:
+                    log.write(Text(f"{name} failed in {host.phase}: {host.reason}", style=colors.failed))
+        line = self._deploy_line(batch)
+        self.query_one("#deploy-line", Static).update(line)
+        highlighted = grid.current_host
+        if highlighted is not None and highlighted in batch.hosts:
+            self._show_host_line(highlighted)
+        return line
+
+    def _deploy_line(self, batch: FleetBatch) -> Text:
+        colors = palette(self)
+        s, d = batch.started, batch.done
+        text = Text(no_wrap=True, overflow="ellipsis")
+        text.append(f"{batch.deploy_id} ", style="bold")
+        if s is None:
+            text.append("waiting for the deploy to start", style="italic")
+            return text
+        text.append(f"{s.action} {short(s.revision, '-')} by {s.user}, {s.commits} commits, ")
+        text.append(f"{len(s.chunks)} chunks ")
+        if d is None:
+            running = [p.name for p in batch.phases.values() if p.state == "running"]
+            text.append(f"running {', '.join(running) or ''} ", style=f"bold {colors.running}")
+            text.append(duration(max(0.0, batch.last_ts - s.ts)), style="dim")
+        else:
+            result = {"ok": colors.ok, "partial": colors.caution}.get(d.result, colors.failed)
+            text.append(f"{d.result}", style=f"bold {result}")
+            text.append(f" in {duration(d.seconds)}")
+            if d.hosts_failed:
+                text.append(f", {len(d.hosts_failed)} failed", style=colors.failed)
+        if s.override:
+            text.append(f"  override: {s.override}", style=colors.attention)
+        return text
+
+    def _show_host_line(self, name: str) -> None:
+        colors = palette(self)
+        host = self.hosts.get(name)
+        text = Text(no_wrap=True, overflow="ellipsis")
+        text.append(f"{name} ", style="bold")
+        if host is None:
+            text.append("waiting", style=colors.host("waiting"))
+        else:
+            text.append(host.state, style=colors.host(host.state))
+            if host.phase:
+                text.append(f"  {host.phase}", style="dim")
+            if host.reason:
+                text.append(f"  {host.reason}", style=colors.failed)
+            elif host.message:
+                text.append(f"  {host.message}", style="dim")
+        text.append("   enter: detail  f: next failed", style="dim")
+        self.query_one("#host-line", Static).update(text)
+
+    @on(FleetGrid.HostHighlighted)
+    def _host_highlighted(self, event: FleetGrid.HostHighlighted) -> None:
+        self._show_host_line(event.host)
+
+    @on(FleetGrid.HostSelected)
+    def _host_selected(self, event: FleetGrid.HostSelected) -> None:
+        self.app.push_screen(HostDetailScreen(event.host, self.hosts.get, self.phases, self.deploy_id))

@@ -1,0 +1,63 @@
+"""Metrics [3]: every key metric over the last minutes, the deploy markers, the verdicts."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.containers import VerticalScroll
+from textual.widgets import Static
+
+from console.core.events import WatchVerdict
+from console.tui.panes.pane import Pane
+from console.tui.theme import PLOT_MARKER
+from console.tui.widgets.metric_graph import MetricGraph
+from console.tui.workers import service_worker
+
+#: Per key metric (by its index): its samples, and the verdict the service has for it.
+Samples = list[tuple[int, list[tuple[float, float | None]], WatchVerdict | None]]
+
+
+class MetricsPane(Pane):
+    """One graph per key metric, with a line at each deploy and the watch verdict."""
+
+    LABEL = "Metrics [3]"
+    PANE_ID = "metrics"
+
+    def __init__(self, *, name: str | None = None, id: str | None = None, classes: str | None = None) -> None:
+        super().__init__(name=name, id=id, classes=classes)
+        self.live_verdicts: dict[str, WatchVerdict] = {}
+        """Verdicts of the deploy being followed, newer than what the service last said."""
+
+    def compose(self) -> ComposeResult:
+        yield Static(
+            f"last {self.app.metrics_window // 60:.0f} minutes; {PLOT_MARKER} lines mark deploys",
+            id="metrics-hint",
+        )
+        with VerticalScroll(id="graphs"):
+            for i, metric in enumerate(self.app.service.key_metrics):
+                yield MetricGraph(metric, id=f"metric-{i}")
+
+    @service_worker("metrics")
+    def load(self, deploy_id: str | None) -> None:
+        """Samples, deploy markers and the verdicts of `deploy_id` (default: the newest deploy)."""
+        service = self.app.service
+        now = self.app.clock()
+        window = self.app.metrics_window
+        step = max(1.0, window / 120)
+        markers = service.markers(now - window)
+        if deploy_id is None:
+            records = service.history(1)
+            deploy_id = records[0].id if records else None
+        verdicts: dict[str, WatchVerdict] = {}
+        if deploy_id:
+            for verdict in service.verdicts(deploy_id):
+                verdicts[verdict.metric] = verdict
+        samples: Samples = [
+            (i, service.metric_series(m, now - window, now, step), verdicts.get(m.name))
+            for i, m in enumerate(service.key_metrics)
+        ]
+        self.app.call_from_thread(self._show, samples, markers, now)
+
+    def _show(self, samples: Samples, markers: list[tuple[float, str]], now: float) -> None:
+        for i, series, verdict in samples:
+            shown = self.live_verdicts.get(self.app.service.key_metrics[i].name) or verdict
+            self.query_one(f"#metric-{i}", MetricGraph).show(series, markers, shown, now)

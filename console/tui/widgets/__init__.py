@@ -1,0 +1,1 @@
+"""The console's widgets: each renders one thing the engine says (one widget per module)."""
