@@ -29,7 +29,8 @@ def service_worker(
     group: str,
 ) -> Callable[[Callable[Concatenate[Node, P], None]], Callable[Concatenate[Node, P], Worker[None]]]:
     """`@service_worker("queue")`: calling the method starts it in a thread worker of the app,
-    exclusive in `group` (a newer call cancels an older one of the same group)."""
+    exclusive in `group` (a newer call cancels an older one of the same group; groups are
+    app-wide, so name one after what it asks the service)."""
 
     def decorator(method: Callable[Concatenate[Node, P], None]) -> Callable[Concatenate[Node, P], Worker[None]]:
         @functools.wraps(method)
