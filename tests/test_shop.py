@@ -1,12 +1,19 @@
-"""The demo shop as real processes: master, workers, ctl, on a hand-made deploy layout."""
+"""The demo shop: its WSGI application, and gunicorn (Debian's) serving it through ctl.py on a
+hand-made deploy layout, as the engine's `restart` runs it on every host."""
 
 from __future__ import annotations
 
+import ast
 import http.client
+import io
 import json
+import os
 import re
+import runpy
+import shutil
 import socket
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -15,9 +22,9 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from console.demo.layout import (
+    HOST_PYTHON,
     activate_release,
     export_commit,
-    host_python,
     install_release,
     kill_shop,
     shop_ctl,
@@ -28,6 +35,8 @@ from console.demo.trunk import create_trunk
 REV_A = "a" * 40
 REV_B = "b" * 40
 REV_C = "c" * 40
+
+pytestmark = pytest.mark.skipif(not os.access("/usr/bin/gunicorn", os.X_OK), reason="Debian's gunicorn is missing")
 
 
 def free_port() -> int:
@@ -52,7 +61,7 @@ def checkout(port: int, product: int, qty: int = 1) -> int:
 
 
 class Shop:
-    """One shop on 127.0.0.1: a deploy path, a port, and ctl commands."""
+    """One shop on 127.0.0.1: a deploy path, a port, and ctl.py commands."""
 
     def __init__(self, root: Path, statsd: str = "") -> None:
         self.deploy_path = root
@@ -63,7 +72,7 @@ class Shop:
         return install_release(source or shop_source(), self.deploy_path, release_id, revision, **kw)
 
     def ctl(self, command: str):
-        return shop_ctl(self.deploy_path, command, port=self.port, statsd=self.statsd)
+        return shop_ctl(self.deploy_path, command, bind=f"127.0.0.1:{self.port}", statsd=self.statsd)
 
     def graceful(self) -> str:
         done = self.ctl("graceful")
@@ -72,6 +81,12 @@ class Shop:
 
     def manifest(self, release_id: str) -> dict[str, str]:
         return json.loads((self.deploy_path / "releases" / release_id / "manifest.json").read_text())
+
+    def pids(self) -> tuple[int, int]:
+        """(master, worker) from ctl.py status."""
+        found = re.search(r"\(master (\d+), worker (\d+)\)", self.ctl("status").stdout)
+        assert found, self.ctl("status")
+        return int(found[1]), int(found[2])
 
 
 @pytest.fixture
@@ -97,6 +112,63 @@ def shop(make_shop) -> Shop:
     return s
 
 
+def _changed_source(tmp_path: Path, name: str, css: str) -> Path:
+    """A copy of the shop source with a line added to its CSS: a new hashed asset."""
+    src = tmp_path / name
+    shutil.copytree(shop_source(), src, ignore=shutil.ignore_patterns("__pycache__"))
+    with open(src / "assets/css/shop.css", "a") as f:
+        f.write(css + "\n")
+    return src
+
+
+# -- the WSGI application, in this process -----------------------------------------------------
+@pytest.fixture
+def app(tmp_path):
+    """The shop's WSGI application of release r1, imported here (and forgotten afterwards)."""
+    release = install_release(shop_source(), tmp_path / "www", "r1", REV_A)
+    sys.path.insert(0, str(release))
+    try:
+        from shop.app import Shop as ShopApp
+        from shop.statsd import StatsD
+
+        yield ShopApp(str(release), str(tmp_path / "www"), StatsD(""))
+    finally:
+        sys.path.remove(str(release))
+        for name in [m for m in sys.modules if m == "shop" or m.startswith("shop.")]:
+            del sys.modules[name]
+
+
+def call(app, method: str, path: str, body: bytes = b"", query: str = "", length: str | None = None):
+    """(status line, headers, body) of one WSGI call."""
+    environ = {
+        "REQUEST_METHOD": method,
+        "PATH_INFO": path,
+        "QUERY_STRING": query,
+        "CONTENT_LENGTH": str(len(body)) if length is None else length,
+        "wsgi.input": io.BytesIO(body),
+    }
+    seen: list = []
+    out = b"".join(app(environ, lambda status, headers: seen.extend([status, dict(headers)])))
+    return seen[0], seen[1], out
+
+
+def test_the_wsgi_app_answers_with_its_release_and_refuses_what_it_does_not_serve(app):
+    status, headers, body = call(app, "GET", "/health")
+    assert (status, body) == ("200 OK", (REV_A + "\n").encode()) and headers["X-Revision"] == REV_A
+    status, headers, body = call(app, "HEAD", "/")
+    assert status == "200 OK" and body == b"" and int(headers["Content-Length"]) > 0
+    assert call(app, "GET", "/checkout")[0] == "405 Method Not Allowed"
+    assert call(app, "POST", "/")[1]["Allow"] == "GET, HEAD"
+    assert call(app, "POST", "/checkout", b"product=1", length=str(10**6))[0] == "400 Bad Request"
+    assert call(app, "POST", "/checkout", b"product=3&qty=2")[0] == "200 OK"
+    assert call(app, "GET", "/nope")[0] == "404 Not Found"
+    t0 = time.monotonic()
+    assert call(app, "GET", "/slow", query="seconds=0.2")[2] == (REV_A + "\n").encode()
+    assert time.monotonic() - t0 >= 0.2
+    assert call(app, "GET", "/slow", query="seconds=x")[0] == "400 Bad Request"
+
+
+# -- gunicorn serving it ----------------------------------------------------------------------
 def test_pages_refer_to_assets_only_through_the_manifest(shop):
     manifest = shop.manifest("r1")
     assert set(manifest) == {"css/shop.css", "js/shop.js", "img/logo.svg", "img/cart.svg"}
@@ -118,8 +190,8 @@ def test_missing_assets_and_escapes_are_404(shop):
     for path in [
         "/assets/css/shop.0000000000.css",
         "/assets/css/",
-        "/assets/../run/shop.pid",
-        "/assets/%2e%2e/run/shop.pid",
+        "/assets/../run/gunicorn.pid",
+        "/assets/%2e%2e/run/gunicorn.pid",
         "/assets//etc/passwd",
         "/nope",
         "/product/99",
@@ -129,10 +201,40 @@ def test_missing_assets_and_escapes_are_404(shop):
     assert checkout(shop.port, 42) == 400
 
 
-def test_health_answers_the_revision_of_the_loaded_release(shop):
-    assert get(shop.port, "/health") == (200, (REV_A + "\n").encode())
+def test_health_answers_the_revision_and_every_response_closes_its_connection(shop):
+    conn = http.client.HTTPConnection("127.0.0.1", shop.port, timeout=10)
+    conn.request("GET", "/health")  # HTTP/1.1, which would keep the connection open by default
+    response = conn.getresponse()
+    assert response.read() == (REV_A + "\n").encode()
+    assert response.getheader("Connection") == "close"  # keepalive = 0: a reload strands no connection
+    conn.close()
     status = shop.ctl("status")
     assert status.returncode == 0 and REV_A in status.stdout
+
+
+def test_gunicorn_runs_one_worker_from_the_deploy_path_and_never_imports_the_shop_itself(shop):
+    master, worker = shop.pids()
+    assert os.readlink(f"/proc/{master}/cwd") == str(shop.deploy_path)  # never a release a cleanup removes
+    argv = Path(f"/proc/{master}/cmdline").read_bytes().split(b"\0")
+    assert argv[:3] == [b"/usr/bin/python3", b"/usr/bin/gunicorn", b"--config"]
+    assert argv[3] == str(shop.deploy_path / "current" / "gunicorn.conf.py").encode()
+    children = [p for p in os.listdir("/proc") if p.isdigit() and _ppid(int(p)) == master]
+    assert children == [str(worker)]
+    # The master must never hold the shop's code (a worker forked after a reload would inherit
+    # it): its config imports nothing of the shop, and there is no preload_app.
+    config = ast.parse((shop_source() / "gunicorn.conf.py").read_text())
+    imported = {a.name for n in ast.walk(config) if isinstance(n, ast.Import) for a in n.names}
+    assert imported <= {"os", "selectors"}
+    settings = runpy.run_path(str(shop.deploy_path / "current" / "gunicorn.conf.py"))
+    assert not settings.get("preload_app", False)
+    assert settings["pythonpath"] == str(shop.deploy_path / "current")  # resolved by each worker's imports
+
+
+def _ppid(pid: int) -> int:
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[1])
+    except OSError:
+        return 0
 
 
 def test_metrics_are_prometheus_text(shop):
@@ -181,17 +283,6 @@ def test_unreachable_statsd_never_fails_a_request(make_shop):
     assert [get(s.port, "/")[0] for _ in range(20)] == [200] * 20
 
 
-def _changed_source(tmp_path: Path, name: str, css: str) -> Path:
-    """A copy of the shop source with a line added to its CSS: a new hashed asset."""
-    import shutil
-
-    src = tmp_path / name
-    shutil.copytree(shop_source(), src, ignore=shutil.ignore_patterns("__pycache__"))
-    with open(src / "assets/css/shop.css", "a") as f:
-        f.write(css + "\n")
-    return src
-
-
 def test_graceful_reload_under_load_refuses_and_drops_nothing(shop, tmp_path):
     errors: list[str] = []
     seen: set[str] = set()
@@ -220,8 +311,8 @@ def test_graceful_reload_under_load_refuses_and_drops_nothing(shop, tmp_path):
     for t in threads:
         t.start()
     try:
-        # A request in flight across the reload: the old worker accepted it before the reload
-        # and must still answer it, from the old release, after the new worker took over.
+        # A request in flight across the reloads: the old worker accepted it before them and
+        # must still answer it, from the old release, after the new workers took over.
         slow = socket.create_connection(("127.0.0.1", shop.port))
         slow.sendall(b"GET /health HTTP/1.0\r\n")
         time.sleep(0.3)
@@ -229,7 +320,8 @@ def test_graceful_reload_under_load_refuses_and_drops_nothing(shop, tmp_path):
             shop.install(release_id, revision, _changed_source(tmp_path, release_id, f"/* {release_id} */"))
             out = shop.graceful()
             assert out.startswith(f"reloaded: revision {revision}"), out
-            assert get(shop.port, "/health")[1].decode().strip() == revision
+            # from the moment ctl.py says so, only the new release answers
+            assert {get(shop.port, "/health")[1].decode().strip() for _ in range(20)} == {revision}
             time.sleep(0.3)
         slow.sendall(b"\r\n")
         slow.settimeout(10)
@@ -245,54 +337,84 @@ def test_graceful_reload_under_load_refuses_and_drops_nothing(shop, tmp_path):
     assert errors == []
     assert counts[0] > 100
     assert {REV_A, REV_B, REV_C} <= seen
-    log = (shop.deploy_path / "run" / "shop.log").read_text()
-    assert log.count("finished its requests and exited") >= 1
 
 
-def test_a_release_that_cannot_load_leaves_the_old_one_serving(shop):
+def test_once_ctl_says_reloaded_an_idle_shop_answers_only_from_the_new_release(shop):
+    """An idle gthread worker waits up to a second in its poller, which SIGTERM does not wake;
+    without gunicorn.conf.py's post_worker_init it would take the next connection (about half
+    the time) and answer it from the old release."""
+    shop.install("r2", REV_B)
+    answers = []
+    for n in range(6):
+        release, revision = ("r2", REV_B) if n % 2 == 0 else ("r1", REV_A)
+        activate_release(shop.deploy_path, release)
+        assert shop.graceful().startswith(f"reloaded: revision {revision}")
+        time.sleep(0.05)
+        answers += [get(shop.port, "/health")[1].decode().strip() == revision for _ in range(3)]
+    assert all(answers), answers
+
+
+def test_a_release_that_cannot_load_is_refused_and_the_old_one_keeps_serving(shop, tmp_path):
     bad = shop.install("r2", REV_B)
     (bad / "manifest.json").write_text('{"css/shop.css": "/assets/css/shop.x.css"}\n')  # lacks js/shop.js
-    done = shop.ctl("graceful")
-    assert done.returncode == 1
-    assert len(done.stderr.strip().splitlines()) == 1
-    assert "reload failed, still serving " + REV_A in done.stderr
-    assert get(shop.port, "/health")[1] == (REV_A + "\n").encode()
+    broken = _changed_source(tmp_path, "broken", "")
+    with open(broken / "shop/pages.py", "a") as f:
+        f.write("def oops(:\n")
+    shop.install("r3", REV_C, broken)
+    for release, reason in (
+        ("r2", "LoadError: " + str(bad) + "/manifest.json: no entry for asset 'js/shop.js' (shop/app.py:"),
+        ("r3", "SyntaxError: invalid syntax (pages.py, line "),
+    ):
+        activate_release(shop.deploy_path, release)
+        done = shop.ctl("graceful")
+        assert done.returncode == 1
+        assert len(done.stderr.strip().splitlines()) == 1
+        assert f"reload refused, still serving {REV_A}: " in done.stderr and reason in done.stderr, done.stderr
+        assert get(shop.port, "/health")[1] == (REV_A + "\n").encode()
     activate_release(shop.deploy_path, "r1")
     assert shop.graceful().startswith("reloaded: revision " + REV_A)
 
 
 def test_ctl_stop_and_status(shop):
+    master, worker = shop.pids()
     stopped = shop.ctl("stop")
-    assert stopped.returncode == 0 and stopped.stdout.startswith("stopped")
+    assert stopped.returncode == 0 and stopped.stdout == f"stopped (master {master})\n"
     status = shop.ctl("status")
     assert status.returncode == 3 and "not running" in status.stderr
     with pytest.raises(ConnectionRefusedError):
         get(shop.port, "/health")
-    assert not (shop.deploy_path / "run" / "shop.pid").exists()
+    assert not (shop.deploy_path / "run" / "gunicorn.pid").exists()
+    assert _ppid(worker) != master
+    assert shop.graceful().startswith("started: revision " + REV_A)  # graceful starts what does not run
 
 
-def test_ctl_fails_in_one_line_when_the_port_is_taken(make_shop):
-    with socket.socket() as taken:
-        taken.bind(("127.0.0.1", 0))
-        taken.listen()
-        s = make_shop()
-        s.port = taken.getsockname()[1]
-        s.install("r1", REV_A)
-        done = s.ctl("graceful")
+def test_ctl_refuses_another_address_or_statsd_for_a_running_shop(shop):
+    shop.port, shop.statsd = free_port(), ""
+    done = shop.ctl("graceful")
+    assert done.returncode == 1 and done.stderr.count("\n") == 1
+    assert "runs with --bind '127.0.0.1:" in done.stderr and "run `ctl.py stop` first" in done.stderr
+
+
+def test_ctl_fails_in_one_line_when_the_release_cannot_start(make_shop):
+    s = make_shop(statsd="no-port-here")
+    s.install("r1", REV_A)
+    done = s.ctl("graceful")
     assert done.returncode == 1
-    assert done.stderr.count("\n") == 1 and "cannot listen on 127.0.0.1" in done.stderr
+    assert done.stderr.count("\n") == 1 and done.stderr.startswith("shop graceful: gunicorn exited while starting: ")
 
 
-def test_ctl_refuses_bad_arguments_in_one_line_with_its_usage(shop):
-    ctl = shop.deploy_path / "current" / "shop" / "ctl.py"
+def test_ctl_refuses_bad_arguments_with_its_usage(shop):
+    ctl = shop.deploy_path / "current" / "ctl.py"
     for argv, last in (
-        (["graceful", "--port", "x"], "ctl.py: --port: not a number: 'x'"),
-        (["graceful", "--colour=red"], "ctl.py: unknown argument '--colour=red'"),
-        (["reboot"], "ctl.py: a command first, one of graceful, start, stop, status, run"),
+        (["graceful", "--timeout", "x"], "ctl.py: error: argument --timeout: invalid float value: 'x'"),
+        (
+            ["reboot"],
+            "ctl.py: error: argument command: invalid choice: 'reboot' (choose from 'graceful', 'stop', 'status')",
+        ),
     ):
-        done = subprocess.run([host_python(), str(ctl), *argv], capture_output=True, text=True, timeout=30)
+        done = subprocess.run([HOST_PYTHON, "-I", "-S", str(ctl), *argv], capture_output=True, text=True, timeout=30)
         assert done.returncode == 2, done
-        assert done.stderr.splitlines()[0].startswith("usage: ctl.py {graceful,")
+        assert done.stderr.startswith("usage: ctl.py ")
         assert done.stderr.splitlines()[-1] == last
     assert get(shop.port, "/health")[0] == 200  # nothing happened to the running shop
 
@@ -351,10 +473,7 @@ def test_the_breaking_commit_fails_about_30_percent_of_checkouts_and_the_fix_res
 
 
 def test_the_shop_imports_only_the_standard_library():
-    import ast
-    import sys
-
-    for path in (shop_source() / "shop").glob("*.py"):
+    for path in [*shop_source().glob("*.py"), *(shop_source() / "shop").glob("*.py")]:
         for node in ast.walk(ast.parse(path.read_text())):
             names = (
                 [a.name for a in node.names]

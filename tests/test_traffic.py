@@ -43,7 +43,7 @@ def fleet(tmp_path):
             if name == "a" and new_on_a:
                 install_release(new_src, root, "r2", REV_2)
             started.append(root)
-            done = shop_ctl(root, "graceful", port=port)
+            done = shop_ctl(root, "graceful", bind=f"127.0.0.1:{port}")
             assert done.returncode == 0, done.stderr
             urls.append(f"http://127.0.0.1:{port}")
         return urls

@@ -35,11 +35,10 @@ NAME = "demo"
 STATSD_PORT = 18125
 INVENTORY = Path("hosts") / f"{NAME}.yaml"
 
-# Debian's python3 by full path: the shop is deployed code and needs only the standard library.
-RESTART = (
-    "/usr/bin/python3 -I -S {deploy_path}/current/shop/ctl.py graceful --deploy-path={deploy_path} "
-    "--bind={address} --port={http_port} --statsd={statsd}"
-)
+# The shop runs on gunicorn (Debian's package); its ctl.py starts it or reloads it gracefully
+# (SIGHUP) and waits until the new worker serves. Debian's python3 by full path, isolated:
+# ctl.py needs only the standard library.
+RESTART = "/usr/bin/python3 -I -S {deploy_path}/current/ctl.py graceful --bind={address}:{http_port} --statsd={statsd}"
 HEALTH = "http://{address}:{http_port}/health"
 KEY_METRICS = [
     {"name": "checkouts", "query": "shop.checkouts", "stat": "rate", "unit": "/min", "bad": "down", "limit": "20%"},

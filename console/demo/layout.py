@@ -20,7 +20,6 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import tarfile
 from importlib import resources
 from pathlib import Path
@@ -134,77 +133,57 @@ def export_commit(repo: Path, commit: str, dest: Path) -> str:
     return full
 
 
-def host_python() -> str:
-    """The interpreter the shop runs under: Debian's /usr/bin/python3 when present (as on
-    the hosts: standard library only), else this one."""
-    return "/usr/bin/python3" if os.access("/usr/bin/python3", os.X_OK) else sys.executable
+HOST_PYTHON = "/usr/bin/python3"
+"""Debian's python3: the hosts run the shop's ctl.py and gunicorn (Debian's package) on it."""
 
 
 def shop_ctl(
     deploy_path: Path,
     command: str,
     *,
-    bind: str = "127.0.0.1",
-    port: int = 8080,
+    bind: str = "127.0.0.1:8080",
     statsd: str = "",
-    timeout: float = 40.0,
+    timeout: float = 30.0,
 ) -> subprocess.CompletedProcess[str]:
     """Run `ctl.py COMMAND` of the current release locally, as the engine's `restart` runs it
     over ssh; returns the finished process (check `.returncode`, `.stdout`, `.stderr`)."""
-    deploy_path = Path(deploy_path)
-    ctl = deploy_path / "current" / "shop" / "ctl.py"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
+    ctl = Path(deploy_path) / "current" / "ctl.py"
     return subprocess.run(
-        [
-            host_python(),
-            str(ctl),
-            command,
-            "--deploy-path",
-            str(deploy_path),
-            "--bind",
-            bind,
-            "--port",
-            str(port),
-            "--statsd",
-            statsd,
-            "--timeout",
-            str(timeout),
-        ],
+        [HOST_PYTHON, "-I", "-S", str(ctl), command, f"--bind={bind}", f"--statsd={statsd}", f"--timeout={timeout}"],
         capture_output=True,
         text=True,
-        env=env,
         timeout=timeout + 10,
         stdin=subprocess.DEVNULL,
     )
 
 
 def kill_shop(deploy_path: Path) -> None:
-    """Stop the shop of `deploy_path` for sure: `ctl stop`, then SIGKILL whatever master and
-    worker its state file still names (for test finalizers)."""
+    """Stop the shop of `deploy_path` for sure (for test finalizers): `ctl.py stop`, then
+    SIGKILL the gunicorn master its pid file names and that master's workers."""
     deploy_path = Path(deploy_path)
-    run = deploy_path / "run"
-    pids: set[int] = set()
-    for name in ("shop.state", "shop.pid"):
-        try:
-            text = (run / name).read_text()
-        except OSError:
-            continue
-        for line in text.splitlines():  # shop.state: key=value lines; shop.pid: the pid
-            key, _, value = line.rpartition("=")
-            if key in ("", "master_pid", "worker_pid") and value.strip().isdigit():
-                pids.add(int(value.strip()))
-    if (deploy_path / "current" / "shop" / "ctl.py").exists():
+    try:
+        master = int((deploy_path / "run" / "gunicorn.pid").read_text().strip())
+    except (OSError, ValueError):
+        return
+    if (deploy_path / "current" / "ctl.py").exists():
         try:
             shop_ctl(deploy_path, "stop", timeout=10)
         except subprocess.TimeoutExpired:
             pass
-    for pid in pids - {0}:
+    for pid in [master, *_children(master)]:
         try:
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-        except OSError:
-            continue
-        if b"shop" in cmdline:
-            try:
+            if b"gunicorn" in Path(f"/proc/{pid}/cmdline").read_bytes():
                 os.kill(pid, signal.SIGKILL)
-            except OSError:
-                pass
+        except OSError:
+            pass
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        try:
+            if entry.isdigit() and Path(f"/proc/{entry}/stat").read_text().rpartition(")")[2].split()[1] == str(pid):
+                found.append(int(entry))
+        except (OSError, IndexError):
+            pass
+    return found

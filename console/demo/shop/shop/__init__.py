@@ -1,1 +1,1 @@
-"""The demo shop: pages, assets, checkout, health and metrics, served by a master and its worker."""
+"""The demo shop: a WSGI application (pages, assets, checkout, health, metrics) that gunicorn serves."""

@@ -1,9 +1,11 @@
-"""The shop as seen over HTTP: one `Shop` per worker, loaded from one release directory.
+"""The shop as a WSGI application: one `Shop` per worker process, loaded from one release.
 
-Everything a release decides is read once when the worker starts (its REVISION, its
-manifest.json): that is why a deploy restarts the workers gracefully.
+Everything a release decides is read once when the worker loads it (its REVISION, its
+manifest.json, its pages): that is why a deploy reloads gunicorn, whose new workers load
+the release `current` points to while the old ones finish the requests they have.
 """
 
+import http
 import json
 import mimetypes
 import os
@@ -12,16 +14,17 @@ import sys
 import time
 import traceback
 import urllib.parse
-from http.server import BaseHTTPRequestHandler
 
 from shop import checkout as checkout_mod
 from shop import pages
 from shop.catalog import PRODUCTS
 from shop.metrics import Metrics
 
-_PRODUCT = re.compile(r"^/product/([0-9]{1,6})$")
-_UNCOUNTED = ("/health", "/metrics")
+#: The fleet's own checks, not shoppers: never counted in the metrics.
+UNCOUNTED = ("/health", "/metrics", "/slow")
 MAX_BODY = 64 * 1024
+#: The longest /slow may take, in seconds.
+MAX_SLOW = 5.0
 
 
 class LoadError(Exception):
@@ -58,6 +61,8 @@ def load_release(release_dir):
 
 
 class Shop:
+    """The WSGI application of one release (`release_dir`); assets come from `deploy_path/assets`."""
+
     def __init__(self, release_dir, deploy_path, statsd):
         self.release_dir = release_dir
         self.assets_root = os.path.realpath(os.path.join(deploy_path, "assets"))
@@ -75,9 +80,44 @@ class Shop:
         except KeyError:
             raise LoadError(f"{self.release_dir}/manifest.json: no entry for asset {logical!r}") from None
 
-    # -- routing ---------------------------------------------------------------------------
-    def respond(self, method, path, form):
+    # -- WSGI --------------------------------------------------------------------------------
+    def __call__(self, environ, start_response):
+        start = time.perf_counter()
+        method = environ.get("REQUEST_METHOD", "GET")
+        path = environ.get("PATH_INFO", "")
+        try:
+            form = {}
+            if method == "POST":
+                length = int(environ.get("CONTENT_LENGTH") or 0)
+                if not 0 <= length <= MAX_BODY:
+                    raise ValueError("body too large")
+                body = environ["wsgi.input"].read(length).decode("utf-8", "replace")
+                form = dict(urllib.parse.parse_qsl(body))
+            query = dict(urllib.parse.parse_qsl(environ.get("QUERY_STRING", "")))
+            response = self.respond(method, path, form, query)
+        except ValueError:
+            response = Response(400, "bad request\n")
+        except Exception:
+            traceback.print_exc(file=sys.stderr)
+            response = Response(500, "internal error\n")
+        headers = [
+            ("Content-Type", response.content_type),
+            ("Content-Length", str(len(response.body))),
+            ("X-Revision", self.revision),
+            *response.headers.items(),
+        ]
+        start_response(f"{response.status} {http.HTTPStatus(response.status).phrase}", headers)
+        self.record(path, response.status, time.perf_counter() - start)
+        return [] if method == "HEAD" else [response.body]
+
+    # -- routing -----------------------------------------------------------------------------
+    def respond(self, method, path, form, query):
         if path == "/health":
+            return Response(200, self.revision + "\n")
+        if path == "/slow":
+            # A request that takes a while, answered by the release that took it: the proof
+            # that a reload lets the requests in flight finish on the old workers.
+            time.sleep(min(max(float(query.get("seconds", "1")), 0.0), MAX_SLOW))
             return Response(200, self.revision + "\n")
         if path == "/metrics":
             return Response(200, self.metrics.render(), "text/plain; version=0.0.4; charset=utf-8")
@@ -127,7 +167,7 @@ class Shop:
 
     # -- accounting --------------------------------------------------------------------------
     def record(self, path, status, seconds):
-        if path in _UNCOUNTED:
+        if path in UNCOUNTED:
             return
         self.metrics.incr("shop_requests_total")
         self.metrics.observe(seconds)
@@ -136,58 +176,3 @@ class Shop:
         if status >= 500:
             self.metrics.incr("shop_errors_total")
             self.statsd.incr("shop.errors")
-
-
-def make_handler(shop):
-    """A request handler class bound to `shop`. One request per connection (HTTP/1.0), so a
-    worker that is told to stop has no idle keep-alive connections to wait for."""
-
-    class Handler(BaseHTTPRequestHandler):
-        server_version = "shop/1"
-        protocol_version = "HTTP/1.0"
-
-        def do_GET(self):
-            self._serve("GET")
-
-        def do_HEAD(self):
-            self._serve("HEAD")
-
-        def do_POST(self):
-            self._serve("POST")
-
-        def _serve(self, method):
-            start = time.perf_counter()
-            url = urllib.parse.urlsplit(self.path)
-            path = url.path
-            try:
-                form = {}
-                if method == "POST":
-                    length = int(self.headers.get("Content-Length") or 0)
-                    if not 0 <= length <= MAX_BODY:
-                        raise ValueError("body too large")
-                    body = self.rfile.read(length).decode("utf-8", "replace")
-                    form = dict(urllib.parse.parse_qsl(body))
-                response = shop.respond(method, path, form)
-            except ValueError:
-                response = Response(400, "bad request\n")
-            except Exception:
-                traceback.print_exc(file=sys.stderr)
-                response = Response(500, "internal error\n")
-            try:
-                self.send_response(response.status)
-                self.send_header("Content-Type", response.content_type)
-                self.send_header("Content-Length", str(len(response.body)))
-                self.send_header("X-Revision", shop.revision)
-                for key, value in response.headers.items():
-                    self.send_header(key, value)
-                self.end_headers()
-                if method != "HEAD":
-                    self.wfile.write(response.body)
-            except OSError:
-                pass  # the shopper went away
-            shop.record(path, response.status, time.perf_counter() - start)
-
-        def log_message(self, format, *args):
-            pass  # no access log: errors are printed with their traceback
-
-    return Handler

@@ -1,0 +1,219 @@
+"""Start or gracefully reload the shop's gunicorn on this host: the deploy's `restart` runs
+this over ssh, as Debian's python3 (`-I -S`: the shop needs only the standard library).
+
+    /usr/bin/python3 -I -S {deploy_path}/current/ctl.py graceful --bind ADDR:PORT [--statsd HOST:PORT]
+    /usr/bin/python3 -I -S {deploy_path}/current/ctl.py status
+    /usr/bin/python3 -I -S {deploy_path}/current/ctl.py stop
+
+graceful  as `apachectl graceful`: if gunicorn does not run, start it (detached, in its own
+          session) and wait until its worker serves. If it runs, first load the release
+          `current` points to in this process: gunicorn stops altogether when a new worker
+          cannot load the application, so a release whose code or gunicorn.conf.py does not
+          load is refused here and the old worker goes on serving. Then send gunicorn SIGHUP
+          and wait until its new worker serves the new release; the old worker finishes the
+          requests it has and exits (see the shop's README for why SIGHUP).
+stop      SIGTERM (gunicorn's graceful stop); wait until the master is gone.
+status    one line: revision, address, master and worker; exit status 3 if it does not run.
+
+Prints one line; exits non-zero with a one-line reason on failure. Files in
+{deploy_path}/run/: gunicorn.pid and gunicorn.log (gunicorn's own), gunicorn.ready
+("<worker pid> <revision>", written by each worker once it serves: gunicorn.conf.py),
+ctl.lock (one ctl command at a time).
+"""
+
+import os
+import sys
+
+RELEASE = os.path.dirname(os.path.realpath(__file__))
+DEPLOY_PATH = os.path.dirname(os.path.dirname(RELEASE))  # {deploy_path}/releases/<id>/ctl.py
+
+import argparse  # noqa: E402
+import fcntl  # noqa: E402
+import signal  # noqa: E402
+import time  # noqa: E402
+
+GUNICORN = "/usr/bin/gunicorn"  # Debian's package `gunicorn`, on the system python3
+POLL = 0.005  # seconds between looks at gunicorn's files
+
+
+class Failed(Exception):
+    """A one-line reason to exit non-zero (the second argument: the exit status, default 1)."""
+
+
+def run_path(name):
+    return os.path.join(DEPLOY_PATH, "run", name)
+
+
+def read(path):
+    try:
+        with open(path, encoding="utf-8") as f:
+            return f.read().strip()
+    except OSError:
+        return ""
+
+
+def cmdline(pid):
+    """The argv of a live process, [] if it is gone or a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="utf-8") as f:
+            if f.read().rpartition(")")[2].split()[0] in ("Z", "X"):
+                return []
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read().decode("utf-8", "replace").split("\0")[:-1]
+    except (OSError, IndexError):
+        return []
+
+
+def option(argv, name):
+    """The value of `name VALUE` in argv, or ''."""
+    for i, arg in enumerate(argv[:-1]):
+        if arg == name:
+            return argv[i + 1]
+    return ""
+
+
+def last_log_line():
+    lines = [ln.strip() for ln in read(run_path("gunicorn.log")).splitlines() if ln.strip()]
+    return lines[-1] if lines else "gunicorn.log is empty"
+
+
+class Gunicorn:
+    """The gunicorn master serving this deploy path, found through its pid file."""
+
+    def __init__(self):
+        self.config = os.path.join(DEPLOY_PATH, "current", "gunicorn.conf.py")
+
+    def argv(self, bind, statsd):
+        return [GUNICORN, "--config", self.config, "--bind", bind, "--env", f"SHOP_STATSD={statsd}"]
+
+    def master(self):
+        """(pid, argv) of the running master, or (0, [])."""
+        pid = read(run_path("gunicorn.pid"))
+        argv = cmdline(int(pid)) if pid.isdigit() else []
+        if "gunicorn" in " ".join(argv[:2]) and self.config in argv:
+            return int(pid), argv
+        return 0, []
+
+    def ready(self):
+        """(worker pid, revision) from gunicorn.ready, or (0, '')."""
+        pid, _, revision = read(run_path("gunicorn.ready")).partition(" ")
+        return (int(pid), revision) if pid.isdigit() else (0, "")
+
+    def wait_ready(self, alive, timeout, what):
+        """Wait until a worker writes gunicorn.ready; `alive()` says whether to go on waiting."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            worker, revision = self.ready()
+            if worker:
+                return worker, revision
+            if not alive():
+                raise Failed(f"gunicorn exited {what}: {last_log_line()}")
+            time.sleep(POLL)
+        raise Failed(f"gunicorn did not serve within {timeout:g} s {what}: {last_log_line()}")
+
+    # -- commands ----------------------------------------------------------------------------
+    def graceful(self, args):
+        pid, argv = self.master()
+        if not pid:
+            return self.start(args)
+        for name, want in (("--bind", args.bind), ("--env", f"SHOP_STATSD={args.statsd}")):
+            if option(argv, name) != want:
+                raise Failed(f"gunicorn (pid {pid}) runs with {name} {option(argv, name)!r}, not {want!r}; "
+                             "run `ctl.py stop` first")
+        _, serving = self.ready()
+        check_release(args.statsd, serving)
+        os.unlink(run_path("gunicorn.ready"))
+        os.kill(pid, signal.SIGHUP)
+        worker, revision = self.wait_ready(lambda: bool(cmdline(pid)), args.timeout, "during the reload")
+        return f"reloaded: revision {revision} on {args.bind} (master {pid}, worker {worker})"
+
+    def start(self, args):
+        import subprocess  # only here: ctl.py runs on every host on every deploy, and a reload needs none
+
+        if not os.access(GUNICORN, os.X_OK):
+            raise Failed(f"{GUNICORN} is missing: install Debian's package gunicorn")
+        if not os.path.isfile(self.config):
+            raise Failed(f"{self.config}: no such file; expected `current` to point at a release of the shop")
+        for stale in ("gunicorn.ready", "gunicorn.pid"):  # gunicorn refuses to start over a pid that lives on
+            try:
+                os.unlink(run_path(stale))
+            except FileNotFoundError:
+                pass
+        with open(run_path("gunicorn.log"), "ab") as log:
+            proc = subprocess.Popen(
+                self.argv(args.bind, args.statsd), cwd=DEPLOY_PATH, env={"PATH": "/usr/bin:/bin"},
+                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            )
+        worker, revision = self.wait_ready(lambda: proc.poll() is None, args.timeout, "while starting")
+        return f"started: revision {revision} on {args.bind} (master {proc.pid}, worker {worker})"
+
+    def stop(self, args):
+        pid, _ = self.master()
+        if not pid:
+            return "not running"
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + args.timeout
+        while cmdline(pid):
+            if time.monotonic() > deadline:
+                raise Failed(f"gunicorn (pid {pid}) did not stop within {args.timeout:g} s")
+            time.sleep(POLL)
+        return f"stopped (master {pid})"
+
+    def status(self, args):
+        pid, argv = self.master()
+        if not pid:
+            raise Failed("not running", 3)
+        worker, revision = self.ready()
+        return f"running: revision {revision or '?'} on {option(argv, '--bind')} (master {pid}, worker {worker})"
+
+
+def check_release(statsd, serving):
+    """Load the release `current` points to as a gunicorn worker would: its gunicorn.conf.py,
+    then its WSGI application; Failed (naming what failed) if either does not load."""
+    release = os.path.realpath(os.path.join(DEPLOY_PATH, "current"))
+    config = os.path.join(release, "gunicorn.conf.py")
+    try:
+        with open(config, encoding="utf-8") as f:
+            exec(compile(f.read(), config, "exec"), {"__file__": config, "__name__": "__config__"})
+        os.environ["SHOP_STATSD"] = statsd
+        sys.path.insert(0, release)
+        import shop.wsgi  # noqa: F401
+    except Exception as exc:  # noqa: BLE001 - whatever fails, the reload is refused
+        raise Failed(f"reload refused, still serving {serving or 'the old release'}: "
+                     f"{release} does not load: {where(exc, release)}") from None
+
+
+def where(exc, release):
+    """`SyntaxError: ... (pages.py, line 54)` or `KeyError: 'x' (shop/app.py:70)`."""
+    text = f"{type(exc).__name__}: {exc}"
+    if isinstance(exc, SyntaxError):
+        return text  # its message names the file and the line
+    import traceback
+
+    frame = traceback.extract_tb(exc.__traceback__)[-1]
+    return f"{text} ({os.path.relpath(frame.filename, release)}:{frame.lineno})"
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(prog="ctl.py", description="Start, gracefully reload or stop the shop's gunicorn.")
+    p.add_argument("command", choices=("graceful", "stop", "status"))
+    p.add_argument("--bind", default="127.0.0.1:8080", help="ADDRESS:PORT to listen on (default %(default)s)")
+    p.add_argument("--statsd", default="", help="HOST:PORT to send StatsD metrics to; empty: none")
+    p.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for gunicorn (default %(default)g)")
+    args = p.parse_args(argv)
+    try:
+        os.makedirs(run_path(""), exist_ok=True)
+        with open(run_path("ctl.lock"), "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            print(getattr(Gunicorn(), args.command)(args), flush=True)
+    except Failed as exc:
+        print(f"shop {args.command}: {exc.args[0]}", file=sys.stderr, flush=True)
+        return exc.args[1] if len(exc.args) > 1 else 1
+    except OSError as exc:
+        print(f"shop {args.command}: {exc}", file=sys.stderr, flush=True)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
