@@ -23,6 +23,7 @@ from typing import Any
 import yaml
 
 from console.config.inventory import Inventory, load_inventory
+from console.core.events import Subscriber
 from console.demo.fleet import demo_extra
 from console.demo.traffic import Traffic, host_urls
 from console.demo.trunk import Trunk, commit_change, create_trunk
@@ -132,8 +133,9 @@ class DemoFleet:
     def history(self) -> History:
         return History(self.inventory.state_dir)
 
-    def deploy(self, ref: str | None = None, **request: Any):
-        return run_deploy(self.inventory, DeployRequest(user=USER, ref=ref, **request))
+    def deploy(self, ref: str | None = None, *, printer: Subscriber | None = None, **request: Any):
+        """Deploy `ref` as the e2e user; `printer` hears every event as the deploy emits it."""
+        return run_deploy(self.inventory, DeployRequest(user=USER, ref=ref, **request), printer=printer)
 
     def traffic(self, rate: float, shoppers: int = 6, **kw: Any) -> Traffic:
         shop = Traffic(host_urls(self.inventory.hosts), rate=rate, shoppers=shoppers, **kw)
