@@ -27,7 +27,6 @@ import sys
 RELEASE = os.path.dirname(os.path.realpath(__file__))
 DEPLOY_PATH = os.path.dirname(os.path.dirname(RELEASE))  # {deploy_path}/releases/<id>/ctl.py
 
-import argparse  # noqa: E402
 import fcntl  # noqa: E402
 import signal  # noqa: E402
 import time  # noqa: E402
@@ -194,17 +193,55 @@ def where(exc, release):
     return f"{text} ({os.path.relpath(frame.filename, release)}:{frame.lineno})"
 
 
+COMMANDS = ("graceful", "stop", "status")
+#: option -> (default, help)
+OPTIONS = {
+    "bind": ("127.0.0.1:8080", "ADDRESS:PORT to listen on"),
+    "statsd": ("", "HOST:PORT to send StatsD metrics to; empty: none"),
+    "timeout": ("30", "seconds to wait for gunicorn"),
+}
+USAGE = "usage: ctl.py {graceful,stop,status} [--bind ADDRESS:PORT] [--statsd HOST:PORT] [--timeout SECONDS]"
+
+
+class Args:
+    """`COMMAND [--name VALUE | --name=VALUE]...`, parsed by hand: ctl.py runs on every host on
+    every deploy, and argparse would be its largest import after the release check's."""
+
+    def __init__(self, argv):
+        if argv[:1] in (["-h"], ["--help"]):
+            raise Failed("\n".join([USAGE, *(f"  --{n:<8} {h} (default {d!r})" for n, (d, h) in OPTIONS.items())]), 0)
+        if not argv or argv[0] not in COMMANDS:
+            raise Failed(f"{USAGE}\nctl.py: expected a command first: {', '.join(COMMANDS)}", 2)
+        self.command = argv[0]
+        values = {name: default for name, (default, _) in OPTIONS.items()}
+        rest = list(argv[1:])
+        while rest:
+            arg = rest.pop(0)
+            name, eq, value = arg.partition("=")
+            if not name.startswith("--") or name[2:] not in OPTIONS:
+                raise Failed(f"{USAGE}\nctl.py: unknown argument {arg!r}", 2)
+            if not eq:
+                if not rest:
+                    raise Failed(f"{USAGE}\nctl.py: {name} needs a value", 2)
+                value = rest.pop(0)
+            values[name[2:]] = value
+        self.bind, self.statsd = values["bind"], values["statsd"]
+        try:
+            self.timeout = float(values["timeout"])
+        except ValueError:
+            raise Failed(f"{USAGE}\nctl.py: --timeout: expected seconds, got {values['timeout']!r}", 2) from None
+
+
 def main(argv=None):
-    p = argparse.ArgumentParser(prog="ctl.py", description="Start, gracefully reload or stop the shop's gunicorn.")
-    p.add_argument("command", choices=("graceful", "stop", "status"))
-    p.add_argument("--bind", default="127.0.0.1:8080", help="ADDRESS:PORT to listen on (default %(default)s)")
-    p.add_argument("--statsd", default="", help="HOST:PORT to send StatsD metrics to; empty: none")
-    p.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for gunicorn (default %(default)g)")
-    args = p.parse_args(argv)
+    try:
+        args = Args(sys.argv[1:] if argv is None else argv)
+    except Failed as exc:
+        print(exc.args[0], file=sys.stdout if exc.args[1] == 0 else sys.stderr)
+        return exc.args[1]
     try:
         os.makedirs(run_path(""), exist_ok=True)
         with open(run_path("ctl.lock"), "w") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
+            fcntl.flock(lock, fcntl.LOCK_EX)  # one ctl command at a time on this host
             print(getattr(Gunicorn(), args.command)(args), flush=True)
     except Failed as exc:
         print(f"shop {args.command}: {exc.args[0]}", file=sys.stderr, flush=True)

@@ -9,6 +9,7 @@ reload would inherit them.
 
 import os
 import selectors
+import sys
 
 _deploy_path = os.path.dirname(os.path.dirname(os.path.dirname(os.path.realpath(__file__))))
 _run = os.path.join(_deploy_path, "run")
@@ -53,6 +54,21 @@ def post_worker_init(worker):
     with open(f"{path}.{worker.pid}", "w", encoding="utf-8") as f:
         f.write(f"{worker.pid} {worker.wsgi.revision}\n")
     os.replace(f"{path}.{worker.pid}", path)
+
+
+def worker_exit(server, worker):
+    """A worker that has finished its requests leaves at once, without Python's shutdown.
+
+    That shutdown tears down every module the worker inherited from the master (gunicorn
+    with pkg_resources), touching and so copying, page by page, the heap they share: 100 to
+    200 ms of CPU per old worker on a busy 2-core machine, on every host on every deploy.
+    gunicorn also calls this hook in the master (for a worker that vanished) and in a worker
+    that failed to boot, whose exit status the master needs: both go on as usual.
+    """
+    if os.getpid() == worker.pid and worker.booted and not worker.alive:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
 
 
 def _drain(fd):
