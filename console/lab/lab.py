@@ -278,6 +278,9 @@ class Lab:
             for found in procs.pids_in_netns(files).values():
                 pids.update(found)
         pids.update(procs.pids_with_cmdline(f"{d}/sshd_config"))
+        # Without root, what a deploy started in a host's deploy path and detached from its ssh
+        # session (the demo shop's gunicorn) is no descendant of sshd; its command line names the path.
+        pids.update(procs.pids_with_cmdline(f"{d}/hosts/"))
         if d.is_dir():
             for pid_file in d.glob("hosts/*/sshd.pid"):
                 pid = procs.read_pid(pid_file)
