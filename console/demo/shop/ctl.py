@@ -11,7 +11,7 @@ graceful  as `apachectl graceful`: if gunicorn does not run, start it (detached,
           cannot load the application, so a release whose code or gunicorn.conf.py does not
           load is refused here and the old worker goes on serving. Then send gunicorn SIGHUP
           and wait until its new worker serves the new release; the old worker finishes the
-          requests it has and exits (see the shop's README for why SIGHUP).
+          requests it has and exits (the repository's README says why SIGHUP).
 stop      SIGTERM (gunicorn's graceful stop); wait until the master is gone.
 status    one line: revision, address, master and worker; exit status 3 if it does not run.
 
@@ -21,16 +21,14 @@ Prints one line; exits non-zero with a one-line reason on failure. Files in
 ctl.lock (one ctl command at a time).
 """
 
+import fcntl
 import os
+import signal
 import sys
+import time
 
-RELEASE = os.path.dirname(os.path.realpath(__file__))
-DEPLOY_PATH = os.path.dirname(os.path.dirname(RELEASE))  # {deploy_path}/releases/<id>/ctl.py
-
-import fcntl  # noqa: E402
-import signal  # noqa: E402
-import time  # noqa: E402
-
+# this file is {deploy_path}/releases/<id>/ctl.py
+DEPLOY_PATH = os.path.dirname(os.path.dirname(os.path.dirname(os.path.realpath(__file__))))
 GUNICORN = "/usr/bin/gunicorn"  # Debian's package `gunicorn`, on the system python3
 POLL = 0.005  # seconds between looks at gunicorn's files
 
