@@ -1,8 +1,10 @@
 """What a console can ask of the engine, in one place, with no UI in it.
 
 The Textual app holds one `EngineService` and calls it from worker threads: the queue,
-a preview of a deploy, starting a deploy as its own process, following any running
-deploy through its event log, history, the lock, metric series and deploy markers.
+a preview (or the dry run) of a deploy, starting a deploy, a switch or a retry of the
+failed hosts as its own process, aborting one at its next safe point, following any
+running deploy through its event log (its live log too), history, the lock, metric series
+and deploy markers.
 Keeping this Textual-free means every console feature is testable without a screen, and
 the TUI stays a renderer of what the engine says.
 
@@ -20,12 +22,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from console.config.inventory import Inventory, KeyMetric, load_inventory
+from console.core.errors import ConsoleError
 from console.core.events import Event, WatchVerdict
 from console.metrics.backends import source_for
 from console.pipeline.plan import DeployRequest
-from console.session.detach import start_detached
+from console.session.abort import abort
+from console.session.detach import start_detached, start_detached_switch
 from console.session.hold import Session, current_user
-from console.session.runs import ensure_statsd
+from console.session.runs import ensure_statsd, only_hosts, previous_release
 from console.state.history import DeployRecord, HostRecord
 from console.state.lock import LockInfo
 from console.trunk.checkout import Checkout
@@ -61,6 +65,8 @@ class Preview:
     strategy: str
     rolling: bool
     allowed_failures: int
+    failed_hosts: tuple[str, ...] = ()
+    """The hosts that failed last time and have not caught up: what "only failed" deploys to."""
 
 
 class EngineService:
@@ -118,13 +124,50 @@ class EngineService:
             strategy=inv.strategy,
             rolling=rolling,
             allowed_failures=inv.allowed_failures(n),
+            failed_hosts=tuple(self.session.history.failed_hosts_of_last(environment=self.environment)),
         )
 
-    def start_deploy(self, sha: str, override: str | None = None, rolling: bool = False) -> str:
-        request = DeployRequest(user=self.user, ref=sha, override=override or None, rolling=rolling)
-        deploy_id = start_detached(self.inventory, request)
+    def _request(self, sha: str, override: str | None, rolling: bool, only_failed: bool) -> DeployRequest:
+        hosts = only_hosts(self.inventory, self.session.history, "failed" if only_failed else None)
+        return DeployRequest(user=self.user, ref=sha, override=override or None, hosts=hosts, rolling=rolling)
+
+    def start_deploy(
+        self, sha: str, override: str | None = None, *, rolling: bool = False, only_failed: bool = False
+    ) -> str:
+        deploy_id = start_detached(self.inventory, self._request(sha, override, rolling, only_failed))
         self._fetched = 0.0  # the queue changes once it lands
         return deploy_id
+
+    def dry_run(
+        self, sha: str, override: str | None = None, *, rolling: bool = False, only_failed: bool = False
+    ) -> str:
+        """The plan a deploy would run, as `invoke deploy --dry-run` prints it; changes nothing."""
+        pipeline = self.session.pipeline()
+        return pipeline.describe(pipeline.plan(self._request(sha, override, rolling, only_failed)))
+
+    def retry_failed(self) -> str:
+        """Deploy the live revision again to the hosts that failed and have not caught up
+        (`invoke deploy --only failed --ref LIVE`); returns the deploy id."""
+        live = self.live_revision()
+        if live is None:
+            raise ConsoleError(f"nothing is live on {self.environment} yet: deploy first")
+        return self.start_deploy(live, only_failed=True)
+
+    def switch_target(self, release: str | None = None) -> DeployRecord:
+        """The newest deploy that shipped `release` (default: the release before the live one)."""
+        release = release or previous_release(self.session.history)
+        for record in self.session.history.deploys(200, environment=self.environment):
+            if record.release == release and record.result in ("ok", "partial"):
+                return record
+        raise ConsoleError(f"release {release} never went out to {self.environment}: nothing to switch to")
+
+    def start_switch(self, release: str) -> str:
+        """Switch every host to `release` (activate, restart, verify) as its own process."""
+        return start_detached_switch(self.inventory, release, self.user)
+
+    def abort(self, deploy_id: str) -> None:
+        """Ask a running deploy to stop at its next safe point (SIGTERM to its process)."""
+        abort(self.session, self.user, deploy_id)
 
     def running_deploy(self) -> str | None:
         latest = self.session.log.latest()

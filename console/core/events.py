@@ -113,6 +113,18 @@ class HostFailed(Event):
 
 
 @dataclass(frozen=True)
+class HostOutput(Event):
+    """Lines a host's step printed (or did), for the live log: the command run, then what
+    it wrote. Already censored and printable (`console.pipeline.output`), and bounded per
+    host and phase, so a chatty restart script cannot flood the log."""
+
+    kind: ClassVar[str] = "host-output"
+    phase: str
+    host: str
+    lines: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class PhaseDone(Event):
     """A phase ended on every host it touched."""
 
@@ -168,6 +180,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         HostProgress,
         HostDone,
         HostFailed,
+        HostOutput,
         PhaseDone,
         Notice,
         DeployDone,

@@ -4,12 +4,15 @@ Commit subjects and authors, refs, lock reasons, user names and remote command o
 from people and hosts we do not control. `printable` is the one function every place that
 shows such text calls: terminal control sequences, C0/C1 control characters and bidi
 overrides become visible escapes, so a commit subject can never retitle, clear or hide
-part of an operator's terminal, and a long value is capped.
+part of an operator's terminal, and a long value is capped. `censor` takes secrets out of
+host output before it is logged or shown.
 """
 
 from __future__ import annotations
 
+import re
 import time
+from collections.abc import Iterable
 
 #: Invisible characters that reorder or hide text (bidi embeddings, overrides, isolates,
 #: marks, zero-width characters, line/paragraph separators, the BOM): shown as ⟨U+XXXX⟩.
@@ -49,3 +52,29 @@ def local_time(ts: float, *, date: bool = True) -> str:
     """`YYYY-MM-DD HH:MM:SS` in local time, the one way times are shown to people
     (`HH:MM:SS` with `date=False`, where the day goes without saying)."""
     return time.strftime("%Y-%m-%d %H:%M:%S" if date else "%H:%M:%S", time.localtime(ts))
+
+
+#: What a secret looks like in output: `password=...`, `token: ...`, an Authorization
+#: header, a URL's user:password, a private key's lines (Deployinator PR #117).
+_SECRET_PATTERNS = (
+    re.compile(
+        r"(?i)\b((?:pass(?:word|wd)?|secret|token|api[_-]?key|access[_-]?key|private[_-]?key)\w*[\"']?\s*[:=]\s*)\S+"
+    ),
+    re.compile(r"(?i)\b(authorization:\s*(?:\w+\s+)?|bearer\s+)\S+"),
+    re.compile(r"(\b[a-z][a-z0-9+.-]*://[^/\s:@]+:)[^@\s/]+(@)"),
+)
+_KEY_BLOCK = re.compile(r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----.*?(?:-----END [A-Z0-9 ]*PRIVATE KEY-----|\Z)", re.S)
+CENSORED = "***"
+
+
+def censor(text: str, secrets: Iterable[str] = ()) -> str:
+    """`text` with every known secret (`secrets`: exact values, such as webhook URLs) and
+    every value that looks like one replaced by `***`: what output must pass before it is
+    logged or shown."""
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, CENSORED)
+    text = _KEY_BLOCK.sub(f"-----{CENSORED} PRIVATE KEY-----", text)
+    for pattern in _SECRET_PATTERNS:
+        text = pattern.sub(lambda m: m.group(1) + CENSORED + (m.group(2) if m.re.groups > 1 else ""), text)
+    return text

@@ -125,7 +125,9 @@ class Pipeline:
         req = plan.request
         if plan.refused and not req.override:
             raise ConsoleError(plan.refused)
-        run = Run(self.inventory, plan, self.connect, on_activated=on_activated, halt_reason=halt_reason)
+        run = Run(
+            self.inventory, plan, self.connect, on_activated=on_activated, halt_reason=halt_reason, emit=self.emit
+        )
 
         def work(fan: Fanout) -> str:
             if req.override and plan.refused:
@@ -160,7 +162,7 @@ class Pipeline:
             previous_revision=self.live_revision,
             request=DeployRequest(user=user),
         )
-        run = Run(self.inventory, plan, self.connect)
+        run = Run(self.inventory, plan, self.connect, emit=self.emit)
 
         def work(fan: Fanout) -> str:
             self._activate(run, fan, plan.hosts)
@@ -181,7 +183,7 @@ class Pipeline:
             previous_revision=self.live_revision,
             request=DeployRequest(user=user),
         )
-        run = Run(self.inventory, plan, self.connect, build=build)
+        run = Run(self.inventory, plan, self.connect, build=build, emit=self.emit)
 
         def work(fan: Fanout) -> str:
             self._phase(run, fan, phase, plan.hosts)
@@ -274,7 +276,7 @@ class Pipeline:
         if skipped:
             self.emit(PhaseDone(deploy_id, phase=phase, ok=0, failed=0, seconds=0.0, skipped=skipped))
             return hosts
-        out = fan.run(phase, hosts, spec.bind(run), spec.limit(self.inventory.timeouts))
+        out = fan.run(phase, hosts, spec.bind(run, phase), spec.limit(self.inventory.timeouts))
         if counts:
             _mark(run, out)
         self.emit(
@@ -324,7 +326,7 @@ class Pipeline:
                 if skipped[phase]:
                     continue
                 spec, out = STEPS[phase], Outcome()
-                fan.run_chunk(phase, chunk, spec.bind(run), spec.limit(inv.timeouts), out)
+                fan.run_chunk(phase, chunk, spec.bind(run, phase), spec.limit(inv.timeouts), out)
                 _mark(run, out)
                 counts[phase][0] += len(out.ok)
                 counts[phase][1] += len(out.failed)

@@ -8,7 +8,8 @@ and `--dry-run` shows the rsync options declared here, the ones the steps pass.
 A step talks to its host only through the run's `Connection` (console/fleet/connection.py)
 and returns (bytes sent, message) or raises `HostError`; the fanout turns either into the
 host's event. `Run` is the state one run's steps share: a new one per run, so a `Pipeline`
-runs any number of times.
+runs any number of times. Each connection it hands a step reports what it runs and prints
+to the run's `OutputLog` (console/pipeline/output.py): the live log's `HostOutput` events.
 """
 
 from __future__ import annotations
@@ -21,9 +22,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from console.config.inventory import Host, Inventory, Timeouts
+from console.core.events import Event, Subscriber
 from console.core.text import short
 from console.fleet import remote
 from console.fleet.connection import Connect, Connection, HostError, tail
+from console.pipeline.output import Echo, OutputLog
 from console.pipeline.plan import Plan
 from console.trunk.build import Build
 
@@ -34,6 +37,10 @@ ASSETS_RSYNC = ("--ignore-existing", "--mkpath", RSYNC_MODES)
 #: sync-code: --link-dest is relative to the new release dir: unchanged files become hard links
 #: to the live release's, so a one-file change sends one file and costs no disk.
 CODE_RSYNC = ("--delete", "--mkpath", "--link-dest=../../current/", RSYNC_MODES)
+
+
+def _ignore(event: Event) -> None:
+    """The subscriber of a run nobody listens to."""
 
 
 @dataclass
@@ -50,16 +57,24 @@ class Run:
     build: Build | None = None
     on_activated: Callable[[], None] = lambda: None
     halt_reason: Callable[[], str | None] = lambda: None
+    #: where the hosts' output lines go (`HostOutput` events)
+    emit: Subscriber = _ignore
     #: host -> "phase: reason" of its first failure; it takes no further part in the run
     failed: dict[str, str] = field(default_factory=dict)
     #: host -> the revision its `current` named when it was switched
     revisions: dict[str, str] = field(default_factory=dict)
+    #: host -> the phase its step is in now (a host runs one step at a time)
+    working: dict[str, str] = field(default_factory=dict)
     _connections: dict[str, Connection] = field(default_factory=dict, init=False, repr=False)
 
+    def __post_init__(self) -> None:
+        self.output = OutputLog(self.plan.deploy_id, self.emit, secrets=self.inventory.webhooks)
+
     def connection(self, host: Host) -> Connection:
-        """The run's one connection to `host` (made on first use)."""
+        """The run's one connection to `host` (made on first use), reporting its output."""
         if host.name not in self._connections:
-            self._connections[host.name] = self.connect(self.inventory, host)
+            inner = self.connect(self.inventory, host)
+            self._connections[host.name] = Echo(inner, self.output, host.name, lambda: self.working.get(host.name, ""))
         return self._connections[host.name]
 
     def close(self) -> None:
@@ -190,9 +205,17 @@ class PhaseStep:
         """Why the phase does nothing for this inventory; "" when it runs."""
         return "" if self.needs(inventory) else self.skip_reason
 
-    def bind(self, run: Run) -> Callable[[Host], tuple[int, str]]:
-        """The step as the fanout runs it: a function of the host."""
-        return lambda host: self.step(run, host)
+    def bind(self, run: Run, phase: str) -> Callable[[Host], tuple[int, str]]:
+        """The step of `phase` as the fanout runs it: a function of the host."""
+
+        def on_host(host: Host) -> tuple[int, str]:
+            run.working[host.name] = phase
+            try:
+                return self.step(run, host)
+            finally:
+                run.output.phase_done(host.name, phase)
+
+        return on_host
 
 
 STEPS: dict[str, PhaseStep] = {

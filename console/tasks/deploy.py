@@ -1,4 +1,4 @@
-"""The deploy tasks: `invoke deploy` and each of its steps, status, history, queue, lock.
+"""The deploy tasks: `invoke deploy` and each of its steps, status, history, queue, lock, abort.
 
 A thin command line over the engine: each task loads the inventory, calls one engine
 function and prints. Every failure a person can fix ends as one line (`invoke` exits 1),
@@ -23,6 +23,7 @@ from console.core.errors import ConsoleError
 from console.core.progress import DeployView
 from console.core.text import local_time, short
 from console.pipeline.plan import DeployRequest
+from console.session.abort import abort as abort_deploy
 from console.session.detach import start_detached, start_detached_switch
 from console.session.hold import Session, current_user
 from console.session.runs import only_hosts, run_deploy, run_step, run_switch
@@ -47,16 +48,21 @@ def _follow(session: Session, deploy_id: str) -> str:
 
 
 def _stop_on_ctrl_c() -> threading.Event:
-    """Ctrl-C on a foreground deploy stops at the next safe point (between chunks)."""
+    """Ctrl-C on a foreground deploy stops at the next safe point (between chunks), and so
+    does SIGTERM, as for a detached deploy (`invoke abort` sends it)."""
     stop = threading.Event()
 
     def handler(signum: int, frame: object) -> None:
-        if stop.is_set():
+        if signum == signal.SIGTERM:
+            print("\naborted (SIGTERM): stopping at the next safe point (between chunks)", file=sys.stderr)
+        elif stop.is_set():
             raise KeyboardInterrupt
-        print("\nstopping at the next safe point (between chunks); Ctrl-C again to quit now", file=sys.stderr)
+        else:
+            print("\nstopping at the next safe point (between chunks); Ctrl-C again to quit now", file=sys.stderr)
         stop.set()
 
     signal.signal(signal.SIGINT, handler)
+    signal.signal(signal.SIGTERM, handler)
     return stop
 
 
@@ -114,6 +120,15 @@ def switch(c, inventory=None, release=None, detach=False):
         return
     done = run_switch(inv, release, current_user(), printer=LivePrinter(), stop=_stop_on_ctrl_c())
     _exit_for(done.result)
+
+
+@task(help={"inventory": INVENTORY_HELP, "deploy": "the id of the running deploy (default: the newest)"})
+@clear_errors
+def abort(c, inventory=None, deploy=None):
+    """Stop the running deploy at its next safe point (between chunks); hosts already switched stay switched."""
+    inv = _inventory(inventory)
+    deploy_id = abort_deploy(Session(inv), current_user(), deploy)
+    print(f"{deploy_id}: asked to stop at the next safe point; invoke status --follow shows where it stopped")
 
 
 @task(
@@ -292,6 +307,7 @@ cleanup = _step_task("cleanup", "Remove releases older than keep_releases and as
 TASKS = (
     deploy,
     switch,
+    abort,
     status,
     history,
     queue,

@@ -1,0 +1,100 @@
+"""A host's live output: what each step ran and what it printed, as `HostOutput` events.
+
+The live log (Shipit's and Deployinator's streamed deploy output) needs the output of every
+command, not only the last lines of a failure. It is taken at the `Connection` seam, not
+inside a transport: `Echo` wraps the run's connection to a host and reports each command,
+its output and each rsync, whatever transport is behind it. Before any line becomes an
+event it is censored (`console.core.text.censor`: secret-looking values and the
+inventory's webhook URLs) and made printable, and each host gets at most `LINES_PER_PHASE`
+lines per phase: a chatty restart script cannot flood the event log or the console.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+
+from console.core.events import HostOutput, Subscriber
+from console.core.text import censor, printable
+from console.fleet.connection import Connection, HostError, Result
+
+#: Lines one host may log in one phase; past it, one line says how many were left out.
+LINES_PER_PHASE = 200
+#: Characters kept of one line.
+LINE_WIDTH = 240
+
+
+class OutputLog:
+    """One run's output lines, per host and phase, bounded and censored. Thread-safe: the
+    fanout's threads report at once."""
+
+    def __init__(self, deploy_id: str, emit: Subscriber, secrets: Iterable[str] = ()) -> None:
+        self.deploy_id = deploy_id
+        self.emit = emit
+        self.secrets = tuple(s for s in secrets if s)
+        self._lines: Counter[tuple[str, str]] = Counter()
+        self._dropped: Counter[tuple[str, str]] = Counter()
+        self._lock = threading.Lock()
+
+    def write(self, host: str, phase: str, lines: Iterable[str]) -> None:
+        """Log `lines` of `host` in `phase` (one event), within the phase's budget."""
+        clean = [printable(censor(line, self.secrets), LINE_WIDTH) for line in lines]
+        key = (host, phase)
+        with self._lock:
+            room = max(0, LINES_PER_PHASE - self._lines[key])
+            self._lines[key] += min(room, len(clean))
+            self._dropped[key] += max(0, len(clean) - room)
+            clean = clean[:room]
+        if clean:
+            self.emit(HostOutput(self.deploy_id, phase=phase, host=host, lines=tuple(clean)))
+
+    def phase_done(self, host: str, phase: str) -> None:
+        """Say how many lines of `host` in `phase` were left out, if any."""
+        with self._lock:
+            dropped = self._dropped.pop((host, phase), 0)
+        if dropped:
+            line = f"… {dropped} more lines not logged (at most {LINES_PER_PHASE} per host and phase)"
+            self.emit(HostOutput(self.deploy_id, phase=phase, host=host, lines=(line,)))
+
+
+class Echo:
+    """A `Connection` that reports to an `OutputLog` what it runs and what comes back.
+
+    `phase()` names the phase the host is in when a command runs (a host runs one step at
+    a time). A failure's output is censored here too, so `HostFailed.output` is as well."""
+
+    def __init__(self, inner: Connection, log: OutputLog, host: str, phase: Callable[[], str]) -> None:
+        self.inner = inner
+        self.log = log
+        self.host = host
+        self.phase = phase
+
+    def _write(self, lines: Iterable[str]) -> None:
+        self.log.write(self.host, self.phase(), lines)
+
+    def run(self, command: str, *, timeout: float | None = None, what: str = "", stdin: str | None = None) -> Result:
+        self._write([f"$ {command}"])
+        try:
+            result = self.inner.run(command, timeout=timeout, what=what, stdin=stdin)
+        except HostError as exc:
+            exc.output = censor(exc.output, self.log.secrets)
+            self._write([*exc.output.splitlines(), f"✘ {exc.reason}"])
+            raise
+        self._write([*result.stdout.splitlines(), *result.stderr.splitlines()])
+        return result
+
+    def rsync(self, source: Path, dest: str, options: Sequence[str] = (), *, timeout: float | None = None) -> int:
+        self._write([f"$ rsync {' '.join(options)} {source}/ → {dest}"])
+        try:
+            sent = self.inner.rsync(source, dest, options, timeout=timeout)
+        except HostError as exc:
+            exc.output = censor(exc.output, self.log.secrets)
+            self._write([*exc.output.splitlines(), f"✘ {exc.reason}"])
+            raise
+        self._write([f"{sent} bytes sent"])
+        return sent
+
+    def close(self) -> None:
+        self.inner.close()
