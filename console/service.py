@@ -124,7 +124,7 @@ class EngineService:
             strategy=inv.strategy,
             rolling=rolling,
             allowed_failures=inv.allowed_failures(n),
-            failed_hosts=tuple(self.session.history.failed_hosts_of_last(environment=self.environment)),
+            failed_hosts=tuple(self.failed_hosts()),
         )
 
     def _request(self, sha: str, override: str | None, rolling: bool, only_failed: bool) -> DeployRequest:
@@ -144,6 +144,9 @@ class EngineService:
         """The plan a deploy would run, as `invoke deploy --dry-run` prints it; changes nothing."""
         pipeline = self.session.pipeline()
         return pipeline.describe(pipeline.plan(self._request(sha, override, rolling, only_failed)))
+
+    def failed_hosts(self) -> list[str]:
+        return self.session.history.failed_hosts_of_last(environment=self.environment)
 
     def retry_failed(self) -> str:
         """Deploy the live revision again to the hosts that failed and have not caught up

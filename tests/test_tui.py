@@ -8,7 +8,7 @@ from dataclasses import replace
 
 import pytest
 from textual.color import Color
-from textual.widgets import Button, RichLog, TabbedContent
+from textual.widgets import RichLog, TabbedContent
 
 from console.core.errors import ConsoleError
 from console.core.progress import HOST_STATES
@@ -53,6 +53,16 @@ def rendered(widget) -> str:
     return str(widget.render())
 
 
+def plan_ready(app) -> bool:
+    """The deploy confirmation is open and shows its plan (it loads the preview itself)."""
+    return isinstance(app.screen, ConfirmDeploy) and bool(app.screen.query("#confirm"))
+
+
+async def plan_shown(pilot) -> None:
+    await until(pilot, lambda: plan_ready(pilot.app))
+    await pilot.pause(0.05)  # the focus moves to the button or the reason
+
+
 @pilot_test
 async def test_choose_commit_confirm_and_grid_reaches_all_verified():
     service = FakeService(hosts=120)
@@ -67,7 +77,7 @@ async def test_choose_commit_confirm_and_grid_reaches_all_verified():
         detail = rendered(screen.query_one(CommitDetail))
         assert "Faster sprite sheet" in detail and "ships 3 commits" in detail
         await pilot.press("d")
-        await until(pilot, lambda: isinstance(app.screen, ConfirmDeploy))
+        await plan_shown(pilot)
         assert "3 commits to 120 hosts in 12 chunks of 10" in app.screen.query_one("#plan").render().plain
         await pilot.press("enter")
         await until(pilot, lambda: screen.done_seen)
@@ -104,7 +114,7 @@ async def test_deploy_button_opens_the_confirmation_and_escape_cancels():
     async with app.run_test(size=(120, 40)) as pilot:
         await until(pilot, lambda: app.console_screen.query_one("QueueTable").row_count == 5)
         await pilot.click("#deploy")
-        await until(pilot, lambda: isinstance(app.screen, ConfirmDeploy))
+        await plan_shown(pilot)
         await pilot.press("escape")
         await until(pilot, lambda: not isinstance(app.screen, ConfirmDeploy))
         assert service.started == []
@@ -123,16 +133,16 @@ async def test_refused_commit_shows_the_refusal_and_needs_an_override():
         detail = rendered(screen.query_one(CommitDetail))
         assert "DDL" in detail and "blocked: not reviewed" in detail
         await pilot.press("d")
-        await until(pilot, lambda: isinstance(app.screen, ConfirmDeploy))
+        await plan_shown(pilot)
         dialog = app.screen
         refusals = dialog.query_one("#refusals").render().plain
         assert "not reviewed" in refusals and "DDL migrations/0002_add_gift_wrap.sql:1" in refusals
-        confirm = dialog.query_one("#confirm", Button)
-        assert confirm.disabled
-        await pilot.press("enter")  # empty reason: nothing happens
-        assert isinstance(app.screen, ConfirmDeploy) and service.started == []
+        await pilot.press("enter")  # an empty reason: the dialog stays open and says why
+        await pilot.pause(0.1)
+        assert app.screen is dialog and service.started == []
+        assert dialog.has_class("-error") and "Say why" in rendered(dialog.query_one("#error"))
         await pilot.press(*"gift wrap DDL reviewed by dba")
-        assert not confirm.disabled
+        assert not dialog.has_class("-error")
         await pilot.press("enter")
         await until(pilot, lambda: screen.done_seen)
         assert service.started == [(sample_queue()[4].sha, "gift wrap DDL reviewed by dba")]
@@ -149,7 +159,7 @@ async def test_engine_error_is_a_notification_not_a_traceback():
         await until(pilot, lambda: screen.query_one("QueueTable").row_count == 5)
         assert "held by grace" in rendered(screen.query_one(StatusHeader))
         await pilot.press("down", "down", "d")
-        await until(pilot, lambda: isinstance(app.screen, ConfirmDeploy))
+        await plan_shown(pilot)
         await pilot.press("enter")
         await until(pilot, lambda: any("held by grace" in n.message for n in app._notifications))
         assert service.started == [] and app.is_running
@@ -198,7 +208,7 @@ async def test_failed_host_shows_its_reason_in_the_detail():
         screen = app.console_screen
         await until(pilot, lambda: screen.query_one("QueueTable").row_count == 5)
         await pilot.press("down", "down", "d")
-        await until(pilot, lambda: isinstance(app.screen, ConfirmDeploy))
+        await plan_shown(pilot)
         await pilot.press("enter")
         await until(pilot, lambda: screen.done_seen)
         assert screen.query_one(FleetLegend).counts == {"verified": 39, "failed": 1}
@@ -247,14 +257,14 @@ async def test_take_and_release_the_lock():
     app = make_app(service)
     async with app.run_test(size=(120, 40)) as pilot:
         header = app.console_screen.query_one(StatusHeader)
-        await pilot.press("l")
-        await until(pilot, lambda: isinstance(app.screen, LockScreen))
+        await pilot.press("k")
+        await until(pilot, lambda: isinstance(app.screen, LockScreen) and app.screen.loaded)
         await pilot.press(*"db failover", "enter")
         await until(pilot, lambda: header.lock_info is not None)
         assert service.lock.reason == "db failover"
         assert "held by ada" in rendered(header) and "db failover" in rendered(header)
-        await pilot.press("l")
-        await until(pilot, lambda: isinstance(app.screen, LockScreen))
+        await pilot.press("k")
+        await until(pilot, lambda: isinstance(app.screen, LockScreen) and app.screen.loaded)
         await pilot.click("#release")
         await until(pilot, lambda: header.lock_info is None)
         assert service.lock is None

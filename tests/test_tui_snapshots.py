@@ -69,7 +69,8 @@ def test_confirm_refused(snap_compare, size):
     async def ready(pilot):
         await until(pilot, lambda: queue_loaded(pilot.app))
         await pilot.press("up", "up", "d")  # the newest commit: DDL, and it ships an unreviewed one
-        await until(pilot, lambda: isinstance(pilot.app.screen, ConfirmDeploy))
+        await until(pilot, lambda: isinstance(pilot.app.screen, ConfirmDeploy) and pilot.app.screen.preview)
+        await pilot.pause(0.1)
         await pilot.press(*"dba approved")
 
     assert snap_compare(make_app(), run_before=ready, terminal_size=size)

@@ -5,18 +5,22 @@
 `clock` is injectable so snapshot tests render no wall-clock time.
 
 The app holds what every screen shares: the service, the clock and the intervals, the
-styles (`console.tcss`) and the theme (`console.tui.theme`), and the one place a failed
-worker is shown to the person (`on_worker_state_changed`). Screens and widgets that need
+styles (`console.tcss`) and the theme (`console.tui.theme`), the one place a failed
+worker is shown to the person (`on_worker_state_changed`), the console's own commands in
+the command palette (the main screen's bindings, by name), and where a screenshot goes. Screens and widgets that need
 these declare `app = getters.app(ConsoleApp)` for the type checker.
 """
 
 from __future__ import annotations
 
+import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from pathlib import Path
 
-from textual.app import App
+from textual.app import App, SystemCommand
 from textual.binding import Binding
+from textual.screen import Screen
 from textual.worker import Worker, WorkerState
 
 from console.tui.backend import ConsoleService
@@ -30,7 +34,12 @@ class ConsoleApp(App[None]):
 
     CSS_PATH = "console.tcss"
     TITLE = "deploy console"
-    BINDINGS = [Binding("q", "quit", "Quit"), Binding("ctrl+c", "quit", "Quit", show=False)]
+    BINDINGS = [
+        Binding(
+            "q", "quit", "Quit", tooltip="Close the console; a running deploy goes on (a reopened console attaches)"
+        ),
+        Binding("ctrl+c", "quit", "Quit", show=False),
+    ]
 
     def __init__(
         self,
@@ -64,6 +73,32 @@ class ConsoleApp(App[None]):
     def console_screen(self) -> ConsoleScreen:
         """The main screen (also while a dialog is open)."""
         return next(s for s in self.screen_stack if isinstance(s, ConsoleScreen))
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        """Textual's commands, then (on the main screen) every console action by its name."""
+        yield from super().get_system_commands(screen)
+        if not isinstance(screen, ConsoleScreen):
+            return
+        actions: set[str] = set()
+        for active in screen.active_bindings.values():
+            b = active.binding
+            if active.node is screen and b.description and b.action not in actions:
+                actions.add(b.action)
+                yield SystemCommand(
+                    f"{b.description} ({self.get_key_display(b)})",
+                    b.tooltip or b.description,
+                    lambda action=b.action: self.call_later(screen.run_action, action),
+                )
+
+    def deliver_screenshot(
+        self, filename: str | None = None, path: str | None = None, time_format: str | None = None
+    ) -> str | None:
+        """Textual saves to the Downloads directory, which a server often lacks (then it said
+        "Failed to save screenshot"): use it if it exists, else the current directory."""
+        if path is None:
+            downloads = Path(os.environ.get("XDG_DOWNLOAD_DIR") or Path.home() / "Downloads")
+            path = str(downloads if downloads.is_dir() else Path.cwd())
+        return super().deliver_screenshot(filename, path, time_format)
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         """Every failed call to the service, from any screen, as one notification line."""

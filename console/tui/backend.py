@@ -45,8 +45,31 @@ class ConsoleService(Protocol):
     def preview(self, sha: str) -> Preview:
         """The plan a deploy of `sha` would run, and what it would refuse."""
 
-    def start_deploy(self, sha: str, override: str | None = None) -> str:
-        """Start a detached deploy of `sha`; returns its deploy id."""
+    def start_deploy(
+        self, sha: str, override: str | None = None, *, rolling: bool = False, only_failed: bool = False
+    ) -> str:
+        """Start a detached deploy of `sha` (only to the hosts that failed last time, with
+        `only_failed`); returns its deploy id."""
+
+    def dry_run(
+        self, sha: str, override: str | None = None, *, rolling: bool = False, only_failed: bool = False
+    ) -> str:
+        """The plan that deploy would run, as `invoke deploy --dry-run` prints it."""
+
+    def failed_hosts(self) -> list[str]:
+        """The hosts that failed in the last deploy with failures and have not caught up."""
+
+    def retry_failed(self) -> str:
+        """Deploy the live revision again to the hosts that failed; returns the deploy id."""
+
+    def switch_target(self, release: str | None = None) -> DeployRecord:
+        """The newest deploy that shipped `release` (default: the release before the live one)."""
+
+    def start_switch(self, release: str) -> str:
+        """Start a detached switch of every host to `release`; returns its deploy id."""
+
+    def abort(self, deploy_id: str) -> None:
+        """Ask a running deploy to stop at its next safe point."""
 
     def running_deploy(self) -> str | None:
         """The id of a deploy running now (started anywhere), or None."""

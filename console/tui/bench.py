@@ -45,7 +45,26 @@ class BenchService:
     def preview(self, sha: str) -> Preview:
         raise ConsoleError("the bench deploys nothing")
 
-    def start_deploy(self, sha: str, override: str | None = None) -> str:
+    def start_deploy(
+        self, sha: str, override: str | None = None, *, rolling: bool = False, only_failed: bool = False
+    ) -> str:
+        raise ConsoleError("the bench deploys nothing")
+
+    dry_run = start_deploy
+
+    def failed_hosts(self) -> list[str]:
+        return []
+
+    def retry_failed(self) -> str:
+        raise ConsoleError("the bench deploys nothing")
+
+    def switch_target(self, release: str | None = None) -> DeployRecord:
+        raise ConsoleError("the bench deploys nothing")
+
+    def start_switch(self, release: str) -> str:
+        raise ConsoleError("the bench deploys nothing")
+
+    def abort(self, deploy_id: str) -> None:
         raise ConsoleError("the bench deploys nothing")
 
     def running_deploy(self) -> str | None:

@@ -22,6 +22,7 @@ from console.core.events import (
     Event,
     HostDone,
     HostFailed,
+    HostOutput,
     HostProgress,
     Notice,
     PhaseDone,
@@ -119,6 +120,7 @@ def _record(
         action=action,
         user=user,
         started=started,
+        release=release_of(revision, started),
         previous_revision=previous,
         revision=revision,
         commits=commits,
@@ -138,6 +140,11 @@ def _record(
     )
 
 
+def release_of(revision: str, started: float) -> str:
+    """The release id a deploy of `revision` at `started` makes, as the engine names it."""
+    return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(started)) + f"-{revision[:7]}"
+
+
 def script_deploy(
     deploy_id: str,
     hosts: tuple[str, ...],
@@ -149,10 +156,14 @@ def script_deploy(
     user: str = "ada",
     commits: int = 3,
     override: str | None = None,
+    action: str = "deploy",
+    phases: tuple[str, ...] = PHASES,
+    output: bool = False,
 ) -> list[Event]:
     """The complete, deterministic event stream of a chunked deploy.
 
     `failures` maps host -> (phase, reason): the host fails that phase and takes no further part.
+    `output`: each host's step also logs the command it ran and what it printed (HostOutput).
     """
     failures = failures or {}
     chunks = tuple(hosts[i : i + chunk_size] for i in range(0, len(hosts), chunk_size))
@@ -167,15 +178,16 @@ def script_deploy(
             previous_revision=previous,
             hosts=hosts,
             chunks=chunks,
-            phases=PHASES,
+            phases=phases,
             strategy="chunked",
             commits=commits,
             override=override,
+            action=action,
             ts=t,
         )
     ]
     failed: set[str] = set()
-    for phase in PHASES:
+    for phase in phases:
         if phase in ("update", "build"):
             out.append(PhaseStarted(deploy_id, phase=phase, ts=t))
             t += 2.0
@@ -191,6 +203,8 @@ def script_deploy(
                 nbytes = 48_000 + sum(map(ord, host)) * 7 if phase.startswith("sync") else 0
                 out.append(HostProgress(deploy_id, phase=phase, host=host, message=f"{phase} started", ts=t))
                 seconds = 0.2 + (i % 5) * 0.05
+                if output:
+                    out.append(HostOutput(deploy_id, phase=phase, host=host, lines=_output_of(phase, host), ts=t))
                 if failures.get(host, ("", ""))[0] == phase:
                     reason = failures[host][1]
                     out.append(
@@ -251,6 +265,18 @@ def script_deploy(
     return out
 
 
+def _output_of(phase: str, host: str) -> tuple[str, ...]:
+    """What a host's step of `phase` ran and printed, as the engine's Echo reports it."""
+    if phase.startswith("sync"):
+        where = "assets" if phase == "sync-assets" else "releases/20231114-221320"
+        return (f"$ rsync --mkpath /srv/builds/20231114-221320/{phase[5:]}/ → /srv/www/{where}", "48213 bytes sent")
+    if phase == "restart":
+        return ("$ /srv/www/current/bin/ctl graceful", f"{host}: reloaded 4 workers (graceful)")
+    if phase == "verify":
+        return (f"$ curl -s http://{host}:8080/_health", "ok revision c0ffee0")
+    return (f"$ {phase} /srv/www", f"{phase} ok")
+
+
 def cut_at(events: list[Event], fraction: float) -> list[Event]:
     """The first `fraction` of a stream: a deploy still in progress."""
     return events[: int(len(events) * fraction)]
@@ -276,6 +302,11 @@ class FakeService:
         self.running: str | None = None
         self.follow_delay = 0.0  # seconds between events in follow()
         self.started: list[tuple[str, str | None]] = []
+        self.options: list[dict[str, bool]] = []  # rolling / only_failed of each start_deploy
+        self.switched: list[str] = []  # releases start_switch was asked for
+        self.aborted: list[str] = []
+        self.failed_last: tuple[str, ...] = ()  # hosts that failed last time ("only failed")
+        self.gate: threading.Event | None = None  # when set, preview() and lock_status() wait for it
         self._next = 42
         # `History.deploys()` leaves `verdicts` empty today (issue 13, item 5); these records
         # carry them as `History.get()` fills them, so the History tab shows its verdict column.
@@ -306,7 +337,12 @@ class FakeService:
             raise ConsoleError(f"{sha[:7]} is not in the queue")
         return self._queue[: shas.index(sha) + 1]
 
+    def _wait(self) -> None:
+        if self.gate is not None:
+            self.gate.wait(10)
+
     def preview(self, sha: str) -> Preview:
+        self._wait()
         included = self._included(sha)
         refusals = []
         for c in included:
@@ -325,20 +361,38 @@ class FakeService:
             strategy="chunked",
             rolling=False,
             allowed_failures=max(1, n // 50),
+            failed_hosts=self.failed_last,
         )
 
-    def start_deploy(self, sha: str, override: str | None = None) -> str:
-        self.calls.append(f"start_deploy {sha[:7]} {override!r}")
+    def _check_lock(self) -> None:
         if self.lock is not None and self.lock.who != self.user:
             raise ConsoleError(f"the deploy lock is held by {self.lock.who}: {self.lock.reason}")
+
+    def _hosts(self, only_failed: bool) -> tuple[str, ...]:
+        if not only_failed:
+            return self.host_names
+        if not self.failed_last:
+            raise ConsoleError("--only failed: no host failed in the last deploy of production")
+        return self.failed_last
+
+    def _new_deploy(self, events: list[Event]) -> str:
+        deploy_id = events[0].deploy_id
+        self._next += 1
+        self.streams[deploy_id] = events
+        return deploy_id
+
+    def start_deploy(
+        self, sha: str, override: str | None = None, *, rolling: bool = False, only_failed: bool = False
+    ) -> str:
+        self.calls.append(f"start_deploy {sha[:7]} {override!r}")
+        self._check_lock()
         preview = self.preview(sha)
         if preview.refusals and not override:
             raise ConsoleError(f"refused: {preview.refusals[0]}; give an override reason to deploy anyway")
-        deploy_id = f"d-{self._next:04d}"
-        self._next += 1
-        self.streams[deploy_id] = script_deploy(
-            deploy_id,
-            self.host_names,
+        hosts = self._hosts(only_failed)
+        events = script_deploy(
+            f"d-{self._next:04d}",
+            hosts,
             sha,
             previous=self.revision,
             failures=self.failures,
@@ -347,22 +401,90 @@ class FakeService:
             t0=NOW + 10,
         )
         self.started.append((sha, override))
-        return deploy_id
+        self.options.append({"rolling": rolling, "only_failed": only_failed})
+        return self._new_deploy(events)
+
+    def dry_run(
+        self, sha: str, override: str | None = None, *, rolling: bool = False, only_failed: bool = False
+    ) -> str:
+        preview = self.preview(sha)
+        hosts = self._hosts(only_failed)
+        return (
+            f"dry run: deploy {short(sha)} ({len(preview.commits)} commits) to {len(hosts)} hosts"
+            f"{', rolling' if rolling else ''}\n  sync-assets: rsync --ignore-existing --mkpath ... {hosts[0]}"
+        )
+
+    def failed_hosts(self) -> list[str]:
+        return list(self.failed_last)
+
+    def retry_failed(self) -> str:
+        self._check_lock()
+        hosts = self._hosts(True)
+        revision = self.revision or ""
+        self.calls.append(f"retry_failed {' '.join(hosts)}")
+        return self._new_deploy(
+            script_deploy(f"d-{self._next:04d}", hosts, revision, previous=revision, commits=0, t0=NOW + 10)
+        )
+
+    def switch_target(self, release: str | None = None) -> DeployRecord:
+        shipped = [r for r in self.records if r.result in ("ok", "partial") and r.release]
+        if release is None:
+            if len(shipped) < 2:
+                raise ConsoleError("no earlier release in the history to switch back to: pass --release ID")
+            return shipped[1]
+        for record in shipped:
+            if record.release == release:
+                return record
+        raise ConsoleError(f"release {release} never went out to production: nothing to switch to")
+
+    def start_switch(self, release: str) -> str:
+        self._check_lock()
+        self.switched.append(release)
+        revision = self.switch_target(release).revision or ""
+        events = script_deploy(
+            f"d-{self._next:04d}",
+            self.host_names,
+            revision,
+            previous=self.revision,
+            commits=0,
+            action="switch",
+            phases=("activate", "restart", "verify"),
+            t0=NOW + 10,
+        )
+        return self._new_deploy(events)
+
+    def abort(self, deploy_id: str) -> None:
+        if deploy_id not in self.streams or not self.live.get(deploy_id):
+            raise ConsoleError(f"{deploy_id} is not running: its process is gone")
+        self.aborted.append(deploy_id)
+        ts = self.streams[deploy_id][-1].ts
+        self.streams[deploy_id] = [
+            *self.streams[deploy_id],
+            DeployDone(deploy_id, result="aborted", seconds=30.0, message="stopped by request during sync-code", ts=ts),
+        ]
+        self.live[deploy_id] = False
+        self.running = None
 
     def running_deploy(self) -> str | None:
         return self.running
 
     def follow(self, deploy_id: str, stop: threading.Event) -> Iterator[Event]:
+        """The stream from its start; a live one is then waited on for what is added to it."""
         if deploy_id not in self.streams:
             raise ConsoleError(f"no deploy {deploy_id}")
-        for event in self.streams[deploy_id]:
-            if stop.is_set():
+        sent = 0
+        while not stop.is_set():
+            stream = self.streams[deploy_id]
+            for event in stream[sent:]:
+                if stop.is_set():
+                    return
+                if self.follow_delay:
+                    time.sleep(self.follow_delay)
+                yield event
+            sent = len(stream)
+            if not self.live.get(deploy_id):
                 return
-            if self.follow_delay:
-                time.sleep(self.follow_delay)
-            yield event
-        if self.live.get(deploy_id):
-            stop.wait()
+            stop.wait(0.05)
 
     def events(self, deploy_id: str) -> list[Event]:
         if deploy_id not in self.streams:
@@ -373,6 +495,7 @@ class FakeService:
         return self.records[:limit]
 
     def lock_status(self) -> LockInfo | None:
+        self._wait()
         return self.lock
 
     def take_lock(self, reason: str) -> None:

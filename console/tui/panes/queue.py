@@ -9,6 +9,7 @@ from textual.widgets import Button
 
 from console.service import Change
 from console.tui.panes.pane import Pane
+from console.tui.screens.commit import CommitScreen
 from console.tui.widgets.commit_detail import CommitDetail
 from console.tui.widgets.queue_table import QueueTable
 from console.tui.workers import service_worker
@@ -23,7 +24,7 @@ class QueuePane(Pane):
     def compose(self) -> ComposeResult:
         with Horizontal(id="queue-bar"):
             yield Button("Deploy (d)", id="deploy", variant="success", action="screen.deploy")
-            yield Button("Lock (l)", id="lock", variant="warning", action="screen.lock")
+            yield Button("Lock (k)", id="lock", variant="warning", action="screen.lock")
             yield Button("Refresh (r)", id="refresh", action="screen.refresh")
         yield QueueTable()
         yield CommitDetail()
@@ -47,3 +48,7 @@ class QueuePane(Pane):
     @on(QueueTable.ChangeHighlighted)
     def _change_highlighted(self, event: QueueTable.ChangeHighlighted) -> None:
         self.query_one(CommitDetail).show(event.change, event.included)
+
+    @on(QueueTable.ChangeChosen)
+    def _change_chosen(self, event: QueueTable.ChangeChosen) -> None:
+        self.app.push_screen(CommitScreen(event.change, event.included))

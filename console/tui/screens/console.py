@@ -2,7 +2,9 @@
 the footer with every binding.
 
 The panes load and render their own data; this screen holds what they share: the deploy
-shown and the actions that start or attach to one, take the lock, and refresh. A deploy
+shown, attaching to one, and refresh. The actions that change something or open a dialog
+(deploy, switch, retry, abort, live log, lock, help) are its base, `OperatorActions`
+(screens/operator.py). A deploy
 being followed is folded into a `DeployFeed` on its worker thread; a 100 ms timer takes one
 coalesced batch from it and repaints the fleet pane and the header once. Every call to the
 service runs in a `service_worker`, whose failure the app shows (see `console.tui.workers`).
@@ -16,12 +18,10 @@ from typing import TYPE_CHECKING
 from textual import getters, on
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.screen import Screen
 from textual.timer import Timer
 from textual.widget import Widget
 from textual.widgets import Footer, TabbedContent
 
-from console.core.text import short
 from console.service import LockInfo
 from console.tui.feed import DeployFeed, FleetBatch
 from console.tui.format import duration
@@ -29,8 +29,7 @@ from console.tui.panes.fleet import FleetPane
 from console.tui.panes.history import HistoryPane
 from console.tui.panes.metrics import MetricsPane
 from console.tui.panes.queue import QueuePane
-from console.tui.screens.confirm_deploy import ConfirmDeploy, DeployChoice
-from console.tui.screens.lock import LockRequest, LockScreen
+from console.tui.screens.operator import OperatorActions
 from console.tui.widgets.fleet_grid import FleetGrid
 from console.tui.widgets.history_table import HistoryTable
 from console.tui.widgets.queue_table import QueueTable
@@ -41,16 +40,19 @@ if TYPE_CHECKING:
     from console.tui.app import ConsoleApp
 
 
-class ConsoleScreen(Screen[None]):
+class ConsoleScreen(OperatorActions):
     """Queue, fleet, metrics and history of one environment."""
 
     AUTO_FOCUS = "QueueTable"
 
     BINDINGS = [
-        Binding("d", "deploy", "Deploy"),
-        Binding("l", "lock", "Lock"),
-        Binding("a", "attach", "Attach"),
-        Binding("r", "refresh", "Refresh"),
+        Binding(
+            "a",
+            "attach",
+            "Attach",
+            tooltip="Show the deploy running now, wherever it was started (another console, invoke deploy)",
+        ),
+        Binding("r", "refresh", "Refresh", tooltip="Ask the engine again: queue, history, lock, metrics"),
         Binding("1", "tab('queue')", "Queue"),
         Binding("2", "tab('fleet')", "Fleet"),
         Binding("3", "tab('metrics')", "Metrics"),
@@ -68,6 +70,7 @@ class ConsoleScreen(Screen[None]):
         self.events = 0  # events folded into the view shown
         self.done_seen = False
         self._flush_timer: Timer | None = None
+        self._switch_offered: set[str] = set()  # deploys whose DEGRADED verdict offered a switch back
 
     # -- layout -------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -165,6 +168,7 @@ class ConsoleScreen(Screen[None]):
         header.counts = dict(batch.counts)
         header.deploy = line.plain
         self.query_one(MetricsPane).live_verdicts = batch.verdicts
+        self.offer_switch_back(batch.deploy_id, batch.verdicts, self._switch_offered)
         if batch.done is not None and not self.done_seen:
             self.done_seen = True
             self._deploy_finished(batch)
@@ -206,7 +210,10 @@ class ConsoleScreen(Screen[None]):
     def _find_running(self) -> None:
         running = self.app.service.running_deploy()
         if running is None:
-            self.app.call_from_thread(self.notify, "No deploy is running.")
+            self.app.call_from_thread(
+                self.notify,
+                "No deploy is running now. a attaches to one started anywhere: another console, invoke deploy.",
+            )
         else:
             self.app.call_from_thread(self._attach_and_show, running)
 
@@ -214,55 +221,5 @@ class ConsoleScreen(Screen[None]):
         self.attach(deploy_id)
         self.action_tab("fleet")
 
-    def action_deploy(self) -> None:
-        change = self.query_one(QueuePane).current
-        if change is None:
-            self.notify("Nothing to deploy: the queue is empty.", severity="warning")
-            return
-        if self.feed is not None and not self.feed.finished and not self.done_seen:
-            self.notify(f"{self.feed.deploy_id} is still running.", severity="warning")
-            return
-        self._preview(change.sha)
-
-    @service_worker("deploy")
-    def _preview(self, sha: str) -> None:
-        preview = self.app.service.preview(sha)
-        self.app.call_from_thread(self.app.push_screen, ConfirmDeploy(preview), self._confirmed)
-
-    def _confirmed(self, choice: DeployChoice | None) -> None:
-        if choice is not None:
-            self._start(choice)
-
-    @service_worker("deploy")
-    def _start(self, choice: DeployChoice) -> None:
-        deploy_id = self.app.service.start_deploy(choice.sha, choice.override)
-        self.app.call_from_thread(self.notify, f"{deploy_id} started: {short(choice.sha, '-')}")
-        self.app.call_from_thread(self._attach_and_show, deploy_id)
-
-    def action_lock(self) -> None:
-        self._lock_dialog()
-
-    @service_worker("lock")
-    def _lock_dialog(self) -> None:
-        lock = self.app.service.lock_status()
-        self.app.call_from_thread(self.app.push_screen, LockScreen(lock), self._lock_chosen)
-
-    def _lock_chosen(self, request: LockRequest | None) -> None:
-        if request is not None:
-            self._lock_change(request)
-
-    @service_worker("lock")
-    def _lock_change(self, request: LockRequest) -> None:
-        service = self.app.service
-        if request.action == "take":
-            service.take_lock(request.reason)
-            self.app.call_from_thread(self.notify, f"Lock taken: {request.reason}", markup=False)
-        else:
-            service.release_lock()
-            self.app.call_from_thread(self.notify, "Lock released.")
-        lock = service.lock_status()
-        self.app.call_from_thread(self._show_lock, lock)
-
-    def _show_lock(self, lock: LockInfo | None) -> None:
-        header = self.query_one(StatusHeader)
-        header.lock_info, header.now = lock, self.app.clock()
+    def on_operator_actions_started(self, message: OperatorActions.Started) -> None:
+        self._attach_and_show(message.deploy_id)

@@ -1,4 +1,5 @@
-"""A past (or running) deploy from the history: its summary and every host."""
+"""A past (or running) deploy from the history: its summary and every host; from here, its
+live log (l), a switch to its release (s), and an abort while it runs (x)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.screen import ModalScreen
-from textual.widgets import DataTable, Static
+from textual.widgets import DataTable, Footer, Static
 
 from console.core.events import PHASES
 from console.core.progress import DeployView
@@ -30,7 +31,12 @@ if TYPE_CHECKING:
 class DeployDetailScreen(ModalScreen[None]):
     """Loads a deploy's events in a worker and shows its hosts (escape closes)."""
 
-    BINDINGS = [Binding("escape,q", "close", "Close")]
+    BINDINGS = [
+        Binding("escape,q", "close", "Close"),
+        Binding("l", "log", "Live log", tooltip="Every command and its output in this deploy"),
+        Binding("s", "switch", "Switch to this release", tooltip="Switch every host to the release this deploy made"),
+        Binding("x", "abort", "Abort", tooltip="Stop this deploy at its next safe point, if it still runs"),
+    ]
 
     if TYPE_CHECKING:
         app = getters.app(ConsoleApp)
@@ -48,6 +54,7 @@ class DeployDetailScreen(ModalScreen[None]):
             yield FleetLegend()
             yield PhaseBars()
             yield DataTable(cursor_type="row", zebra_stripes=True)
+        yield Footer()
 
     def on_mount(self) -> None:
         table = self.query_one(DataTable)
@@ -121,3 +128,20 @@ class DeployDetailScreen(ModalScreen[None]):
 
     def action_close(self) -> None:
         self.dismiss(None)
+
+    def action_log(self) -> None:
+        self.app.console_screen.open_log(self.deploy_id)
+
+    def action_switch(self) -> None:
+        s, d = self.view.started, self.view.done
+        if s is None or d is None or d.result not in ("ok", "partial") or not d.hosts_ok:
+            self.notify(f"{self.deploy_id} put no release on the hosts: nothing to switch to.", severity="warning")
+            return
+        self.dismiss(None)
+        self.app.console_screen.switch_to(s.release)
+
+    def action_abort(self) -> None:
+        if not self.view.running:
+            self.notify(f"{self.deploy_id} is not running: nothing to abort.", severity="warning")
+            return
+        self.app.console_screen.abort_deploy(self.deploy_id)

@@ -3,21 +3,33 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
+from textual import getters
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
+from textual.widgets import Footer
 
 from console.core.events import PHASES
 from console.core.progress import HostView
 from console.tui.widgets.host_card import HostCard
 
+if TYPE_CHECKING:
+    from console.tui.app import ConsoleApp
+
 
 class HostDetailScreen(ModalScreen[None]):
     """Follows one host while it is open (escape closes)."""
 
-    BINDINGS = [Binding("escape,enter,q", "close", "Close")]
+    BINDINGS = [
+        Binding("escape,enter,q", "close", "Close"),
+        Binding("l", "log", "Host's live log", tooltip="Every command this host ran in the deploy, and its output"),
+    ]
+
+    if TYPE_CHECKING:
+        app = getters.app(ConsoleApp)
 
     def __init__(
         self,
@@ -37,6 +49,7 @@ class HostDetailScreen(ModalScreen[None]):
         with VerticalScroll() as scroll:
             scroll.border_title = f"host {self.host}"
             yield HostCard()
+        yield Footer()
 
     def on_mount(self) -> None:
         self._render_host()
@@ -51,3 +64,9 @@ class HostDetailScreen(ModalScreen[None]):
 
     def action_close(self) -> None:
         self.dismiss(None)
+
+    def action_log(self) -> None:
+        if not self.deploy_id:
+            self.notify("No deploy shown: this host has no log yet.", severity="warning")
+            return
+        self.app.console_screen.open_log(self.deploy_id, self.host)

@@ -18,7 +18,8 @@ class CommitDetail(Static):
     def __init__(self, *, name: str | None = None, id: str | None = None, classes: str | None = None) -> None:
         super().__init__("", name=name, id=id, classes=classes)
 
-    def show(self, change: Change | None, included: Sequence[Change] = ()) -> None:
+    def show(self, change: Change | None, included: Sequence[Change] = (), *, files_shown: int = 8) -> None:
+        """Render `change`; at most `files_shown` of its files are named."""
         if change is None:
             self.update(Text("The queue is empty: trunk is deployed.", style="dim"))
             return
@@ -40,7 +41,8 @@ class CommitDetail(Static):
             text.append(f"{hit.text}  ({hit.why})\n", style="dim")
         files = change.files
         text.append(f"{len(files)} file{'s' if len(files) != 1 else ''}: ", style="bold")
-        text.append(", ".join(files[:8]) + (f" … +{len(files) - 8}" if len(files) > 8 else ""))
+        more = len(files) - files_shown
+        text.append(", ".join(files[:files_shown]) + (f" … +{more}" if more > 0 else ""))
         text.append("\n")
         text.append(
             f"A deploy of {change.short} ships {len(included)} commit{'s' if len(included) != 1 else ''}:\n",

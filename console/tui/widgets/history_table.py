@@ -6,6 +6,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from rich.text import Text
+from textual.binding import Binding
+from textual.coordinate import Coordinate
 from textual.message import Message
 from textual.widgets import DataTable
 
@@ -38,6 +40,12 @@ def result_style(result: str, colors: Palette) -> str:
 class HistoryTable(DataTable):
     """One row per deploy, newest on top; enter opens its hosts."""
 
+    BINDINGS = [
+        Binding(
+            "enter", "select_cursor", "Deploy detail", tooltip="The highlighted deploy: its hosts, result, verdicts"
+        ),
+    ]
+
     @dataclass
     class DeployChosen(Message):
         """A deploy was opened."""
@@ -51,6 +59,15 @@ class HistoryTable(DataTable):
 
     def __init__(self, *, name: str | None = None, id: str | None = None, classes: str | None = None) -> None:
         super().__init__(name=name, id=id, classes=classes, cursor_type="row", zebra_stripes=True)
+        self.records: dict[str, DeployRecord] = {}
+
+    @property
+    def current(self) -> DeployRecord | None:
+        """The highlighted deploy."""
+        if self.row_count == 0:
+            return None
+        key = self.coordinate_to_cell_key(Coordinate(self.cursor_row, 0)).row_key.value
+        return self.records.get(str(key))
 
     def on_mount(self) -> None:
         for label, key, width in (
@@ -71,6 +88,7 @@ class HistoryTable(DataTable):
         colors = palette(self)
         keep = self.cursor_row
         self.clear()
+        self.records = {rec.id: rec for rec in records}
         for rec in records:
             took = duration(rec.ended - rec.started) if rec.ended else "…"
             result = rec.result or "running"

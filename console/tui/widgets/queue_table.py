@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from rich.text import Text
+from textual.binding import Binding
 from textual.coordinate import Coordinate
 from textual.message import Message
 from textual.widgets import DataTable
@@ -26,11 +27,27 @@ def blocked_reason(change: Change) -> str:
 
 
 class QueueTable(DataTable):
-    """Undeployed commits; the highlighted one is what `d` deploys."""
+    """Undeployed commits; the highlighted one is what `d` deploys, enter opens it."""
+
+    BINDINGS = [
+        Binding("enter", "select_cursor", "Commit detail", tooltip="The highlighted commit: every file, review, DDL"),
+    ]
 
     @dataclass
     class ChangeHighlighted(Message):
         """The cursor is on a commit; `included` is what a deploy of it would ship."""
+
+        table: QueueTable
+        change: Change
+        included: list[Change]
+
+        @property
+        def control(self) -> QueueTable:
+            return self.table
+
+    @dataclass
+    class ChangeChosen(Message):
+        """Enter on a commit: open its detail."""
 
         table: QueueTable
         change: Change
@@ -113,3 +130,9 @@ class QueueTable(DataTable):
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         event.stop()
         self._announce()
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        event.stop()
+        change = self.current
+        if change is not None:
+            self.post_message(self.ChangeChosen(self, change, self.included(change)))
