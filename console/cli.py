@@ -2,6 +2,7 @@
 
 deploy-console -i hosts/production.yaml
 deploy-console --demo
+deploy-console -i hosts/production.yaml --web [--bind 127.0.0.1:8000]
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from console.core.errors import ConsoleError
 
@@ -25,27 +27,42 @@ def _parser() -> argparse.ArgumentParser:
     where.add_argument(
         "--demo", action="store_true", help="bring up the lab fleet with the demo shop and open the console on it"
     )
+    parser.add_argument(
+        "--web",
+        action="store_true",
+        help="serve the console to a browser instead (one console per browser tab; see --bind)",
+    )
+    parser.add_argument(
+        "--bind",
+        metavar="HOST:PORT",
+        default="127.0.0.1:8000",
+        help="where --web listens (default 127.0.0.1:8000); any address but loopback requires the printed token",
+    )
     return parser
 
 
-def _service(args: argparse.Namespace):
-    """The engine's service for the chosen environment (imported late: it may be heavy)."""
-    from console.service import open_service
-
+def _inventory(args: argparse.Namespace) -> Path:
+    """The chosen environment's inventory (the demo's once it is up)."""
     if args.demo:
         from console.demo.fleet import start_demo
 
-        return open_service(start_demo())
-    return open_service(args.inventory)
+        return Path(start_demo())
+    return Path(args.inventory)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        service = _service(args)
+        inventory = _inventory(args)
+        if args.web:
+            from console.tui.web import serve
+
+            serve(inventory, args.bind)
+            return 0
+        from console.service import open_service  # imported late: it may be heavy
         from console.tui.app import ConsoleApp
 
-        ConsoleApp(service).run()
+        ConsoleApp(open_service(inventory)).run()
     except ConsoleError as err:
         print(f"deploy-console: {err}", file=sys.stderr)
         return 1
