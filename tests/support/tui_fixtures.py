@@ -173,7 +173,7 @@ def script_deploy(
             deploy_id,
             environment="production",
             user=user,
-            release="20231114-221320",
+            release=release_of(revision, t0),
             revision=revision,
             previous_revision=previous,
             hosts=hosts,

@@ -137,6 +137,7 @@ class ConsoleScreen(OperatorActions):
         self._follow(self.feed, self._stop)
         if self._flush_timer is not None:
             self._flush_timer.resume()
+        self.refresh_bindings()  # abort (x) is offered while it runs
 
     @service_worker("follow")
     def _follow(self, feed: DeployFeed, stop: threading.Event) -> None:
@@ -157,6 +158,7 @@ class ConsoleScreen(OperatorActions):
         if batch is None:
             if feed.finished and self._flush_timer is not None:
                 self._flush_timer.pause()
+                self.refresh_bindings()
             return
         self.apply_batch(batch)
 
@@ -171,6 +173,7 @@ class ConsoleScreen(OperatorActions):
         self.offer_switch_back(batch.deploy_id, batch.verdicts, self._switch_offered)
         if batch.done is not None and not self.done_seen:
             self.done_seen = True
+            self.refresh_bindings()
             self._deploy_finished(batch)
 
     def _deploy_finished(self, batch: FleetBatch) -> None:

@@ -78,7 +78,7 @@ class HelpScreen(ModalScreen[None]):
     def table(self) -> Table:
         table = Table(box=None, show_header=False, expand=True, padding=(0, 1))
         table.add_column("key", style="bold", no_wrap=True, width=16)
-        table.add_column("name", no_wrap=True, width=18)
+        table.add_column("name", no_wrap=True, width=24)
         table.add_column("what it does", ratio=1)
         for title, classes, extra in sections():
             table.add_row(Text(title, style="bold underline"), "", "")

@@ -87,6 +87,12 @@ class OperatorActions(Screen[None]):
         feed = self.feed
         return feed.deploy_id if feed is not None and not feed.finished and not self.done_seen else None
 
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Abort is offered (and in the footer) only while the deploy shown runs."""
+        if action == "abort":
+            return self.running_shown is not None
+        return True
+
     def _dialog_open(self, kind: type[Screen]) -> bool:
         return any(isinstance(screen, kind) for screen in self.app.screen_stack)
 
@@ -198,10 +204,8 @@ class OperatorActions(Screen[None]):
 
     def action_abort(self) -> None:
         running = self.running_shown
-        if running is None:
-            self.notify("No deploy is running: nothing to abort.", severity="warning")
-            return
-        self.abort_deploy(running)
+        if running is not None:  # else the key is not offered (check_action)
+            self.abort_deploy(running)
 
     def abort_deploy(self, deploy_id: str) -> None:
         """Confirm, then ask `deploy_id` to stop at its next safe point."""
