@@ -63,7 +63,7 @@ class Echo:
     """A `Connection` that reports to an `OutputLog` what it runs and what comes back.
 
     `phase()` names the phase the host is in when a command runs (a host runs one step at
-    a time). A failure's output is censored here too, so `HostFailed.output` is as well."""
+    a time). A failure's reason and output are censored here too, so `HostFailed`'s are."""
 
     def __init__(self, inner: Connection, log: OutputLog, host: str, phase: Callable[[], str]) -> None:
         self.inner = inner
@@ -74,13 +74,17 @@ class Echo:
     def _write(self, lines: Iterable[str]) -> None:
         self.log.write(self.host, self.phase(), lines)
 
+    def _failed(self, exc: HostError) -> None:
+        exc.reason = censor(exc.reason, self.log.secrets)
+        exc.output = censor(exc.output, self.log.secrets)
+        self._write([*exc.output.splitlines(), f"✘ {exc.reason}"])
+
     def run(self, command: str, *, timeout: float | None = None, what: str = "", stdin: str | None = None) -> Result:
         self._write([f"$ {command}"])
         try:
             result = self.inner.run(command, timeout=timeout, what=what, stdin=stdin)
         except HostError as exc:
-            exc.output = censor(exc.output, self.log.secrets)
-            self._write([*exc.output.splitlines(), f"✘ {exc.reason}"])
+            self._failed(exc)
             raise
         self._write([*result.stdout.splitlines(), *result.stderr.splitlines()])
         return result
@@ -90,8 +94,7 @@ class Echo:
         try:
             sent = self.inner.rsync(source, dest, options, timeout=timeout)
         except HostError as exc:
-            exc.output = censor(exc.output, self.log.secrets)
-            self._write([*exc.output.splitlines(), f"✘ {exc.reason}"])
+            self._failed(exc)
             raise
         self._write([f"{sent} bytes sent"])
         return sent

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 from console.config.inventory import Host, Inventory, Timeouts
 from console.core.events import Event, Subscriber
-from console.core.text import short
+from console.core.text import censor, short
 from console.fleet import remote
 from console.fleet.connection import Connect, Connection, HostError, tail
 from console.pipeline.output import Echo, OutputLog
@@ -211,7 +211,8 @@ class PhaseStep:
         def on_host(host: Host) -> tuple[int, str]:
             run.working[host.name] = phase
             try:
-                return self.step(run, host)
+                sent, message = self.step(run, host)  # a message may quote output: censor it too
+                return sent, censor(message, run.output.secrets)
             finally:
                 run.output.phase_done(host.name, phase)
 
