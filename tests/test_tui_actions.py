@@ -147,7 +147,7 @@ async def test_the_confirmation_offers_rolling_only_failed_and_a_dry_run():
         await until(pilot, lambda: isinstance(app.screen, ConfirmDeploy) and bool(app.screen.query("#confirm")))
         dialog = app.screen
         only = dialog.query_one("#only-failed", Checkbox)
-        assert "Only the 2 hosts that failed last time" in str(only.label)
+        assert "Only the 2 failed hosts" in str(only.label)
         dialog.query_one("#rolling", Checkbox).value = True
         only.value = True
         await pilot.pause(0.1)

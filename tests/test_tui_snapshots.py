@@ -10,9 +10,12 @@ import asyncio
 
 import pytest
 
+from console.tui.screens.confirm_action import ConfirmAction
 from console.tui.screens.confirm_deploy import ConfirmDeploy
 from console.tui.screens.deploy_detail import DeployDetailScreen
+from console.tui.screens.help import HelpScreen
 from console.tui.screens.host_detail import HostDetailScreen
+from console.tui.screens.live_log import LiveLogScreen
 from support.tui_fixtures import NOW, FakeService, cut_at, make_app, script_deploy
 
 SIZES = [pytest.param((120, 40), id="120x40"), pytest.param((200, 60), id="200x60")]
@@ -109,6 +112,50 @@ def test_history_deploy(snap_compare, size):
         await pilot.press("4", "enter")
         await until(pilot, lambda: isinstance(pilot.app.screen, DeployDetailScreen))
         await until(pilot, lambda: pilot.app.screen.view.started is not None)
+        await pilot.pause(0.2)
+
+    assert snap_compare(make_app(), run_before=ready, terminal_size=size)
+
+
+def output_service() -> FakeService:
+    """20 hosts, a finished deploy whose steps logged their output; web004 failed its restart."""
+    service = FakeService(hosts=20)
+    failures = {"web004": ("restart", "restart exited 1: shop did not reload (port 8080 busy)")}
+    service.streams["d-0060"] = script_deploy(
+        "d-0060", service.host_names, "c0ffee00" * 5, failures=failures, output=True, t0=NOW - 60
+    )
+    service.running = "d-0060"
+    return service
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_live_log(snap_compare, size):
+    async def ready(pilot):
+        await until(pilot, lambda: queue_loaded(pilot.app) and pilot.app.console_screen.done_seen)
+        await pilot.press("l")
+        await until(pilot, lambda: isinstance(pilot.app.screen, LiveLogScreen) and pilot.app.screen.finished)
+        await pilot.pause(0.3)
+
+    assert snap_compare(make_app(output_service()), run_before=ready, terminal_size=size)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_switch_confirm(snap_compare, size):
+    async def ready(pilot):
+        await until(pilot, lambda: queue_loaded(pilot.app))
+        await pilot.press("4", "down", "s")
+        await until(pilot, lambda: isinstance(pilot.app.screen, ConfirmAction) and pilot.app.screen.proposal)
+        await pilot.pause(0.2)
+
+    assert snap_compare(make_app(), run_before=ready, terminal_size=size)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_help(snap_compare, size):
+    async def ready(pilot):
+        await until(pilot, lambda: queue_loaded(pilot.app))
+        await pilot.press("question_mark")
+        await until(pilot, lambda: isinstance(pilot.app.screen, HelpScreen))
         await pilot.pause(0.2)
 
     assert snap_compare(make_app(), run_before=ready, terminal_size=size)

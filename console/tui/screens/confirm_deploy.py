@@ -102,12 +102,10 @@ class ConfirmDeploy(ModalScreen[str | None]):
             yield Input("".join(self.typed), placeholder="override reason", id="override")
             yield Static("", id="error")
         with Horizontal(id="options"):
-            yield Checkbox("Rolling: chunk by chunk, with the watch between", id="rolling")
+            yield Checkbox("Rolling (chunk by chunk)", id="rolling")
             failed = len(p.failed_hosts)
             yield Checkbox(
-                f"Only the {failed} host{'s' if failed != 1 else ''} that failed last time"
-                if failed
-                else "Only failed hosts (none failed last time)",
+                f"Only the {failed} failed host{'s' if failed != 1 else ''}" if failed else "Only failed hosts (none)",
                 id="only-failed",
                 disabled=not failed,
             )

@@ -45,7 +45,7 @@ def sections() -> list[Section]:
         ("History [4]", (HistoryTable,), (("s", "switch every host to the highlighted deploy's release"),)),
         ("Deploy detail", (DeployDetailScreen,), ()),
         ("Host detail", (HostDetailScreen,), ()),
-        ("Live log", (LiveLogScreen,), ()),
+        ("Live log", (LiveLogScreen,), (("↑ ↓ pgup pgdn", "scroll; home and end go to the start and the end"),)),
         ("Dialogs", (ConfirmDeploy, LockScreen, ConfirmAction), (("enter", "press the focused button"),)),
     ]
 
@@ -91,7 +91,7 @@ class HelpScreen(ModalScreen[None]):
                     known = rows.setdefault(binding.action, ([], binding.description, binding.tooltip))
                     known[0].extend(k for k in keys if k not in known[0])
             for keys, name, tooltip in rows.values():
-                table.add_row(" ".join(keys), name, Text(tooltip or name, style="dim" if not tooltip else ""))
+                table.add_row(" ".join(keys), name, tooltip)
             for key, what in extra:
                 table.add_row(key, "", what)
             table.add_row("", "", "")

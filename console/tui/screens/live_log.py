@@ -130,11 +130,7 @@ class LogLines:
 class LiveLogScreen(ModalScreen[None]):
     """Follows one deploy's log (all hosts, or `host`) while it is open (escape closes)."""
 
-    BINDINGS = [
-        Binding("escape,q,l", "close", "Close"),
-        Binding("end", "follow", "Follow the end"),
-        Binding("home", "top", "Top"),
-    ]
+    BINDINGS = [Binding("escape,q,l", "close", "Close")]
 
     if TYPE_CHECKING:
         app = getters.app(ConsoleApp)
@@ -206,16 +202,6 @@ class LiveLogScreen(ModalScreen[None]):
         else:
             state = Text(f"following… {self.written} lines", style="italic")
         self.query_one("#log-state", Static).update(state)
-
-    def action_follow(self) -> None:
-        log = self.query_one("#log", RichLog)
-        log.auto_scroll = True
-        log.scroll_end(animate=False)
-
-    def action_top(self) -> None:
-        log = self.query_one("#log", RichLog)
-        log.auto_scroll = False
-        log.scroll_home(animate=False)
 
     def action_close(self) -> None:
         self.dismiss(None)
