@@ -24,6 +24,9 @@ from console.fleet.connection import Connection, HostError, Result
 LINES_PER_PHASE = 200
 #: Characters kept of one line.
 LINE_WIDTH = 240
+#: Commands (by their `what`) whose output is data the step reads, not for people: a
+#: cleanup's survey lists every release's manifest. Only its size is logged.
+DATA_COMMANDS = frozenset({"survey"})
 
 
 class OutputLog:
@@ -86,11 +89,12 @@ class Echo:
         except HostError as exc:
             self._failed(exc)
             raise
-        self._write([*result.stdout.splitlines(), *result.stderr.splitlines()])
+        lines = [*result.stdout.splitlines(), *result.stderr.splitlines()]
+        self._write([f"({len(lines)} lines read)"] if what in DATA_COMMANDS else lines)
         return result
 
     def rsync(self, source: Path, dest: str, options: Sequence[str] = (), *, timeout: float | None = None) -> int:
-        self._write([f"$ rsync {' '.join(options)} {source}/ → {dest}"])
+        self._write([f"$ rsync {' '.join(options)} …/{source.parent.name}/{source.name}/ → {dest}"])
         try:
             sent = self.inner.rsync(source, dest, options, timeout=timeout)
         except HostError as exc:
