@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import functools
 from dataclasses import replace
 
 import pytest
@@ -24,33 +22,10 @@ from console.tui.widgets.fleet_legend import FleetLegend
 from console.tui.widgets.host_card import HostCard
 from console.tui.widgets.status_header import StatusHeader
 from console.tui.workers import failure_line
+from support.pilot import pilot_test, rendered, until
 from support.tui_fixtures import NOW, FakeService, LockInfo, cut_at, make_app, sample_queue, script_deploy
 
 pytestmark = pytest.mark.timeout(60)
-
-
-def pilot_test(fn):
-    """Run an async test on a fresh event loop (the project has no async pytest plugin)."""
-
-    @functools.wraps(fn)
-    def run() -> None:
-        asyncio.run(fn())
-
-    return run
-
-
-async def until(pilot, condition, timeout: float = 10.0) -> None:
-    """Let the app run until `condition()` holds."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not condition():
-        if loop.time() > deadline:
-            raise AssertionError("condition not reached in time")
-        await pilot.pause(0.05)
-
-
-def rendered(widget) -> str:
-    return str(widget.render())
 
 
 def plan_ready(app) -> bool:

@@ -7,8 +7,6 @@ what is typed before they show, the help, the command palette, the screenshot.
 
 from __future__ import annotations
 
-import asyncio
-import functools
 import io
 import threading
 
@@ -27,30 +25,10 @@ from console.tui.screens.host_detail import HostDetailScreen
 from console.tui.screens.live_log import LiveLogScreen
 from console.tui.screens.lock import LockScreen
 from console.tui.widgets.fleet_legend import FleetLegend
+from support.pilot import pilot_test, rendered, until
 from support.tui_fixtures import NOW, FakeService, LockInfo, cut_at, make_app, sample_queue, script_deploy
 
 pytestmark = pytest.mark.timeout(60)
-
-
-def pilot_test(fn):
-    @functools.wraps(fn)
-    def run(*args, **kwargs) -> None:
-        asyncio.run(fn(*args, **kwargs))
-
-    return run
-
-
-async def until(pilot, condition, timeout: float = 10.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not condition():
-        if loop.time() > deadline:
-            raise AssertionError("condition not reached in time")
-        await pilot.pause(0.05)
-
-
-def rendered(widget) -> str:
-    return str(widget.render())
 
 
 def notified(app, text: str) -> bool:

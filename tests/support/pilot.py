@@ -1,0 +1,31 @@
+"""What the Pilot tests of the console share: running an async test, waiting, reading a widget."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+
+
+def pilot_test(fn):
+    """Run an async test on a fresh event loop (the project has no async pytest plugin)."""
+
+    @functools.wraps(fn)
+    def run() -> None:
+        asyncio.run(fn())
+
+    return run
+
+
+async def until(pilot, condition, timeout: float = 10.0) -> None:
+    """Let the app run until `condition()` holds."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not condition():
+        if loop.time() > deadline:
+            raise AssertionError("condition not reached in time")
+        await pilot.pause(0.05)
+
+
+def rendered(widget) -> str:
+    """What a widget shows, as plain text."""
+    return str(widget.render())
