@@ -66,7 +66,7 @@ async def test_keys_typed_before_the_plan_shows_become_the_reason_and_reach_noth
         await queue_loaded(pilot)
         await pilot.press("up", "up")  # the DDL commit: refused, it needs a reason
         service.gate = threading.Event()  # the engine is slow to plan
-        await pilot.press("d", *"dba ok, ran a", "enter")
+        await pilot.press("d", *"dba ok, ran ax", "backspace", "enter")
         # one dialog; no key reached the main screen (d deploy, a attach, r refresh, enter)
         assert sum(isinstance(s, ConfirmDeploy) for s in app.screen_stack) == 1
         assert service.started == [] and not notified(app, "No deploy is running")

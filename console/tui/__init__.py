@@ -11,8 +11,10 @@ never runs a deploy: it talks to a `ConsoleService` (`backend.py`, typed with th
 - `console.tcss`: every style, with theme variables only.
 - `feed.py`: events of a followed deploy, folded into batches the UI can afford.
 - `format.py`: times, durations and sizes as the console shows them.
-- `screens/`: the main screen (`console.py`) and its dialogs.
+- `screens/`: the main screen (`console.py`, its operator actions in `operator.py`), its
+  dialogs, the live log and the help.
 - `panes/`: the main screen's tabs, one pane each: queue, fleet, metrics, history.
 - `widgets/`: one widget per module; each renders one thing.
 - `bench.py`: the console under load (`invoke bench.console`).
+- `web.py`: `deploy-console --web`, the console served to a browser (textual-serve).
 """

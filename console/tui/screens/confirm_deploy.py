@@ -170,6 +170,8 @@ class ConfirmDeploy(ModalScreen[str | None]):
             return
         if event.is_printable and event.character:
             self.typed.append(event.character)
+        elif event.key == "backspace" and self.typed:
+            self.typed.pop()
         event.stop()
         event.prevent_default()
 

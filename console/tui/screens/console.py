@@ -4,9 +4,9 @@ the footer with every binding.
 The panes load and render their own data; this screen holds what they share: the deploy
 shown, attaching to one, and refresh. The actions that change something or open a dialog
 (deploy, switch, retry, abort, live log, lock, help) are its base, `OperatorActions`
-(screens/operator.py). A deploy
-being followed is folded into a `DeployFeed` on its worker thread; a 100 ms timer takes one
-coalesced batch from it and repaints the fleet pane and the header once. Every call to the
+(screens/operator.py). A deploy being followed is folded into a `DeployFeed` on its worker
+thread; a 100 ms timer takes one coalesced batch from it and repaints the fleet pane and
+the header once. Every call to the
 service runs in a `service_worker`, whose failure the app shows (see `console.tui.workers`).
 """
 
