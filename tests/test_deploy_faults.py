@@ -10,7 +10,6 @@ import time
 import pytest
 
 from console.core.events import HostProgress
-from console.fleet.transport import HostLink, close_all
 from console.lab.keys import known_hosts_entry
 from console.state.history import History
 from support.fleet import TIMEOUTS, Fleet, Recorder, deploy, make_fleet, random_text
@@ -157,17 +156,10 @@ def test_too_many_failures_stop_the_deploy_before_any_host_switches(fleet, heal)
     assert all(rec.release not in fleet.releases(h) for h in fleet.hosts)
 
 
-def _no_open_connections(fleet: Fleet) -> None:
-    """As for a deploy an hour after the last: every host needs a new SSH handshake."""
-    inv = inventory(fleet)
-    close_all([HostLink(inv, host) for host in inv.hosts])
-
-
 def test_a_changed_host_key_is_refused_and_that_host_gets_nothing(fleet, heal):
     victim = fleet.hosts[1]
     before = fleet.revision(victim)
     heal.append(victim)
-    _no_open_connections(fleet)
     fleet.lab.rekey(victim)
     sha = fleet.change("rekey")
     rec = Recorder()
@@ -190,7 +182,6 @@ def test_a_host_missing_from_known_hosts_is_refused(fleet, tmp_path):
     known.write_text(
         "".join(line for line in inv.ssh.known_hosts.read_text().splitlines(keepends=True) if line.split()[0] != name)
     )
-    _no_open_connections(fleet)
     sha = fleet.change("unknown-host")
     rec = Recorder()
     done = deploy(

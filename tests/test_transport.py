@@ -1,5 +1,5 @@
-"""The OpenSSH transport: its local safety checks, and what a step feeds a command on a
-real lab host (the other SSH paths are tested on the lab by the deploy tests)."""
+"""The transports: the OpenSSH one's local safety checks, and what a step feeds a command
+on a real lab host (the other SSH paths are tested on the lab by the deploy tests)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ import pytest
 
 from console.config.inventory import Host, Inventory, SSHSettings, load_inventory
 from console.fleet.connection import HostError
-from console.fleet.transport import HostLink, _control_dir
+from console.fleet.openssh import OpenSSHLink, _control_dir
+from console.fleet.transport import HostLink
 
 
 def _inventory(tmp_path: Path) -> Inventory:
@@ -43,7 +44,7 @@ def test_a_control_directory_others_can_enter_is_refused(tmp_path: Path) -> None
     try:
         path.chmod(0o755)
         with pytest.raises(HostError, match="not a private directory of this user; remove it"):
-            HostLink(inv, inv.hosts[0])
+            OpenSSHLink(inv, inv.hosts[0])
     finally:
         path.rmdir()
 

@@ -2,8 +2,8 @@
 
 The pipeline's steps reach a host only through a `Connection`: run a command, rsync a
 directory, close. The pipeline receives a `Connect` (inventory, host -> Connection) and
-makes one connection per host per run; the OpenSSH `transport.HostLink` is the default.
-So another transport can take OpenSSH's place without a step changing, and the failure
+makes one connection per host per run; the Fabric `transport.HostLink` is the default.
+So one transport can take another's place without a step changing, and the failure
 policy can be tested against a fake fleet built from these same types.
 
 `Result` and `HostError` are the currency. A host's failure is a `HostError` that
@@ -69,8 +69,7 @@ class Connection(Protocol):
 
     def close(self) -> None:
         """The run is done with this host: release what the connection holds. Called once
-        at the end of every run, whatever happened; a transport may keep the link warm for
-        the next run (OpenSSH's master lingers on its own)."""
+        at the end of every run, whatever happened."""
         ...
 
 

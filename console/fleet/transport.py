@@ -1,154 +1,204 @@
-"""How the deploy host talks to one web host: commands and rsync over one OpenSSH connection.
+"""How the deploy host talks to one web host: one Fabric connection, for commands and rsync.
 
 `HostLink` is the `Connection` (console/fleet/connection.py) the pipeline uses by
-default; one per host lives for a whole run. Its first use opens an OpenSSH master
-connection (ControlMaster); every later command and every rsync of the deploy runs as
-a session multiplexed over it, so a host costs one SSH handshake per deploy however
-many phases touch it, and a command costs a new session on an open connection. The
-master stays up for 60 s after its last use (ControlPersist, Ansible's default too), so a
-`switch` back or an `--only failed` right after a deploy reuses it; a command that times
-out closes it, since the link behind it may be dead.
+default: one `fabric.Connection` per host lives for a whole run, every phase of it. Its
+first use connects; every command after that is a session on the open connection, and
+every rsync too (console/fleet/relay.py: rsync's remote shell hands its pipes to this
+process, which runs rsync's server on a channel), so a host costs one SSH handshake per
+run and no `ssh` process at all. The connection dies with the run (`close`): a `switch`
+right after a deploy pays its handshakes again (the README's "Measured" section).
 
-Why OpenSSH and not Fabric/Paramiko for commands: rsync needs OpenSSH anyway, and a
-Paramiko connection beside it doubled the handshakes (1.25 s of CPU for 50 lab hosts,
-all on the critical path of `activate`), while Fabric's runner added about 37 ms to each
-command on an open connection (48 ms for `true` against 11 ms over the master); see
-the README's "Measured" section.
+- Host keys: the inventory's known_hosts and nothing else (console/fleet/hostkeys.py):
+  an unknown, changed or revoked key refuses that host in one line. Fabric's default
+  policy (accept anything) and ssh_config files are never used.
+- Commands run through `fabric.Connection.run` with a runner tuned for latency
+  (console/fleet/runner.py): no stdin pump, no sleep-polling, a deadline on every wait.
+- The socket is our own, with TCP_NODELAY (Paramiko leaves Nagle on: a 40 ms stall at
+  the end of each rsync), and the keepalive is ours (console/fleet/keepalive.py): a
+  frozen host or a cut link fails within `timeouts.connect`, a slow link keeps going
+  while bytes move.
+- Everything runs in this process's threads or in rsync's own session, so a Ctrl-C for
+  the deploy (which stops it at the next safe point) never kills a host's step half-way;
+  closing the run's connections ends every step in flight at once.
 
-Host keys are verified against the inventory's `known_hosts` and nothing else
-(StrictHostKeyChecking=yes, no global file): an unknown or changed key is refused.
-Every failure comes back as a `HostError` carrying the command, exit code and the last
-lines of output, so a host's failure is data for the report, never a crash of the
-deploy. ssh and rsync run in their own session, so a Ctrl-C meant for the deploy
-(which stops it at the next safe point) never kills a host's step half-way.
+Every failure comes back as a `HostError` with the one line the report shows, so a
+host's failure is data for the report, never a crash of the deploy.
 """
 
 from __future__ import annotations
 
-import hashlib
+import functools
+import io
+import logging
 import os
 import re
-import shlex
-import stat
-import subprocess
-import tempfile
+import socket
+import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
+import fabric
+import paramiko
+from invoke.exceptions import CommandTimedOut
+
 from console.config.inventory import Host, Inventory
 from console.fleet.connection import HostError, Result, tail
+from console.fleet.hostkeys import Refused, known_hosts, lookup_name
+from console.fleet.keepalive import WATCHDOG, Liveness
+from console.fleet.relay import Relay, rsync_argv
+from console.fleet.runner import Command
+
+# Paramiko logs its transport thread's errors (a peer that vanished) with tracebacks; the
+# failure reaches the report as a HostError instead, so its log is not printed.
+logging.getLogger("paramiko").addHandler(logging.NullHandler())
+logging.getLogger("paramiko").propagate = False
+
+#: One Fabric configuration for every connection: no config files, no ssh_config (it could
+#: redirect a host), the tuned runner, quiet commands whose failures are data.
+CONFIG = fabric.Config(
+    lazy=True,
+    overrides={
+        "load_ssh_configs": False,
+        "runners": {"remote": Command},
+        "run": {"hide": True, "warn": True, "in_stream": False, "encoding": "utf-8"},
+    },
+)
 
 
-def _control_dir(inventory: Inventory) -> Path:
-    """Where the master connections' sockets live: one private directory per state dir
-    and user, under the temp dir because a unix socket's path must stay short.
-
-    The name is predictable, so a directory that is already there must be ours and
-    private: another user's could hold a socket that answers for a host unverified.
-    """
-    digest = hashlib.sha1(str(inventory.state_dir).encode()).hexdigest()[:10]
-    path = Path(tempfile.gettempdir()) / f"dc-ssh-{os.getuid()}-{digest}"
+@functools.lru_cache(maxsize=8)
+def _private_key(path: Path, mtime_ns: int) -> paramiko.PKey:
     try:
-        path.mkdir(mode=0o700, exist_ok=True)
-        st = path.lstat()
-    except OSError as exc:
-        raise HostError(f"{path}: cannot create the ssh control directory: {exc.strerror}") from None
-    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid() or st.st_mode & 0o077:
-        raise HostError(
-            f"{path}: the ssh control directory is not a private directory of this user; remove it and deploy again"
-        )
-    return path
-
-
-#: ssh's own exit status for its failures (connection, authentication, host key).
-SSH_FAILED = 255
+        return paramiko.PKey.from_path(path)
+    except (OSError, paramiko.SSHException, ValueError) as exc:
+        raise HostError(f"{path}: cannot read the private key: {exc}") from None
 
 
 class HostLink:
-    """The run's one OpenSSH connection to a host, opened on first use and reused
+    """The run's one Fabric connection to a host, opened on first use and reused
     (a `console.fleet.connection.Connection`)."""
 
     def __init__(self, inventory: Inventory, host: Host) -> None:
         self.inventory = inventory
         self.host = host
-        self._control_path = _control_dir(inventory) / "%C"
+        self.where = f"{host.address}:{host.port}"
+        self._ssh: fabric.Connection | None = None
+        self._sock: socket.socket | None = None
+        self._lost = ""  # why the open connection died under us (the keepalive's verdict)
+        self._lock = threading.Lock()
 
-    def ssh_command(self) -> list[str]:
-        """The OpenSSH client command for this host, sharing one master connection."""
-        inv, t = self.inventory, self.inventory.timeouts
-        return [
-            "ssh",
-            "-o",
-            "BatchMode=yes",
-            "-o",
-            "StrictHostKeyChecking=yes",
-            "-o",
-            f"UserKnownHostsFile={inv.ssh.known_hosts}",
-            "-o",
-            "GlobalKnownHostsFile=/dev/null",
-            "-o",
-            "IdentitiesOnly=yes",
-            "-o",
-            f"ConnectTimeout={int(t.connect)}",
-            "-o",
-            "ServerAliveInterval=2",
-            "-o",
-            f"ServerAliveCountMax={max(2, int(t.connect // 2))}",
-            "-o",
-            "ControlMaster=auto",
-            "-o",
-            f"ControlPath={self._control_path}",
-            "-o",
-            "ControlPersist=60",
-            "-o",
-            "LogLevel=ERROR",
-            # curve25519 costs a fraction of the CPU of the post-quantum default per handshake
-            "-o",
-            "KexAlgorithms=curve25519-sha256,curve25519-sha256@libssh.org,sntrup761x25519-sha512@openssh.com",
-            "-o",
-            "GSSAPIAuthentication=no",
-            "-i",
-            str(inv.ssh.key),
-            "-p",
-            str(self.host.port),
-            "-l",
-            inv.ssh.user,
-        ]
+    # -- the connection -------------------------------------------------------------
 
-    def _ssh_failure(self, stderr: str) -> str | None:
-        """The one-line reason when ssh itself failed (not the remote command), else None."""
-        where = f"{self.host.address}:{self.host.port}"
-        known = self.inventory.ssh.known_hosts
-        if "REMOTE HOST IDENTIFICATION HAS CHANGED" in stderr:
-            return f"host key of {where} does not match {known}: refused (changed host key)"
-        if "Host key verification failed" in stderr:
-            return f"host key of {where} is not in {known}: refused (unknown host)"
-        lines = [line.strip() for line in stderr.splitlines() if line.strip()]
-        if re.search(r"connect to host .* timed out|timed out during banner exchange", stderr):
-            return f"ssh connect to {where} timed out after {self.inventory.timeouts.connect:g} s"
-        ssh_lines = [
-            line
-            for line in lines
-            if line.startswith(
-                ("ssh:", "ssh_", "Connection", "Timeout", "kex_", "Permission denied", "mux_", "Control")
-            )
-        ]
-        if ssh_lines:
-            return f"ssh to {where} failed: {ssh_lines[-1].removeprefix('ssh: ')}"
-        return None
+    def open(self) -> fabric.Connection:
+        """The open connection, connecting (again, if the last one died) within `timeouts.connect`."""
+        with self._lock:
+            if self._ssh is not None and self._ssh.is_connected:
+                return self._ssh
+            self._release()
+            self._ssh = self._dial()
+            return self._ssh
 
-    def _spawn(self, argv: list[str], limit: float, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-        """Run ssh or rsync in its own session (see the module docstring), `stdin` fed to it."""
-        return subprocess.run(
-            argv,
-            capture_output=True,
-            text=True,
-            errors="replace",
-            timeout=limit,
-            input=stdin,
-            stdin=subprocess.DEVNULL if stdin is None else None,
-            start_new_session=True,
+    def _dial(self) -> fabric.Connection:
+        inv, host, limit = self.inventory, self.host, self.inventory.timeouts.connect
+        known = known_hosts(inv.ssh.known_hosts)
+        try:
+            key = _private_key(inv.ssh.key, os.stat(inv.ssh.key).st_mtime_ns)
+        except OSError as exc:
+            raise HostError(f"{inv.ssh.key}: cannot read the private key: {exc.strerror}") from None
+        try:
+            sock = socket.create_connection((host.address, host.port), timeout=limit)
+        except TimeoutError:
+            raise HostError(f"ssh connect to {self.where} timed out after {limit:g} s") from None
+        except OSError as exc:
+            raise HostError(
+                f"ssh to {self.where} failed: connect to host {host.address} port {host.port}: {exc.strerror or exc}"
+            ) from None
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        ssh = fabric.Connection(
+            host.address,
+            user=inv.ssh.user,
+            port=host.port,
+            config=CONFIG,
+            connect_kwargs={
+                "sock": sock,
+                "pkey": key,
+                "look_for_keys": False,
+                "allow_agent": False,
+                "timeout": limit,
+                "banner_timeout": limit,
+                "auth_timeout": limit,
+                "channel_timeout": limit,
+            },
         )
+        known.install(ssh.client, lookup_name(host.address, host.port))
+        started = time.monotonic()
+        try:
+            ssh.open()
+        except BaseException as exc:
+            ssh.close()
+            sock.close()
+            if isinstance(exc, Exception):
+                raise HostError(self._refusal(exc, time.monotonic() - started)) from None
+            raise
+        self._sock, self._lost = sock, ""
+        WATCHDOG.watch(id(self), Liveness(sock, ssh.transport, limit, self._frozen))
+        return ssh
+
+    def _refusal(self, exc: Exception, elapsed: float) -> str:
+        """The one line for a connection that could not be made (ssh's own words where they exist)."""
+        known, where, limit = self.inventory.ssh.known_hosts, self.where, self.inventory.timeouts.connect
+        if isinstance(exc, paramiko.BadHostKeyException):
+            if exc.key.asbytes() in known_hosts(known).revoked:
+                return f"host key of {where} is revoked in {known}: refused (revoked host key)"
+            return f"host key of {where} does not match {known}: refused (changed host key)"
+        if isinstance(exc, Refused):
+            if exc.why == "revoked host key":
+                return f"host key of {where} is revoked in {known}: refused (revoked host key)"
+            return f"host key of {where} is not in {known}: refused (unknown host)"
+        if isinstance(exc, HostError):
+            return exc.reason
+        if isinstance(exc, paramiko.AuthenticationException):
+            return f"ssh to {where} failed: Permission denied ({exc})"
+        if isinstance(exc, TimeoutError) or elapsed >= limit or "banner" in str(exc):
+            return f"ssh connect to {where} timed out after {limit:g} s"
+        return f"ssh to {where} failed: {exc or type(exc).__name__}"
+
+    def _frozen(self) -> None:
+        """The keepalive's verdict (its thread): shut the socket down, which ends every
+        wait on this connection at once; the failures name the reason."""
+        self._lost = f"no answer for {self.inventory.timeouts.connect:g} s (frozen host or cut link)"
+        sock = self._sock
+        if sock is not None:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def _lost_reason(self, exc: BaseException | None = None) -> str:
+        """Why the connection is gone, as ssh would say it."""
+        ssh = self._ssh
+        if self._lost:
+            why = self._lost
+        elif ssh is not None and ssh.transport is not None and not ssh.transport.is_active():
+            why = "connection closed by the host"
+        else:
+            why = str(exc) if exc else "connection lost"
+        return f"ssh to {self.where} failed: {why}"
+
+    def _alive(self) -> bool:
+        ssh = self._ssh
+        return ssh is not None and ssh.is_connected and not self._lost
+
+    def _release(self) -> None:
+        """Forget a connection (dead or done): close it, stop watching it."""
+        WATCHDOG.forget(id(self))
+        if self._ssh is not None:
+            self._ssh.close()
+        if self._sock is not None:
+            self._sock.close()
+        self._ssh = self._sock = None
+
+    # -- the Connection protocol ------------------------------------------------------
 
     def run(self, command: str, *, timeout: float | None = None, what: str = "", stdin: str | None = None) -> Result:
         """Run a shell command on the host, `stdin` fed to it (never argv: see the module
@@ -156,82 +206,57 @@ class HostLink:
         limit = timeout or self.inventory.timeouts.command
         label = what or command.split(" ", 1)[0]
         try:
-            p = self._spawn([*self.ssh_command(), "--", self.host.address, command], limit, stdin)
-        except subprocess.TimeoutExpired:
-            self._drop()  # the link may be dead: the next command gets a fresh connection
+            ssh = self.open()
+        except HostError as exc:
+            raise HostError(f"{label}: {exc.reason}") from None
+        try:
+            r = ssh.run(command, timeout=limit, in_stream=False if stdin is None else io.StringIO(stdin))
+        except CommandTimedOut:
+            if not self._alive():
+                raise HostError(f"{label}: {self._lost_reason()}") from None
             raise HostError(f"{label} timed out after {limit:g} s") from None
-        if p.returncode != 0:
-            failure = self._ssh_failure(p.stderr) if p.returncode == SSH_FAILED else None
-            if failure:
-                raise HostError(f"{label}: {failure}", exit_code=p.returncode, output=tail(p.stderr))
-            out = tail(p.stderr or p.stdout)
+        except (paramiko.SSHException, EOFError, OSError) as exc:
+            raise HostError(f"{label}: {self._lost_reason(exc)}") from None
+        if r.exited == -1 and not self._alive():
+            raise HostError(f"{label}: {self._lost_reason()}", exit_code=-1, output=tail(r.stderr or r.stdout))
+        if r.exited != 0:
+            out = tail(r.stderr or r.stdout)
             last = out.splitlines()[-1] if out else ""
             raise HostError(
-                f"{label} exited {p.returncode}" + (f": {last}" if last else ""), exit_code=p.returncode, output=out
+                f"{label} exited {r.exited}" + (f": {last}" if last else ""), exit_code=r.exited, output=out
             )
-        return Result(p.stdout, p.stderr, p.returncode)
+        return Result(r.stdout, r.stderr, r.exited)
 
     def rsync(self, source: Path, dest: str, options: Sequence[str] = (), *, timeout: float | None = None) -> int:
-        """rsync a local directory's contents to a path on the host; returns bytes sent."""
+        """rsync a local directory's contents to a path on the host over this connection;
+        returns the bytes sent."""
         limit = timeout or self.inventory.timeouts.sync
-        argv = [
-            "rsync",
-            "-a",
-            "--stats",
-            f"--timeout={int(max(limit, 5))}",
-            "-e",
-            shlex.join(self.ssh_command()),
-            *options,
-            f"{source}/",
-            f"{self.host.address}:{dest}/",
-        ]
+        deadline = time.monotonic() + limit
         try:
-            p = self._spawn(argv, limit)
-        except subprocess.TimeoutExpired:
-            self._drop()
-            raise HostError(f"rsync to {dest} timed out after {limit:g} s") from None
-        if p.returncode != 0:
+            ssh = self.open()
+        except HostError as exc:
+            raise HostError(f"rsync: {exc.reason}") from None
+        argv = rsync_argv(source, self.host.address, dest, options, limit)
+        try:
+            p = Relay(ssh.transport, self.host.address, deadline).run(argv)
+        except (paramiko.SSHException, EOFError, OSError) as exc:
+            raise HostError(f"rsync: {self._lost_reason(exc)}") from None
+        if p.timed_out:
+            raise HostError(f"rsync to {dest} timed out after {limit:g} s", exit_code=p.exit_code)
+        if p.exit_code != 0:
             out = tail(p.stderr or p.stdout)
             lines = [line for line in out.splitlines() if not line.startswith("rsync error:")]
-            # The cause comes first: the receiving host's own error (a full disk) or ssh's,
-            # before the sender's consequent "Broken pipe" or "connection unexpectedly closed".
-            cause = self._ssh_failure(p.stderr) or next((line for line in lines if "[receiver]" in line), None)
+            # The cause comes first: the connection's loss, or the receiving host's own error
+            # (a full disk), before the sender's consequent "Broken pipe" or "connection unexpectedly closed".
+            cause = (None if self._alive() else self._lost_reason()) or next(
+                (line for line in lines if "[receiver]" in line), None
+            )
             last = cause or (lines[-1] if lines else out.splitlines()[-1] if out else "")
-            raise HostError(f"rsync exited {p.returncode}: {last}", exit_code=p.returncode, output=out)
+            raise HostError(f"rsync exited {p.exit_code}: {last}", exit_code=p.exit_code, output=out)
         match = re.search(r"Total bytes sent: ([\d,.]+)", p.stdout)
         return int(re.sub(r"[,.]", "", match.group(1))) if match else 0
 
-    def _master(self, operation: str) -> subprocess.Popen[bytes]:
-        """Send `ssh -O operation` to the host's master connection."""
-        return subprocess.Popen(
-            [*self.ssh_command(), "-O", operation, self.host.address],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-
-    def _drop(self) -> None:
-        """After a timeout the connection may be dead: its master stops taking new
-        sessions (those in flight end on their own), so the next use opens a fresh one."""
-        _wait_all([self._master("stop")], 1.0)
-
     def close(self) -> None:
-        """The end of a run: nothing to do. The master outlives the run by ControlPersist
-        seconds on its own, so a `switch` or `--only failed` right after reuses it."""
-
-
-def _wait_all(procs: list[subprocess.Popen[bytes]], timeout: float) -> None:
-    """Wait for local `ssh -O` commands; one that hangs is killed."""
-    for proc in procs:
-        try:
-            proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
-def close_all(links: list[HostLink]) -> None:
-    """End the master connections of many hosts at once (`bench.deploy` does between
-    measured deploys, so each pays for its handshakes as a deploy an hour later would)."""
-    _wait_all([link._master("exit") for link in links], 5.0)
+        """The end of the run: the connection goes (it dies with its process anyway)."""
+        with self._lock:
+            self._release()

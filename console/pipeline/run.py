@@ -48,7 +48,7 @@ T = TypeVar("T")
 class Pipeline:
     """Runs deploys, switches and single steps over the fleet, emitting events as it goes.
 
-    `connect` makes each host's connection (default: OpenSSH, `HostLink`)."""
+    `connect` makes each host's connection (default: Fabric, `transport.HostLink`)."""
 
     def __init__(
         self,

@@ -39,7 +39,7 @@ def run_deploy(
 ) -> DeployDone:
     """Deploy under the lock; refusals, bad refs and a held lock raise ConsoleError.
     `on_planned` hears the deploy id before the run starts; `connect` makes each host's
-    connection (default: OpenSSH)."""
+    connection (default: Fabric, `console.fleet.transport.HostLink`)."""
     session = Session(inventory)
     ensure_statsd(inventory)
     began = time.time()

@@ -21,7 +21,7 @@ from invoke.exceptions import Exit
 from console.config.inventory import load_inventory
 from console.core.errors import ConsoleError
 from console.core.events import PHASES, Event, PhaseDone
-from console.fleet.transport import HostLink, close_all
+from console.fleet.openssh import OpenSSHLink, close_all
 from console.pipeline.plan import DeployRequest
 from console.tasks.errors import clear_errors
 
@@ -44,7 +44,7 @@ def _measure(hosts: int, runs: int, with_restart: bool) -> tuple[float, dict[str
             path.write_text(yaml.safe_dump(data))
             inventory = load_inventory(path)
             run_deploy(inventory, DeployRequest(user="bench", ref=trunk.commits["initial"], override="bench"))
-            links = [HostLink(inventory, host) for host in inventory.hosts]
+            links = [OpenSSHLink(inventory, host) for host in inventory.hosts]
             walls: list[float] = []
             phases: dict[str, list[float]] = {p: [] for p in PHASES}
             for i in range(runs):
