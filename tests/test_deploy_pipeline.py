@@ -115,18 +115,21 @@ def test_keep_releases_cleanup_never_removes_current_or_previous(fleet):
     assert forward.result == "ok", forward
 
 
-def arrivals(fleet: Fleet, host: str, release: str, assets: set[str]) -> tuple[list[float], list[float]]:
-    """Change times (ctime: rsync -a keeps mtimes) of the release's files and of `assets` on a host."""
+def arrivals(fleet: Fleet, host: str, release: str, assets: set[str]) -> tuple[list[float], list[float], float]:
+    """Change times (ctime: rsync -a keeps mtimes) of the release's files, of `assets` and
+    of the `current` symlink (made and renamed into place by activate) on a host."""
     names = " ".join(f"assets/{a}" for a in sorted(assets))
     out = fleet.sh(
         host,
         f"cd {DEPLOY_PATH} && find releases/{release} -type f -exec stat -c 'code %.9Z' {{}} + "
-        f"&& stat -c 'asset %.9Z' {names}",
+        f"&& stat -c 'asset %.9Z' {names} && stat -c 'live %.9Z' current",
     )
-    code = [float(line.split()[1]) for line in out.splitlines() if line.startswith("code ")]
-    asset = [float(line.split()[1]) for line in out.splitlines() if line.startswith("asset ")]
-    assert len(asset) == len(assets) and code
-    return code, asset
+    times = {
+        kind: [float(line.split()[1]) for line in out.splitlines() if line.startswith(kind + " ")]
+        for kind in ("code", "asset", "live")
+    }
+    assert len(times["asset"]) == len(assets) and times["code"] and len(times["live"]) == 1
+    return times["code"], times["asset"], times["live"][0]
 
 
 def new_asset(fleet: Fleet, recorder: Recorder, label: str) -> set[str]:
@@ -135,17 +138,9 @@ def new_asset(fleet: Fleet, recorder: Recorder, label: str) -> set[str]:
     return referenced({"new": manifest[f"css/{label}.css"]})
 
 
-def arrival_times(fleet: Fleet, recorder: Recorder, label: str) -> tuple[list[float], list[float]]:
-    fresh = new_asset(fleet, recorder, label)
-    code_times, asset_times = [], []
-    for host in fleet.hosts:
-        code, asset = arrivals(fleet, host, recorder.release, fresh)
-        code_times += code
-        asset_times += asset
-    return code_times, asset_times
-
-
-def test_assets_first_no_code_arrives_anywhere_before_the_last_asset(fleet):
+def test_assets_first_no_host_switches_before_the_last_asset_arrives_anywhere(fleet):
+    """The assets-first order: every host has the new assets before any host switches (a
+    host's code follows its own assets at once: staged code is not live code)."""
     inv = fleet.inventory(keep_releases=50)  # cleanup must not touch the inodes measured
     assert len(Pipeline(inv, lambda e: None).plan(DeployRequest(user=USER)).chunks) >= 2
 
@@ -153,19 +148,23 @@ def test_assets_first_no_code_arrives_anywhere_before_the_last_asset(fleet):
     rec = Recorder()
     done = deploy(inv, recorder=rec)
     assert done.result == "ok", done
-    code_times, asset_times = arrival_times(fleet, rec, "order-safe")
-    assert min(code_times) > max(asset_times), (
-        f"code arrived {max(asset_times) - min(code_times):.3f} s before the last asset"
-    )
+    fresh = new_asset(fleet, rec, "order-safe")
+    seen = {host: arrivals(fleet, host, rec.release, fresh) for host in fleet.hosts}
+    last_asset = max(max(asset) for _, asset, _ in seen.values())
+    first_live = min(live for _, _, live in seen.values())
+    assert first_live > last_asset, f"a host switched {last_asset - first_live:.3f} s before the last asset arrived"
+    for host, (code, asset, _) in seen.items():
+        assert min(code) > max(asset), host  # and no code on a host before its own assets
 
-    # The control: without the assets-first order (chunk by chunk), code reaches the hosts
-    # of the first chunk before the assets reach the hosts of the last chunk.
+    # The control: without the assets-first order (chunk by chunk), the first chunk's hosts
+    # switch before the assets reach the hosts of the last chunk.
     fleet.change("order-naive")
     rec = Recorder()
     done = deploy(inv, override=None, recorder=rec, assets_first=False)
     assert done.result == "ok", done
-    code_times, asset_times = arrival_times(fleet, rec, "order-naive")
-    assert min(code_times) < max(asset_times)
+    fresh = new_asset(fleet, rec, "order-naive")
+    seen = {host: arrivals(fleet, host, rec.release, fresh) for host in fleet.hosts}
+    assert min(live for _, _, live in seen.values()) < max(max(asset) for _, asset, _ in seen.values())
 
 
 def test_dry_run_prints_the_plan_and_changes_nothing(fleet):

@@ -99,7 +99,9 @@ def test_failures_past_a_count_fail_the_deploy_before_any_host_is_switched(tmp_p
     assert done.message == "2 host(s) failed by sync-assets, over max_failures 1: no host was switched"
     assert done.hosts_ok == ()
     assert sorted(dict(done.hosts_failed)) == ["web02", "web07"]
-    assert fleet.hosts_of("sync-code") == [] and fleet.hosts_of("activate") == [] and fleet.current == {}
+    assert fleet.hosts_of("activate") == [] and fleet.current == {}
+    # a host's code follows its own assets (staged code is not live); the failed ones got none
+    assert "web02" not in fleet.hosts_of("sync-code") and "web07" not in fleet.hosts_of("sync-code")
 
 
 @pytest.mark.parametrize(("failing", "result"), [(2, "partial"), (3, "failed")])
@@ -169,9 +171,14 @@ def test_assets_first_no_host_activates_before_every_host_has_its_assets(tmp_pat
     done, _ = deploy(inventory(tmp_path, trunk, max_failures=1), fleet)
     assert done.result == "partial", done
     last_assets = max(fleet.index(h, "sync-assets", "end") for h in HOSTS)
-    first_code = min(fleet.index(h, "sync-code", "start") for h in fleet.hosts_of("sync-code"))
     first_activate = min(fleet.index(h, "activate", "start") for h in fleet.hosts_of("activate"))
-    assert last_assets < first_code < first_activate
+    assert last_assets < first_activate
+    for host in fleet.hosts_of("sync-code"):  # each host's code follows its own assets, not the fleet's
+        assert fleet.index(host, "sync-assets", "end") < fleet.index(host, "sync-code", "start")
+    # staging is one worker per host: chunk 1's code goes out before chunk 2's assets
+    assert min(fleet.index(h, "sync-code", "start") for h in CHUNK_1) < min(
+        fleet.index(h, "sync-assets", "start") for h in CHUNK_2
+    )
     last_code = max(fleet.index(h, "sync-code", "end") for h in fleet.hosts_of("sync-code"))
     assert last_code < first_activate  # staged everywhere before anything switches
     # the host that failed its assets gets no code and is never switched
@@ -224,8 +231,8 @@ def test_a_stop_is_honoured_between_chunks_never_within_one(tmp_path, trunk):
     done, _ = deploy(inventory(tmp_path, trunk), fleet, stop=stop)
     assert done.result == "aborted" and done.message == "stopped by request during sync-assets", done
     assert sorted(fleet.hosts_of("sync-assets")) == CHUNK_1  # the chunk in flight finished on every host
-    assert all((h, "sync-assets", "end") in fleet.calls for h in CHUNK_1)
-    assert fleet.hosts_of("sync-code") == [] and fleet.current == {}
+    assert all((h, "sync-code", "end") in fleet.calls for h in CHUNK_1)  # its staging too
+    assert sorted(fleet.hosts_of("sync-code")) == CHUNK_1 and fleet.current == {}
     assert done.hosts_ok == () and done.hosts_failed == ()
 
 

@@ -2,7 +2,7 @@
 
 Hosts are split into chunks; a chunk's hosts run in parallel, chunks run one after
 another (Deployinator's "rsync in chunks of 10 hosts at a time"), which bounds the
-parallelism over SSH. Each host's step runs under a time limit; a host whose step
+parallelism over SSH. A phase whose commands move no bytes may run `WIDE` hosts at once. Each host's step runs under a time limit; a host whose step
 raises, times out or hangs is a failure with a reason, never a crash or a hung deploy.
 Between chunks is a safe point: a stop request (Ctrl-C) takes effect there.
 """
@@ -12,7 +12,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 
 from console.config.inventory import Host
@@ -40,6 +40,15 @@ def chunked(hosts: Sequence[Host], size: int) -> list[list[Host]]:
 Step = Callable[[Host], "tuple[int, str] | None"]
 
 
+#: One step of a host's work: the phase it reports under, the step, its time limit.
+HostStep = tuple[str, Step, float]
+
+#: How many hosts a phase whose commands move no bytes (console/pipeline/steps.py) runs at
+#: once: each costs the deploy host one channel on an open connection, so the fanout's
+#: threads, not the link, are the bound.
+WIDE = 100
+
+
 class Fanout:
     """Runs steps over hosts in chunks and reports every host's result as events."""
 
@@ -48,15 +57,17 @@ class Fanout:
         self.emit = emit
         self.chunk_size = chunk_size
         self.stop = stop
-        self._pool = ThreadPoolExecutor(max_workers=chunk_size, thread_name_prefix="fanout")
+        self._lock = threading.Lock()
+        self._pool = ThreadPoolExecutor(max_workers=max(chunk_size, WIDE), thread_name_prefix="fanout")
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
-    def run(self, phase: str, hosts: Sequence[Host], step: Step, limit: float) -> Outcome:
-        """Run `step` on every host, chunk by chunk; raises Stopped at a safe point."""
+    def run(self, phase: str, hosts: Sequence[Host], step: Step, limit: float, *, width: int = 0) -> Outcome:
+        """Run `step` on every host, `width` (default the chunk size) at a time; raises
+        Stopped at a safe point."""
         outcome = Outcome()
-        for index, chunk in enumerate(chunked(hosts, self.chunk_size)):
+        for index, chunk in enumerate(chunked(hosts, width or self.chunk_size)):
             if index and self.stop.is_set():
                 raise Stopped(phase)
             self.run_chunk(phase, chunk, step, limit, outcome)
@@ -64,29 +75,50 @@ class Fanout:
 
     def run_chunk(self, phase: str, chunk: Sequence[Host], step: Step, limit: float, outcome: Outcome) -> None:
         """Run `step` on the hosts of one chunk in parallel, each within `limit` seconds."""
-        started = time.monotonic()
+        self.run_steps(chunk, [(phase, step, limit)], {phase: outcome})
+
+    def run_steps(self, chunk: Sequence[Host], steps: Sequence[HostStep], outcomes: dict[str, Outcome]) -> None:
+        """The hosts of one chunk in parallel, each running `steps` in order until its
+        first failure (a host staged with one worker: its code does not wait for the
+        other hosts' assets). Each step within its own limit; the events say when each
+        step of each host starts and ends."""
+        current: dict[str, int] = {}  # host -> the index of the step it is in
         futures: dict[Future, Host] = {}
         for host in chunk:
-            self.emit(HostProgress(self.deploy_id, phase=phase, host=host.name))
-            futures[self._pool.submit(self._timed, step, host)] = host
-        pending = set(futures)
-        deadline = started + limit + 2  # a step enforces its own limit; this is the backstop
-        while pending:
-            done, pending = wait(pending, timeout=max(0.0, deadline - time.monotonic()), return_when=FIRST_COMPLETED)
-            for future in done:
-                elapsed, result = future.result()
-                self._record(phase, futures[future], elapsed, result, outcome)
-            if not done:
-                for future in pending:
-                    host = futures[future]
-                    self._record(phase, host, limit, HostError(f"{phase} did not finish within {limit:g} s"), outcome)
-                break
+            current[host.name] = 0
+            self.emit(HostProgress(self.deploy_id, phase=steps[0][0], host=host.name))
+            futures[self._pool.submit(self._host, host, steps, outcomes, current)] = host
+        deadline = time.monotonic() + sum(limit for _, _, limit in steps) + 2  # steps enforce their own limits
+        _, pending = wait(futures, timeout=deadline - time.monotonic())
+        for future in pending:  # the backstop: a step that ignored its limit fails its host
+            host = futures[future]
+            with self._lock:
+                index = current.pop(host.name, None)
+                if index is not None:
+                    phase, _, limit = steps[index]
+                    failure = HostError(f"{phase} did not finish within {limit:g} s")
+                    self._record(phase, host, limit, failure, outcomes[phase])
+
+    def _host(self, host: Host, steps: Sequence[HostStep], outcomes: dict[str, Outcome], current: dict[str, int]):
+        for index, (phase, step, _) in enumerate(steps):
+            if index:
+                self.emit(HostProgress(self.deploy_id, phase=phase, host=host.name))
+            elapsed, result = self._timed(step, host)
+            with self._lock:
+                if current.get(host.name) != index:
+                    return  # the backstop failed this host meanwhile
+                self._record(phase, host, elapsed, result, outcomes[phase])
+                if isinstance(result, HostError) or index == len(steps) - 1:
+                    del current[host.name]
+                    return
+                current[host.name] = index + 1
 
     @staticmethod
     def _timed(step: Step, host: Host) -> tuple[float, tuple[int, str] | HostError]:
         t0 = time.monotonic()
         try:
-            return time.monotonic() - t0, step(host) or (0, "")
+            result = step(host) or (0, "")
+            return time.monotonic() - t0, result
         except HostError as exc:
             return time.monotonic() - t0, exc
         except Exception as exc:  # noqa: BLE001 - a bug in a step must not take the fleet down with it

@@ -33,7 +33,7 @@ from console.core.events import PHASES, DeployDone, DeployStarted, Notice, Phase
 from console.core.text import short
 from console.fleet import remote
 from console.fleet.connection import Connect
-from console.fleet.fanout import Fanout, Outcome, Stopped, chunked
+from console.fleet.fanout import WIDE, Fanout, Outcome, Stopped, chunked
 from console.fleet.transport import HostLink
 from console.pipeline import dry_run
 from console.pipeline.plan import DeployRequest, Plan, plan_deploy, plan_over
@@ -276,7 +276,9 @@ class Pipeline:
         if skipped:
             self.emit(PhaseDone(deploy_id, phase=phase, ok=0, failed=0, seconds=0.0, skipped=skipped))
             return hosts
-        out = fan.run(phase, hosts, spec.bind(run, phase), spec.limit(self.inventory.timeouts))
+        out = fan.run(
+            phase, hosts, spec.bind(run, phase), spec.limit(self.inventory.timeouts), width=WIDE if spec.wide else 0
+        )
         if counts:
             _mark(run, out)
         self.emit(
@@ -289,12 +291,39 @@ class Pipeline:
     # -- the order ------------------------------------------------------------------------
 
     def _ship(self, run: Run, fan: Fanout) -> None:
-        """Assets to every host, then code to the hosts that got them, then the switch."""
-        hosts = self._phase(run, fan, "sync-assets", run.plan.hosts)
-        _check_failures(run, "sync-assets", activated=False)
-        hosts = self._phase(run, fan, "sync-code", hosts)
-        _check_failures(run, "sync-code", activated=False)
-        self._activate(run, fan, hosts)
+        """Stage every host (its assets, then its code), then switch the hosts that staged."""
+        self._activate(run, fan, self._stage(run, fan, run.plan.hosts))
+
+    def _stage(self, run: Run, fan: Fanout, hosts: list[Host]) -> list[Host]:
+        """sync-assets then sync-code on each host of a chunk, chunk by chunk; returns the
+        hosts that have both.
+
+        A host's code follows its own assets at once, without waiting for the rest of the
+        fleet's: staged code is not live code. What the assets-first order needs is that no
+        host switches before every host that will get the code has its assets, and that a
+        host that failed its assets gets no code; `_activate` starts only after the last
+        chunk. Past the failure budget, staging stops and no host is switched."""
+        deploy_id, inv, phases = run.plan.deploy_id, self.inventory, ("sync-assets", "sync-code")
+        outcomes = {phase: Outcome() for phase in phases}
+        steps = [(phase, STEPS[phase].bind(run), STEPS[phase].limit(inv.timeouts)) for phase in phases]
+        t0 = time.monotonic()
+        for phase in phases:
+            self.emit(PhaseStarted(deploy_id, phase=phase, hosts=tuple(h.name for h in hosts)))
+        for index, chunk in enumerate(chunked(hosts, inv.chunk_size)):
+            if index and self.stop.is_set():
+                raise Stopped("sync-assets")
+            fan.run_steps(chunk, steps, outcomes)
+            for outcome in outcomes.values():
+                _mark(run, outcome)
+            failed = outcomes["sync-assets"].failed.keys() | outcomes["sync-code"].failed.keys()
+            if len(failed) > run.plan.allowed_failures:
+                by = "sync-assets" if outcomes["sync-assets"].failed else "sync-code"
+                _check_failures(run, by, activated=False)
+        for phase, outcome in outcomes.items():
+            ok, failed_ = len(outcome.ok), len(outcome.failed)
+            self.emit(PhaseDone(deploy_id, phase=phase, ok=ok, failed=failed_, seconds=round(time.monotonic() - t0, 3)))
+        staged = {h.name for h in outcomes["sync-code"].ok}
+        return [h for h in hosts if h.name in staged]
 
     def _naive(self, run: Run, fan: Fanout) -> None:
         """Every chunk on its own: assets, code and switch per chunk (the unsafe order)."""

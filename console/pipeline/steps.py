@@ -200,6 +200,12 @@ class PhaseStep:
     #: the inventory setting the step needs, and the reason shown when it is absent
     needs: Callable[[Inventory], object] = lambda inventory: True
     skip_reason: str = ""
+    #: its commands move no bytes: it runs `fanout.WIDE` hosts at a time, not a chunk
+    #: (outside a rolling activation). activate is the switch itself, so the fleet flips
+    #: together (the shortest mixed-version window); cleanup comes after it, off the users'
+    #: path. restart and verify stay in chunks: a restart costs a host its warm caches for
+    #: a while, and only a chunk of the fleet pays that at once.
+    wide: bool = False
 
     def skipped(self, inventory: Inventory) -> str:
         """Why the phase does nothing for this inventory; "" when it runs."""
@@ -222,10 +228,10 @@ class PhaseStep:
 STEPS: dict[str, PhaseStep] = {
     "sync-assets": PhaseStep(sync_assets, lambda t: t.sync),
     "sync-code": PhaseStep(sync_code, lambda t: t.sync),
-    "activate": PhaseStep(activate, lambda t: t.command),
+    "activate": PhaseStep(activate, lambda t: t.command, wide=True),
     "restart": PhaseStep(restart, lambda t: t.command, lambda inv: inv.restart, "no restart command in the inventory"),
     "verify": PhaseStep(verify, lambda t: t.verify, lambda inv: inv.health, "no health check in the inventory"),
-    "cleanup": PhaseStep(cleanup, lambda t: t.command),
+    "cleanup": PhaseStep(cleanup, lambda t: t.command, wide=True),
 }
 
 #: What switches hosts to a release, in order: a deploy's last steps, and all of a switch.
