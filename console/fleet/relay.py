@@ -1,23 +1,29 @@
 """rsync over the host's open SSH connection: no second connection, no Python per rsync.
 
-rsync runs here as always; only its remote shell (`-e`) changes. Instead of `ssh`, it
-starts `sh`, which writes rsync's remote command line to fd 3 and execs `socat` to join
-rsync's pipes to fd 3: one end of a socket pair whose other end this process holds.
-This process reads the command line, opens a channel on the host's open Paramiko
-connection, execs that command there (rsync's server) and pumps bytes both ways:
+rsync runs here as always; only its remote shell (`-e`) changes. Instead of `ssh`, rsync
+starts `sh`, which writes its pid and rsync's remote command line to fd 3 (one end of a
+socket pair whose other end this process holds) and waits for a word. This process
+takes the shell's stdin and stdout, rsync's own pipes, with `pidfd_getfd` (the shell is
+its grandchild), says "taken", and the shell exits: from then on this process is rsync's
+peer. It opens a channel on the host's open Paramiko connection, execs rsync's server
+there and pumps bytes both ways:
 
-    rsync --(pipes)-- sh/socat --(socket pair)-- this process --(SSH channel)-- rsync --server
+    rsync --(its pipes)-- this process --(SSH channel)-- rsync --server
+
+Where the kernel refuses `pidfd_getfd` (older than 5.6, or a sandbox that forbids
+ptrace), it says "relay" instead and the shell becomes `socat -t0`, joining rsync's pipes
+to fd 3: one more program (~3 ms of CPU), the same bytes.
 
 Why this shape (the traps it avoids):
-- sh and socat are C programs from Debian (~1 ms to start); a Python helper per rsync
-  would cost 10-20 ms and ~18 ms of CPU each;
-- socat runs with `-t0`: rsync waits for its remote shell to exit before it exits, and a
-  relay that lingers after the host's side ended (socat's default 0.5 s) costs each
-  rsync that much;
+- sh is ~0.6 ms of CPU to start; a Python helper per rsync would cost 10-20 ms and
+  ~18 ms of CPU each;
+- rsync waits for its remote shell to exit, polling every 20 ms (`wait_process`): a shell
+  that already exited costs it nothing, and socat runs with `-t0`, since a relay that
+  lingers after the host's side ended (socat's default 0.5 s) costs each rsync that much;
 - rsync is started with `posix_spawn` and the socket dup'ed to fd 3 (dash redirects only
   single-digit fds), in a session of its own so a Ctrl-C for the deploy never reaches it;
 - the channel is fed in pieces of at most 64 KiB (`Channel.sendall` of one large buffer
-  is quadratic), and read in the calling thread while a second thread feeds it.
+  is quadratic), by a second thread while the calling thread reads it.
 
 rsync's stdout and stderr go to memory files (they never fill and block it); the host's
 stderr (rsync's server's, the shell's) is put before rsync's own, as ssh would print it.
@@ -27,6 +33,7 @@ closed.
 
 from __future__ import annotations
 
+import ctypes
 import os
 import select
 import shutil
@@ -42,10 +49,15 @@ import paramiko
 
 from console.fleet.runner import exec_within
 
-#: rsync's remote shell: the command line (count, then each argument, NUL-terminated) to
-#: fd 3, then socat between rsync's pipes and fd 3. rsync splits this string at spaces,
-#: honouring the single quotes; the backslash goes to printf as it is.
-RSH = """sh -c 'printf "%s\\0" "$#" "$@" >&3 && exec socat -t0 -b65536 - FD:3' rsync-relay"""
+#: rsync's remote shell: copies of its pipes at fds 4 and 5 (a builtin's redirection swaps
+#: fds 0 and 1 for a moment), then its pid and command line (the count, then each argument,
+#: each NUL-terminated) to fd 3; then, told "taken", it exits (this process took its pipes),
+#: or told "relay", it becomes socat between its pipes and fd 3. rsync splits this string at
+#: spaces, honouring the single quotes; the backslash goes to printf as it is.
+RSH = (
+    """sh -c 'exec 4<&0 5>&1 && printf "%s\\0" "$$" "$#" "$@" >&3 && read -r how <&3 && """
+    """if [ "$how" = relay ]; then exec socat -t0 -b65536 - FD:3 4<&- 5>&-; fi' rsync-relay"""
+)
 PIECE = 65536
 
 
@@ -113,15 +125,17 @@ class Relay:
 
     def _pump(self, ours: socket.socket) -> None:
         """Run rsync's server on a channel and move bytes until the host's side ends."""
-        command, early = self._command_line(ours)
-        if command is None:
+        header = self._command_line(ours)
+        if header is None:
             return  # rsync ended before it started its remote shell: its stderr says why
+        shell, command = header
+        from_rsync, to_rsync = self._take_pipes(shell, ours)
         chan = self.transport.open_session(timeout=self._left())
         try:
             if not exec_within(chan, command, self.deadline):
                 raise TimeoutError
-            feeder = threading.Thread(target=self._feed, args=(ours, chan, early), name="rsync-feed", daemon=True)
-            feeder.start()
+            own = from_rsync != ours.fileno()
+            threading.Thread(target=self._feed, args=(from_rsync, chan, own), name="rsync-feed", daemon=True).start()
             while True:
                 chan.settimeout(self._left())
                 data = chan.recv(PIECE)  # past the deadline: TimeoutError
@@ -129,45 +143,85 @@ class Relay:
                     self._remote_err.append(chan.recv_stderr(PIECE))
                 if not data:
                     break
-                ours.sendall(data)
-            try:
-                ours.shutdown(socket.SHUT_WR)  # socat (-t0) exits, and rsync after it
-            except OSError:
-                pass
+                _write_all(to_rsync, data)
             while chan.recv_stderr_ready():
                 self._remote_err.append(chan.recv_stderr(PIECE))
         finally:
             chan.close()
+            # end of file for rsync: the host's side is done (socat, -t0, exits at once)
+            if to_rsync == ours.fileno():
+                try:
+                    ours.shutdown(socket.SHUT_WR)
+                except OSError:
+                    pass
+            else:
+                os.close(to_rsync)
 
-    def _command_line(self, ours: socket.socket) -> tuple[str | None, bytes]:
-        """What rsync asked its remote shell to run, and the bytes that followed it."""
+    def _take_pipes(self, shell: int, ours: socket.socket) -> tuple[int, int]:
+        """rsync's pipes to its remote shell, taken from the shell with `pidfd_getfd` (the
+        shell then exits and this process is rsync's peer); where the kernel refuses
+        (an older one, a sandbox without ptrace), socat relays them over `ours` instead."""
+        try:
+            pipes = _take_fd(shell, 4), _take_fd(shell, 5)
+        except OSError:
+            ours.settimeout(None)
+            ours.sendall(b"relay\n")
+            return ours.fileno(), ours.fileno()
+        ours.sendall(b"taken\n")
+        return pipes
+
+    def _command_line(self, ours: socket.socket) -> tuple[int, str] | None:
+        """The remote shell's pid and what rsync asked it to run (None: rsync ended first)."""
         buf = b""
         while True:
             fields = buf.split(b"\0")
-            if len(fields) > 1 and fields[0].isdigit() and len(fields) > int(fields[0]) + 1:
-                count = int(fields[0])
-                args = [f.decode("utf-8", "surrogateescape") for f in fields[1 : count + 1]]
-                rest = b"\0".join(fields[count + 1 :])
+            if len(fields) > 2 and fields[1].isdigit() and len(fields) > int(fields[1]) + 2:
+                pid, count = int(fields[0]), int(fields[1])
+                args = [f.decode("utf-8", "surrogateescape") for f in fields[2 : count + 2]]
                 if not args or args[0] != self.host_token:
                     raise paramiko.SSHException(f"rsync asked its remote shell for {args[:1]}, not the host")
-                return " ".join(args[1:]), rest  # as ssh joins its arguments
+                return pid, " ".join(args[1:])  # as ssh joins its arguments
             ours.settimeout(max(self._left(), 0.001))
             data = ours.recv(PIECE)  # past the deadline: TimeoutError
             if not data:
-                return None, b""
+                return None
             buf += data
 
-    def _feed(self, ours: socket.socket, chan: paramiko.Channel, early: bytes) -> None:
-        """rsync -> host, until rsync's side ends (then end of file on the channel)."""
-        ours.settimeout(None)
+    def _feed(self, from_rsync: int, chan: paramiko.Channel, own: bool) -> None:
+        """rsync -> host, until rsync's side ends (then end of file on the channel).
+        `own`: the fd is this thread's to close (a pipe taken from the shell)."""
         try:
-            if early:
-                chan.sendall(early)
-            while data := ours.recv(PIECE):
+            while data := os.read(from_rsync, PIECE):
                 chan.sendall(data)
             chan.shutdown_write()
         except (OSError, EOFError, paramiko.SSHException):
-            pass  # the channel or the socket closed: the reading side reports it
+            pass  # the channel or the pipe closed: the reading side reports it
+        finally:
+            if own:
+                os.close(from_rsync)
+
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_SYS_PIDFD_GETFD = 438  # the same number on every architecture Linux has added it to
+
+
+def _take_fd(pid: int, fd: int) -> int:
+    """A copy of process `pid`'s file descriptor `fd` (pidfd_getfd(2), Linux 5.6+; close-on-exec)."""
+    pidfd = os.pidfd_open(pid)
+    try:
+        got = _libc.syscall(_SYS_PIDFD_GETFD, pidfd, fd, 0)
+        if got < 0:
+            errno = ctypes.get_errno()
+            raise OSError(errno, os.strerror(errno))
+        return got
+    finally:
+        os.close(pidfd)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
 
 
 def _rsync() -> str:

@@ -134,7 +134,8 @@ def _no_connections(inventory: Inventory) -> None:
     close_all([OpenSSHLink(inventory, host) for host in inventory.hosts])
 
 
-def _deploy(lab, inventory: Inventory, name: str, sha: str, figures: Figures, switch: bool) -> None:
+def _deploy(lab, inventory: Inventory, name: str, sha: str, figures: Figures, switch_to: str | None) -> str:
+    """One measured deploy of `sha`, then (`switch_to`) a switch back to that release; returns the release."""
     from console.session.runs import run_deploy, run_switch
 
     connect = TRANSPORTS[name]
@@ -157,12 +158,13 @@ def _deploy(lab, inventory: Inventory, name: str, sha: str, figures: Figures, sw
     for event in seen:
         if isinstance(event, PhaseDone):
             figures.phases[event.phase].append(event.seconds)
-    if switch:  # right after the deploy: OpenSSH's masters are still up, Fabric's connections are gone
+    if switch_to:  # right after the deploy: OpenSSH's masters are still up, Fabric's connections are gone
         t0 = time.perf_counter()
-        back = run_switch(inventory, None, "bench", connect=connect)
+        back = run_switch(inventory, switch_to, "bench", connect=connect)
         figures.switches.append(time.perf_counter() - t0)
         if back.result != "ok":
-            raise ConsoleError(f"bench switch ({name}) ended {back.result}: {back.message}")
+            raise ConsoleError(f"bench switch ({name}) ended {back.result}: {back.message or back.hosts_failed[:1]}")
+    return done.deploy_id
 
 
 def _measure(hosts: int, runs: int, with_restart: bool, names: list[str]) -> dict[str, Figures]:
@@ -182,14 +184,16 @@ def _measure(hosts: int, runs: int, with_restart: bool, names: list[str]) -> dic
                 data.update(restart=RESTART, health=HEALTH, vars={"statsd": "127.0.0.1:9"})
             path.write_text(yaml.safe_dump(data))
             inventory = load_inventory(path)
-            run_deploy(inventory, DeployRequest(user="bench", ref=trunk.commits["initial"], override="bench"))
+            first = run_deploy(inventory, DeployRequest(user="bench", ref=trunk.commits["initial"], override="bench"))
             figures = {name: Figures() for name in names}
+            last = first.deploy_id  # a deploy's release id is its deploy id
             for i in range(runs):
                 order = names if i % 2 == 0 else names[::-1]
                 for name in order:
                     note = f"bench change {i} {name}\n"
                     sha = commit_change(trunk, {"shop/VERSION_NOTE.txt": note}, f"Bench change {i} ({name})")
-                    _deploy(lab, inventory, name, sha, figures[name], switch=len(names) > 1)
+                    switch_to = last if len(names) > 1 else None  # a release cleanup keeps
+                    last = _deploy(lab, inventory, name, sha, figures[name], switch_to)
             _no_connections(inventory)
             return figures
         finally:
