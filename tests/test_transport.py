@@ -1,15 +1,20 @@
-"""The transports: the OpenSSH one's local safety checks, and what a step feeds a command
-on a real lab host (the other SSH paths are tested on the lab by the deploy tests)."""
+"""The transports: the OpenSSH one's local safety checks; the Fabric one's host keys (the
+known_hosts markers, a revoked key), that a deploy starts no ssh client, and what a step
+feeds a command on a real lab host (the other SSH paths are tested on the lab by the
+deploy tests)."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 
+import paramiko
 import pytest
 
 from console.config.inventory import Host, Inventory, SSHSettings, load_inventory
 from console.fleet.connection import HostError
+from console.fleet.hostkeys import known_hosts, lookup_name
 from console.fleet.openssh import OpenSSHLink, _control_dir
 from console.fleet.transport import HostLink
 
@@ -60,3 +65,79 @@ def test_stdin_reaches_the_command_and_never_its_argv(lab_inventory) -> None:
     cmdline, line = out.stdout.splitlines()
     assert line == secret and secret not in cmdline
     assert link.run("cat").stdout == ""  # no stdin: an empty one, never the terminal's
+
+
+# -- the Fabric transport: host keys, no ssh client ------------------------------------------
+
+
+def _key_line(name: str) -> tuple[str, str]:
+    """A fresh ed25519 public key as a known_hosts line for `name`, and its key part."""
+    from console.lab.keys import new_keypair
+
+    public = new_keypair().public
+    return f"{name} {public}\n", public
+
+
+def test_known_hosts_markers_are_read_line_by_line(tmp_path: Path) -> None:
+    """Paramiko's loader fails on a whole file at an @ marker; ours trusts plain lines,
+    skips what it cannot read, and never trusts a revoked key."""
+    plain, _ = _key_line("198.18.0.2")
+    other, revoked = _key_line("198.18.0.3")
+    path = tmp_path / "known_hosts"
+    path.write_text(f"# a comment\n{plain}{other}@revoked * {revoked}\n198.18.0.4 ssh-ed25519 not-base64!\n\n")
+    known = known_hosts(path)
+    assert known.trusted.lookup("198.18.0.2") is not None
+    client = paramiko.SSHClient()
+    known.install(client, "198.18.0.3")  # its only key is revoked: nothing trusted for it
+    assert client.get_host_keys().lookup("198.18.0.3") is None
+    assert len(known.revoked) == 1
+
+
+def test_a_known_hosts_file_with_a_cert_authority_is_refused_in_one_line(tmp_path: Path) -> None:
+    plain, public = _key_line("198.18.0.2")
+    path = tmp_path / "known_hosts"
+    path.write_text(f"{plain}@cert-authority *.example.com {public}\n")
+    with pytest.raises(HostError) as caught:
+        known_hosts(path)
+    assert caught.value.reason.startswith(f"{path}:2: @cert-authority is not supported")
+    assert "\n" not in caught.value.reason
+
+
+@pytest.mark.lab
+def test_a_revoked_host_key_is_refused(lab_inventory, tmp_path: Path) -> None:
+    inv = load_inventory(lab_inventory)
+    host = inv.hosts[0]
+    name = lookup_name(host.address, host.port)
+    lines = inv.ssh.known_hosts.read_text().splitlines()
+    line = next(line for line in lines if line.split()[0] == name)
+    known = tmp_path / "known_hosts"
+    known.write_text("\n".join([*lines, "@revoked * " + " ".join(line.split()[1:3])]) + "\n")
+    revoked = dataclasses.replace(inv, ssh=dataclasses.replace(inv.ssh, known_hosts=known))
+    with pytest.raises(HostError) as caught:
+        HostLink(revoked, host).run("true", what="probe")
+    assert (
+        caught.value.reason
+        == f"probe: host key of {host.address}:{host.port} is revoked in {known}: refused (revoked host key)"
+    )
+
+
+@pytest.mark.lab
+def test_no_ssh_client_talks_to_a_host_in_a_default_deploy(lab_factory, tmp_path, monkeypatch) -> None:
+    """An `ssh` first on PATH records every start: a whole deploy (rsync included) starts
+    none. The control: the OpenSSH transport trips over it at once."""
+    from support.fleet import deploy, make_fleet
+
+    trap = tmp_path / "bin"
+    trap.mkdir()
+    log = tmp_path / "ssh-started"
+    (trap / "ssh").write_text(f'#!/bin/sh\necho "$@" >> {log}\nexit 255\n')
+    (trap / "ssh").chmod(0o755)
+    fleet = make_fleet(lab_factory, 2, tmp_path / "fleet")
+    monkeypatch.setenv("PATH", f"{trap}:{os.environ['PATH']}")
+    done = deploy(fleet.inventory())
+    assert done.result == "ok", done
+    assert not log.exists(), log.read_text()
+    inv = fleet.inventory()
+    with pytest.raises(HostError):
+        OpenSSHLink(inv, inv.hosts[0]).run("true")
+    assert log.exists()
