@@ -14,6 +14,7 @@ never through its argv (which any process on either machine can read) or a log.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,6 +48,30 @@ class Result:
 def tail(text: str, lines: int = TAIL_LINES) -> str:
     """The last `lines` lines of `text` (what a failure keeps of a command's output)."""
     return "\n".join(text.strip().splitlines()[-lines:])
+
+
+def command_failed(label: str, exit_code: int, stdout: str, stderr: str) -> HostError:
+    """A command that exited non-zero: its code and the last line it printed."""
+    out = tail(stderr or stdout)
+    last = out.splitlines()[-1] if out else ""
+    return HostError(f"{label} exited {exit_code}" + (f": {last}" if last else ""), exit_code=exit_code, output=out)
+
+
+def rsync_failed(exit_code: int, stdout: str, stderr: str, link_failure: str | None) -> HostError:
+    """An rsync that exited non-zero. The cause comes first: the connection's failure, or
+    the receiving host's own error (a full disk), before the sender's consequent "Broken
+    pipe" or "connection unexpectedly closed"."""
+    out = tail(stderr or stdout)
+    lines = [line for line in out.splitlines() if not line.startswith("rsync error:")]
+    cause = link_failure or next((line for line in lines if "[receiver]" in line), None)
+    last = cause or (lines[-1] if lines else out.splitlines()[-1] if out else "")
+    return HostError(f"rsync exited {exit_code}: {last}", exit_code=exit_code, output=out)
+
+
+def bytes_sent(stats: str) -> int:
+    """What `rsync --stats` says it sent."""
+    match = re.search(r"Total bytes sent: ([\d,.]+)", stats)
+    return int(re.sub(r"[,.]", "", match.group(1))) if match else 0
 
 
 class Connection(Protocol):

@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from console.config.inventory import Host, Inventory
-from console.fleet.connection import HostError, Result, tail
+from console.fleet.connection import HostError, Result, bytes_sent, command_failed, rsync_failed, tail
 
 
 def _control_dir(inventory: Inventory) -> Path:
@@ -151,11 +151,7 @@ class OpenSSHLink:
             failure = self._ssh_failure(p.stderr) if p.returncode == SSH_FAILED else None
             if failure:
                 raise HostError(f"{label}: {failure}", exit_code=p.returncode, output=tail(p.stderr))
-            out = tail(p.stderr or p.stdout)
-            last = out.splitlines()[-1] if out else ""
-            raise HostError(
-                f"{label} exited {p.returncode}" + (f": {last}" if last else ""), exit_code=p.returncode, output=out
-            )
+            raise command_failed(label, p.returncode, p.stdout, p.stderr)
         return Result(p.stdout, p.stderr, p.returncode)
 
     def rsync(self, source: Path, dest: str, options: Sequence[str] = (), *, timeout: float | None = None) -> int:
@@ -178,15 +174,8 @@ class OpenSSHLink:
             self._drop()
             raise HostError(f"rsync to {dest} timed out after {limit:g} s") from None
         if p.returncode != 0:
-            out = tail(p.stderr or p.stdout)
-            lines = [line for line in out.splitlines() if not line.startswith("rsync error:")]
-            # The cause comes first: the receiving host's own error (a full disk) or ssh's,
-            # before the sender's consequent "Broken pipe" or "connection unexpectedly closed".
-            cause = self._ssh_failure(p.stderr) or next((line for line in lines if "[receiver]" in line), None)
-            last = cause or (lines[-1] if lines else out.splitlines()[-1] if out else "")
-            raise HostError(f"rsync exited {p.returncode}: {last}", exit_code=p.returncode, output=out)
-        match = re.search(r"Total bytes sent: ([\d,.]+)", p.stdout)
-        return int(re.sub(r"[,.]", "", match.group(1))) if match else 0
+            raise rsync_failed(p.returncode, p.stdout, p.stderr, self._ssh_failure(p.stderr))
+        return bytes_sent(p.stdout)
 
     def _master(self, operation: str) -> subprocess.Popen[bytes]:
         """Send `ssh -O operation` to the host's master connection."""

@@ -31,7 +31,6 @@ import functools
 import io
 import logging
 import os
-import re
 import socket
 import threading
 import time
@@ -43,7 +42,7 @@ import paramiko
 from invoke.exceptions import CommandTimedOut
 
 from console.config.inventory import Host, Inventory
-from console.fleet.connection import HostError, Result, tail
+from console.fleet.connection import HostError, Result, bytes_sent, command_failed, rsync_failed, tail
 from console.fleet.hostkeys import Refused, known_hosts, lookup_name
 from console.fleet.keepalive import WATCHDOG, Liveness
 from console.fleet.relay import Relay, rsync_argv
@@ -220,11 +219,7 @@ class HostLink:
         if r.exited == -1 and not self._alive():
             raise HostError(f"{label}: {self._lost_reason()}", exit_code=-1, output=tail(r.stderr or r.stdout))
         if r.exited != 0:
-            out = tail(r.stderr or r.stdout)
-            last = out.splitlines()[-1] if out else ""
-            raise HostError(
-                f"{label} exited {r.exited}" + (f": {last}" if last else ""), exit_code=r.exited, output=out
-            )
+            raise command_failed(label, r.exited, r.stdout, r.stderr)
         return Result(r.stdout, r.stderr, r.exited)
 
     def rsync(self, source: Path, dest: str, options: Sequence[str] = (), *, timeout: float | None = None) -> int:
@@ -244,17 +239,8 @@ class HostLink:
         if p.timed_out:
             raise HostError(f"rsync to {dest} timed out after {limit:g} s", exit_code=p.exit_code)
         if p.exit_code != 0:
-            out = tail(p.stderr or p.stdout)
-            lines = [line for line in out.splitlines() if not line.startswith("rsync error:")]
-            # The cause comes first: the connection's loss, or the receiving host's own error
-            # (a full disk), before the sender's consequent "Broken pipe" or "connection unexpectedly closed".
-            cause = (None if self._alive() else self._lost_reason()) or next(
-                (line for line in lines if "[receiver]" in line), None
-            )
-            last = cause or (lines[-1] if lines else out.splitlines()[-1] if out else "")
-            raise HostError(f"rsync exited {p.exit_code}: {last}", exit_code=p.exit_code, output=out)
-        match = re.search(r"Total bytes sent: ([\d,.]+)", p.stdout)
-        return int(re.sub(r"[,.]", "", match.group(1))) if match else 0
+            raise rsync_failed(p.exit_code, p.stdout, p.stderr, None if self._alive() else self._lost_reason())
+        return bytes_sent(p.stdout)
 
     def close(self) -> None:
         """The end of the run: the connection goes (it dies with its process anyway)."""
