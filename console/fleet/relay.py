@@ -109,6 +109,10 @@ class Relay:
                 self._pump(ours)
             except TimeoutError:
                 timed_out = True
+            except BaseException:
+                _kill(pid)  # the connection failed under it: rsync must not outlive this call
+                _wait(pid, 5.0)
+                raise
             code = _wait(pid, self._left())
             if code is None:
                 timed_out = True
@@ -130,32 +134,41 @@ class Relay:
             return  # rsync ended before it started its remote shell: its stderr says why
         shell, command = header
         from_rsync, to_rsync = self._take_pipes(shell, ours)
-        chan = self.transport.open_session(timeout=self._left())
+        relayed = to_rsync == ours.fileno()  # socat's way: one socket both ways, ours to close
+        feeding = False
         try:
-            if not exec_within(chan, command, self.deadline):
-                raise TimeoutError
-            own = from_rsync != ours.fileno()
-            threading.Thread(target=self._feed, args=(from_rsync, chan, own), name="rsync-feed", daemon=True).start()
-            while True:
-                chan.settimeout(self._left())
-                data = chan.recv(PIECE)  # past the deadline: TimeoutError
+            chan = self.transport.open_session(timeout=self._left())
+            try:
+                if not exec_within(chan, command, self.deadline):
+                    raise TimeoutError
+                feeder = threading.Thread(
+                    target=self._feed, args=(from_rsync, chan, not relayed), name="rsync-feed", daemon=True
+                )
+                feeder.start()
+                feeding = True
+                while True:
+                    chan.settimeout(self._left())
+                    data = chan.recv(PIECE)  # past the deadline: TimeoutError
+                    while chan.recv_stderr_ready():
+                        self._remote_err.append(chan.recv_stderr(PIECE))
+                    if not data:
+                        break
+                    _write_all(to_rsync, data)
                 while chan.recv_stderr_ready():
                     self._remote_err.append(chan.recv_stderr(PIECE))
-                if not data:
-                    break
-                _write_all(to_rsync, data)
-            while chan.recv_stderr_ready():
-                self._remote_err.append(chan.recv_stderr(PIECE))
+            finally:
+                chan.close()
         finally:
-            chan.close()
             # end of file for rsync: the host's side is done (socat, -t0, exits at once)
-            if to_rsync == ours.fileno():
+            if relayed:
                 try:
                     ours.shutdown(socket.SHUT_WR)
                 except OSError:
                     pass
             else:
                 os.close(to_rsync)
+                if not feeding:
+                    os.close(from_rsync)
 
     def _take_pipes(self, shell: int, ours: socket.socket) -> tuple[int, int]:
         """rsync's pipes to its remote shell, taken from the shell with `pidfd_getfd` (the

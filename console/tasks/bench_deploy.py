@@ -31,7 +31,7 @@ import yaml
 from invoke import task
 from invoke.exceptions import Exit
 
-from console.config.inventory import Inventory, load_inventory
+from console.config.inventory import Host, Inventory, load_inventory
 from console.core.errors import ConsoleError
 from console.core.events import PHASES, Event, PhaseDone
 from console.fleet.connection import Connect
@@ -99,8 +99,10 @@ def _hosts_cpu(lab, settle: bool) -> float:
     listeners' own and reaped children's, plus every session still running.
 
     Live sessions are read rather than waited for: when an OpenSSH master exits, the
-    host's session does not pass its child's CPU up to the listener. `settle`: first
-    wait (3 s at most) for the sessions of connections that were just closed to end."""
+    host's session does not pass its child's CPU up to the listener, and a session's
+    teardown costs CPU that only a connection's end shows. So a deploy's figure is read
+    while its sessions are still up, for both transports (`_ReadBeforeClose`). `settle`:
+    first wait (3 s at most) for the sessions of connections just closed to end."""
     from console.lab import sshd
 
     pids = [pid for pid in (sshd.listener_pid(h) for h in lab.hosts()) if pid]
@@ -129,6 +131,30 @@ def _descendants(pid: int) -> list[int]:
     return found
 
 
+class _ReadBeforeClose:
+    """The Fabric transport's `Connect` for a measured deploy: when the run closes its
+    first connection, every session is still up (as OpenSSH's masters are after the run),
+    and the hosts' CPU is read then; what the reading cost this process is kept apart."""
+
+    def __init__(self, lab) -> None:
+        self.lab = lab
+        self.cpu: float | None = None
+        self.cost = 0.0
+
+    def __call__(self, inventory: Inventory, host: Host) -> HostLink:
+        reader = self
+
+        class Link(HostLink):
+            def close(self) -> None:
+                if reader.cpu is None:
+                    t0 = _own_cpu()
+                    reader.cpu = _hosts_cpu(reader.lab, settle=False)
+                    reader.cost = _own_cpu() - t0
+                super().close()
+
+        return Link(inventory, host)
+
+
 def _no_connections(inventory: Inventory) -> None:
     """As for a deploy an hour after the last: every host needs a new handshake."""
     close_all([OpenSSHLink(inventory, host) for host in inventory.hosts])
@@ -138,7 +164,8 @@ def _deploy(lab, inventory: Inventory, name: str, sha: str, figures: Figures, sw
     """One measured deploy of `sha`, then (`switch_to`) a switch back to that release; returns the release."""
     from console.session.runs import run_deploy, run_switch
 
-    connect = TRANSPORTS[name]
+    reader = _ReadBeforeClose(lab) if name == "fabric" else None
+    connect = reader or TRANSPORTS[name]
     _no_connections(inventory)
     seen: list[Event] = []
     remote0, push0 = _hosts_cpu(lab, settle=True), _own_cpu()
@@ -147,9 +174,12 @@ def _deploy(lab, inventory: Inventory, name: str, sha: str, figures: Figures, sw
         inventory, DeployRequest(user="bench", ref=sha, override="bench"), printer=seen.append, connect=connect
     )
     wall = time.perf_counter() - t0
-    openssh = name == "openssh"  # its masters are still up: read them before closing them
-    push = _own_cpu() - push0 + (_masters_cpu(inventory) if openssh else 0.0)
-    remote = _hosts_cpu(lab, settle=not openssh) - remote0
+    if reader is not None:
+        push = _own_cpu() - push0 - reader.cost
+        remote = (reader.cpu if reader.cpu is not None else _hosts_cpu(lab, settle=True)) - remote0
+    else:  # OpenSSH's masters are still up: read them before closing them
+        push = _own_cpu() - push0 + _masters_cpu(inventory)
+        remote = _hosts_cpu(lab, settle=False) - remote0
     if done.result != "ok":
         raise ConsoleError(f"bench deploy ({name}) to {len(inventory.hosts)} hosts ended {done.result}: {done.message}")
     figures.walls.append(wall)
@@ -160,7 +190,7 @@ def _deploy(lab, inventory: Inventory, name: str, sha: str, figures: Figures, sw
             figures.phases[event.phase].append(event.seconds)
     if switch_to:  # right after the deploy: OpenSSH's masters are still up, Fabric's connections are gone
         t0 = time.perf_counter()
-        back = run_switch(inventory, switch_to, "bench", connect=connect)
+        back = run_switch(inventory, switch_to, "bench", connect=TRANSPORTS[name])
         figures.switches.append(time.perf_counter() - t0)
         if back.result != "ok":
             raise ConsoleError(f"bench switch ({name}) ended {back.result}: {back.message or back.hosts_failed[:1]}")
