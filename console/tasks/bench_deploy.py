@@ -181,7 +181,9 @@ def _deploy(lab, inventory: Inventory, name: str, sha: str, figures: Figures, sw
         push = _own_cpu() - push0 + _masters_cpu(inventory)
         remote = _hosts_cpu(lab, settle=False) - remote0
     if done.result != "ok":
-        raise ConsoleError(f"bench deploy ({name}) to {len(inventory.hosts)} hosts ended {done.result}: {done.message}")
+        raise ConsoleError(
+            f"bench deploy ({name}) to {len(inventory.hosts)} hosts ended {done.result}: {done.message}; {done.hosts_failed[:2]}"
+        )
     figures.walls.append(wall)
     figures.push.append(push)
     figures.remote.append(remote)
@@ -193,7 +195,7 @@ def _deploy(lab, inventory: Inventory, name: str, sha: str, figures: Figures, sw
         back = run_switch(inventory, switch_to, "bench", connect=TRANSPORTS[name])
         figures.switches.append(time.perf_counter() - t0)
         if back.result != "ok":
-            raise ConsoleError(f"bench switch ({name}) ended {back.result}: {back.message or back.hosts_failed[:1]}")
+            raise ConsoleError(f"bench switch ({name}) ended {back.result}: {back.message}; {back.hosts_failed[:2]}")
     return done.deploy_id
 
 
