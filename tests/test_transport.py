@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import time
 from pathlib import Path
 
 import paramiko
@@ -141,3 +142,40 @@ def test_no_ssh_client_talks_to_a_host_in_a_default_deploy(lab_factory, tmp_path
     with pytest.raises(HostError):
         OpenSSHLink(inv, inv.hosts[0]).run("true")
     assert log.exists()
+
+
+@pytest.mark.lab
+def test_a_command_past_its_limit_fails_in_time_and_the_connection_stays(lab_inventory) -> None:
+    inv = load_inventory(lab_inventory)
+    link = HostLink(inv, inv.hosts[0])
+    try:
+        t0 = time.monotonic()
+        with pytest.raises(HostError) as caught:
+            link.run("sleep 10", timeout=1, what="nap")
+        assert caught.value.reason == "nap timed out after 1 s" and time.monotonic() - t0 < 3
+        assert link.run("echo still here").stdout == "still here\n"
+    finally:
+        link.close()
+
+
+@pytest.mark.lab
+def test_rsync_goes_through_socat_where_the_kernel_refuses_pidfd_getfd(lab_inventory, tmp_path, monkeypatch) -> None:
+    """The fallback for kernels older than 5.6 or sandboxes without ptrace: the same bytes, relayed."""
+    from console.fleet import relay
+
+    def refused(pid: int, fd: int) -> int:
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(relay, "_take_fd", refused)
+    inv = load_inventory(lab_inventory)
+    link = HostLink(inv, inv.hosts[0])
+    source = tmp_path / "tree"
+    source.mkdir()
+    (source / "hello.txt").write_text("hello over socat\n")
+    dest = f"{inv.hosts[0].deploy_path}/relay-test"
+    try:
+        assert link.rsync(source, dest, ["--mkpath"]) > 0
+        assert link.run(f"cat {dest}/hello.txt").stdout == "hello over socat\n"
+    finally:
+        link.run(f"rm -rf {dest}")
+        link.close()
