@@ -139,6 +139,10 @@ class HostLink:
             if isinstance(exc, Exception):
                 raise HostError(self._refusal(exc, time.monotonic() - started)) from None
             raise
+        # Paramiko's thread wakes at each socket timeout (0.1 s) to look at its keepalive and
+        # whether it was closed: 500 open connections cost ~5,000 wake-ups a second. The
+        # keepalive's probe needs no finer step than a quarter of its limit.
+        sock.settimeout(min(1.0, limit / 4))
         self._sock, self._lost = sock, ""
         WATCHDOG.watch(id(self), Liveness(sock, ssh.transport, limit, self._frozen))
         return ssh
@@ -191,6 +195,11 @@ class HostLink:
     def _release(self) -> None:
         """Forget a connection (dead or done): close it, stop watching it."""
         WATCHDOG.forget(id(self))
+        if self._sock is not None:
+            try:
+                self._sock.shutdown(socket.SHUT_RDWR)  # Paramiko's thread wakes and ends now
+            except OSError:
+                pass
         if self._ssh is not None:
             self._ssh.close()
         if self._sock is not None:
