@@ -315,13 +315,12 @@ class Pipeline:
             fan.run_steps(chunk, steps, outcomes)
             for outcome in outcomes.values():
                 _mark(run, outcome)
-            failed = outcomes["sync-assets"].failed.keys() | outcomes["sync-code"].failed.keys()
-            if len(failed) > run.plan.allowed_failures:
-                by = "sync-assets" if outcomes["sync-assets"].failed else "sync-code"
-                _check_failures(run, by, activated=False)
+            if len(run.failed) > run.plan.allowed_failures:
+                break
         for phase, outcome in outcomes.items():
-            ok, failed_ = len(outcome.ok), len(outcome.failed)
-            self.emit(PhaseDone(deploy_id, phase=phase, ok=ok, failed=failed_, seconds=round(time.monotonic() - t0, 3)))
+            ok, failed = len(outcome.ok), len(outcome.failed)
+            self.emit(PhaseDone(deploy_id, phase=phase, ok=ok, failed=failed, seconds=round(time.monotonic() - t0, 3)))
+        _check_failures(run, "sync-code" if outcomes["sync-code"].failed else "sync-assets", activated=False)
         staged = {h.name for h in outcomes["sync-code"].ok}
         return [h for h in hosts if h.name in staged]
 
