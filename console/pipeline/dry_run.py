@@ -44,8 +44,8 @@ def describe(inventory: Inventory, plan: Plan, checkout: Path) -> str:
         f"    update       git fetch origin in {checkout}",
         f"    build        export {short(plan.revision)}, {inv.build_command or 'no build.command'}, "
         f"hash {inv.assets}/ into versioned names",
-        f"    sync-assets  {assets}   (every host, before any code)",
-        f"    sync-code    {code}",
+        f"    sync-assets  {assets}   (on each host before its code; on every host before any switch)",
+        f"    sync-code    {code}   (right after that host's assets)",
         f"    activate     {ssh} {remote.activate(d, plan.release, req.user)}",
         f"    restart      {_skipped(inv, 'restart') or remote.render(inv.restart or '', sample)}",
         f"    verify       {_skipped(inv, 'verify') or _health(inv, sample, plan.revision)}",

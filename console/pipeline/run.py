@@ -1,9 +1,10 @@
-"""The deploy pipeline: trunk -> build -> assets everywhere -> code -> switch -> restart -> verify.
+"""The deploy pipeline: trunk -> build -> each host's assets, then its code -> switch -> restart -> verify.
 
 The order is the point: no host activates code until the assets are on every host
 that will get the code, and a host that failed to get the assets gets no code (the
-"box 1 / box 451" problem of Etsy's article). Code is staged on every host before any
-host switches, so by default the mixed-version window is only the activation itself;
+"box 1 / box 451" problem of Etsy's article). A host's code follows its own assets at
+once (staged code is not live code); code is staged on every host before any host
+switches, so by default the mixed-version window is only the activation itself;
 `rolling` activates chunk by chunk with restart and verify (and the metric watch)
 between chunks instead.
 
