@@ -8,23 +8,28 @@ reply), and a channel waits for an answer for an hour by default.
 Here a host counts as alive while bytes move, in either direction, as the kernel sees
 them (`TCP_INFO`): bytes of ours it acknowledged, bytes it sent us. A slow link keeps
 acknowledging, so a transfer that moves goes on however long it takes (within its
-step's own time limit). A link that has been quiet for half the limit gets a probe that
-needs a reply (`keepalive@openssh.com`, want-reply: sshd answers it), sent from the
-connection's own Paramiko thread when nothing else was sent, so an idle healthy host
-shows progress too. A host with no progress at all for `limit` seconds is frozen (or its
-link is cut): its connection is shut down, which wakes every wait on it at once, and the
-reason is kept for the failure the step reports.
+step's own time limit). A connection with nothing sent for a third of the limit gets a
+probe that needs a reply (`keepalive@openssh.com`, want-reply: sshd answers it), sent
+from the connection's own Paramiko thread, so an idle healthy host shows progress too.
+A host is frozen (or its link cut) after `limit` seconds without progress while it owes
+us something: an acknowledgement of bytes in our send queue, or the reply to a probe
+sent at least half the limit ago. Then its connection is shut down, which wakes every
+wait on it at once, and the reason is kept for the failure the step reports. A
+connection this process was too busy to probe is never taken for a frozen host.
 
-One watchdog thread per process looks at every open connection twice a second; it only
-reads socket counters and never blocks on a connection. Linux only (`TCP_INFO` offsets
-120/128, `tcpi_bytes_acked`/`tcpi_bytes_received`, Linux 4.1+); where the counters are
-missing, a connection is never declared frozen and the step time limits still hold.
+One watchdog thread per process looks at every open connection four times a second; it
+only reads socket counters and never blocks on a connection. Linux only (`TCP_INFO`
+offsets 120/128, `tcpi_bytes_acked`/`tcpi_bytes_received`, Linux 4.1+; `TIOCOUTQ`); where
+the counters are missing, a connection is never declared frozen and the step time limits
+still hold.
 """
 
 from __future__ import annotations
 
+import fcntl
 import socket
 import struct
+import termios
 import threading
 import time
 import weakref
@@ -50,29 +55,48 @@ def progress(sock: socket.socket) -> tuple[int, int] | None:
     return _ACKED_RECEIVED.unpack_from(info, 120)
 
 
+def unsent(sock: socket.socket) -> int:
+    """Bytes in the socket's send queue: not sent yet, or sent and not acknowledged."""
+    try:
+        return struct.unpack("i", fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, b"\0\0\0\0"))[0]
+    except OSError:
+        return 0
+
+
 class Liveness:
-    """One connection's progress, as the watchdog sees it."""
+    """One connection's progress, as the watchdog sees it.
+
+    Frozen means no progress for `limit` seconds while the host owes us something: bytes
+    of ours it has not acknowledged, or the reply to a probe sent at least half the limit
+    ago. A connection that is merely quiet, because this process was too busy to send its
+    probe in time, is never frozen."""
 
     def __init__(self, sock: socket.socket, transport: paramiko.Transport, limit: float, on_frozen: Callable[[], None]):
         self.sock = sock
         self.limit = limit
         self.on_frozen = on_frozen
         self.last = progress(sock)
-        self.since = time.monotonic()
-        _install_probe(transport, max(limit / 2, TICK))
+        self.since = self.heard = time.monotonic()  # last progress; last bytes from the host
+        self.probed: float | None = None  # when the last probe went out
+        _install_probe(transport, max(limit / 3, TICK), self)
 
     def check(self, now: float) -> bool:
         """Note the progress since the last check; False once the host counts as frozen."""
         seen = progress(self.sock)
         if seen is None or seen != self.last:
+            if seen is None or self.last is None or seen[1] != self.last[1]:
+                self.heard = now
             self.last, self.since = seen, now
             return True
-        return now - self.since < self.limit
+        if now - self.since < self.limit:
+            return True
+        unanswered = self.probed is not None and self.probed > self.heard and now - self.probed >= self.limit / 2
+        return not (unanswered or unsent(self.sock) > 0)
 
 
-def _install_probe(transport: paramiko.Transport, interval: float) -> None:
-    """After `interval` seconds with no packet either way, the connection's own thread
-    sends a global request that wants a reply (OpenSSH's own keepalive request).
+def _install_probe(transport: paramiko.Transport, interval: float, liveness: Liveness) -> None:
+    """After `interval` seconds with nothing sent, the connection's own thread sends a
+    global request that wants a reply (OpenSSH's own keepalive request), and notes when.
 
     It is sent only when the transport is clear to send (not in a key exchange): the
     thread sending it is the one a key exchange needs, so it must never wait for one."""
@@ -89,6 +113,7 @@ def _install_probe(transport: paramiko.Transport, interval: float) -> None:
                 m.add_string("keepalive@openssh.com")
                 m.add_boolean(True)
                 t._send_message(m)
+                liveness.probed = time.monotonic()
         finally:
             t.clear_to_send_lock.release()
 

@@ -141,8 +141,8 @@ class HostLink:
             raise
         # Paramiko's thread wakes at each socket timeout (0.1 s) to look at its keepalive and
         # whether it was closed: 500 open connections cost ~5,000 wake-ups a second. The
-        # keepalive's probe needs no finer step than a quarter of its limit.
-        sock.settimeout(min(1.0, limit / 4))
+        # keepalive's probe (every third of its limit) needs no finer step than a sixth.
+        sock.settimeout(min(1.0, limit / 6))
         self._sock, self._lost = sock, ""
         WATCHDOG.watch(id(self), Liveness(sock, ssh.transport, limit, self._frozen))
         return ssh
