@@ -306,7 +306,7 @@ class Pipeline:
         chunk. Past the failure budget, staging stops and no host is switched."""
         deploy_id, inv, phases = run.plan.deploy_id, self.inventory, ("sync-assets", "sync-code")
         outcomes = {phase: Outcome() for phase in phases}
-        steps = [(phase, STEPS[phase].bind(run), STEPS[phase].limit(inv.timeouts)) for phase in phases]
+        steps = [(phase, STEPS[phase].bind(run, phase), STEPS[phase].limit(inv.timeouts)) for phase in phases]
         t0 = time.monotonic()
         for phase in phases:
             self.emit(PhaseStarted(deploy_id, phase=phase, hosts=tuple(h.name for h in hosts)))
