@@ -47,6 +47,7 @@ def trunk(tmp_path_factory: pytest.TempPathFactory) -> Repo:
 def inventory(tmp_path: Path, trunk: Repo, **keys: Any) -> Inventory:
     """Eight hosts in chunks of four; `keys` override the inventory's."""
     (tmp_path / "key").write_text("not a key: nothing connects\n")
+    (tmp_path / "key").chmod(0o600)
     (tmp_path / "known_hosts").write_text("")
     doc: dict[str, Any] = {
         "environment": "policy",

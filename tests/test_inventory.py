@@ -10,8 +10,18 @@ from pathlib import Path
 import pytest
 import yaml
 
-from console.config.inventory import Health, Host, Inventory, KeyMetric, Metrics, SSHSettings, Timeouts, load_inventory
-from console.config.keys import HEALTH, HOST, KEY_METRIC, METRICS, SSH, TIMEOUTS, TOP, expand_hosts
+from console.config.inventory import (
+    Health,
+    Host,
+    Inventory,
+    KeyMetric,
+    Metrics,
+    Secret,
+    SSHSettings,
+    Timeouts,
+    load_inventory,
+)
+from console.config.keys import HEALTH, HOST, KEY_METRIC, METRICS, SECRET, SSH, TIMEOUTS, TOP, expand_hosts
 from console.config.reader import Table
 from console.core.errors import ConsoleError
 
@@ -42,6 +52,7 @@ max_failures: 10%
 @pytest.fixture
 def write(tmp_path: Path):
     (tmp_path / "key").write_text("not really a key\n")
+    (tmp_path / "key").chmod(0o600)
     (tmp_path / "known_hosts").write_text("")
 
     def write(text: str) -> Path:
@@ -135,11 +146,15 @@ def test_ranges_expand_with_padding():
 def test_the_example_inventory_is_valid(tmp_path: Path):
     """hosts/example-production.yaml documents every key; it must load (with a real key file)."""
     (tmp_path / "k").write_text("k")
+    (tmp_path / "k").chmod(0o600)
     (tmp_path / "kh").write_text("")
+    (tmp_path / "pw").write_text("a db password\n")
+    (tmp_path / "pw").chmod(0o600)
     text = (
         EXAMPLE.read_text()
         .replace("~/.ssh/deploy_ed25519", str(tmp_path / "k"))
         .replace("~/.ssh/known_hosts", str(tmp_path / "kh"))
+        .replace("~/.config/deploy-console/db_password", str(tmp_path / "pw"))
     )
     inv = load_inventory(_put(tmp_path / "example.yaml", text))
     assert len(inv.hosts) == 51 and inv.metrics.key[0].limit == 0.2 and inv.webhooks
@@ -203,6 +218,7 @@ def test_the_example_documents_every_key_and_no_other():
         (TIMEOUTS, Timeouts),
         (METRICS, Metrics),
         (KEY_METRIC, KeyMetric),
+        (SECRET, Secret),
     ],
 )
 def test_each_table_fills_the_fields_of_its_dataclass(table, cls):

@@ -9,7 +9,8 @@ from collections.abc import Iterator
 import pytest
 
 from console.core.events import DeployDone, DeployStarted, HostFailed, Notice, WatchVerdict
-from console.session.notify import Notifier, safe_url
+from console.core.text import safe_url
+from console.session.notify import Notifier
 from support.servers import Receiver
 
 HOSTS = tuple(f"web{i:03}" for i in range(1, 51))

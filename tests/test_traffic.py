@@ -99,9 +99,11 @@ def test_traffic_goes_only_to_loopback_and_the_lab_network():
 
 def write_inventory(tmp_path: Path, ports: list[int]) -> Path:
     (tmp_path / "key").write_text("not a real key\n")
+    (tmp_path / "key").chmod(0o600)
     (tmp_path / "known_hosts").write_text("")
-    hosts = "\n".join(
-        f"  - name: web{i}\n    address: 127.0.0.1\n    vars: {{http_port: {port}}}" for i, port in enumerate(ports)
+    hosts = "\n".join(  # one ssh port each: two names for one host and deploy path are refused
+        f"  - name: web{i}\n    address: 127.0.0.1\n    port: {2200 + i}\n    vars: {{http_port: {port}}}"
+        for i, port in enumerate(ports)
     )
     path = tmp_path / "lab.yaml"
     path.write_text(

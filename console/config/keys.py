@@ -7,18 +7,24 @@ their field defaults from here). `hosts/example-production.yaml` documents every
 these tables, and holds no other; `tests/test_inventory.py` checks both directions.
 
 Tables are read top to bottom, so a check may use the keys above it: hosts inherit the
-fleet's `deploy_path` and `vars`, and `restart` and `health` are checked against every host.
+fleet's `deploy_path` and `vars`, and `restart` and `health` are checked against every host
+and the secrets.
 """
 
 from __future__ import annotations
 
+import ipaddress
+import math
 import os
 import re
+import stat
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import yaml
 
+from console.config import templates
 from console.config.reader import (
     NAME,
     REQUIRED,
@@ -38,6 +44,7 @@ from console.config.reader import (
     strings,
     text,
 )
+from console.core.text import safe_url
 
 #: Files whose change marks a commit as DDL (with CREATE/ALTER/DROP/RENAME TABLE|INDEX lines).
 DEFAULT_DDL_PATHS: tuple[str, ...] = ("**/*.sql", "migrations/**", "schema/**")
@@ -45,30 +52,55 @@ DEFAULT_DDL_PATHS: tuple[str, ...] = ("**/*.sql", "migrations/**", "schema/**")
 #: The backends a key metric may read (`console.metrics.backends` makes one of each).
 METRIC_SOURCES: tuple[str, ...] = ("statsd", "prometheus")
 
+#: The most hosts one inventory may name (a range typo must not expand into millions).
+MAX_HOSTS = 10_000
+
 _RANGE = re.compile(r"\[([^\]]*)\]")
+#: What ssh and rsync are given as a host: a DNS name (or an IP address, checked apart).
+_HOSTNAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*\Z")
+#: A deploy path: absolute, of characters that ssh's remote shell and rsync read alike.
+_DEPLOY_PATH = re.compile(r"(/[A-Za-z0-9_.+@-]+)+\Z")
+#: A git branch name as trunk is named (no `..`, no leading `-`, see git-check-ref-format).
+_BRANCH = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_./-]*\Z")
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
 
-def expand_hosts(pattern: str) -> list[str]:
+def _ranges(pattern: str) -> list[tuple[int, int, int, int, int]]:
+    """(start, end, zero-padding width, span start, span end) of each range in `pattern`."""
+    found = []
+    for match in _RANGE.finditer(pattern):
+        body = match.group(1)
+        parts = body.split(":")
+        if len(parts) != 2 or not all(p.isdigit() for p in parts):
+            raise ValueError(f"range [{body}] in {pattern!r} must be [START:END] with digits")
+        start, end = int(parts[0]), int(parts[1])
+        if start > end:
+            raise ValueError(f"range [{body}] in {pattern!r} runs backwards")
+        width = len(parts[0]) if parts[0].startswith("0") else 0
+        found.append((start, end, width, match.start(), match.end()))
+    if "[" in _RANGE.sub("", pattern) or "]" in _RANGE.sub("", pattern):
+        raise ValueError(f"unbalanced brackets in {pattern!r}")
+    return found
+
+
+def expand_hosts(pattern: str, limit: int = MAX_HOSTS) -> list[str]:
     """`web[001:050].example.com` -> web001.example.com ... web050.example.com.
 
-    The width of the start number sets the zero padding; several ranges multiply.
-    Raises ValueError with what is wrong, for the loader to place in the file.
+    The width of the start number sets the zero padding; several ranges multiply, to at
+    most `limit` names (counted before any is made). Raises ValueError with what is
+    wrong, for the loader to place in the file.
     """
-    match = _RANGE.search(pattern)
-    if not match:
-        if "[" in pattern or "]" in pattern:
-            raise ValueError(f"unbalanced brackets in {pattern!r}")
-        return [pattern]
-    body = match.group(1)
-    parts = body.split(":")
-    if len(parts) != 2 or not all(p.isdigit() for p in parts):
-        raise ValueError(f"range [{body}] in {pattern!r} must be [START:END] with digits")
-    start, end = int(parts[0]), int(parts[1])
-    if start > end:
-        raise ValueError(f"range [{body}] in {pattern!r} runs backwards")
-    width = len(parts[0]) if parts[0].startswith("0") else 0
-    head, tail = pattern[: match.start()], pattern[match.end() :]
-    return [name for i in range(start, end + 1) for name in expand_hosts(f"{head}{str(i).zfill(width)}{tail}")]
+    ranges = _ranges(pattern)
+    count = math.prod(end - start + 1 for start, end, *_ in ranges)
+    if count > limit:
+        raise ValueError(f"{pattern!r} expands to {count} hosts; expected at most {limit} hosts in an inventory")
+    names = [""]
+    last = 0
+    for start, end, width, begin, finish in ranges:
+        head = pattern[last:begin]
+        names = [f"{name}{head}{str(i).zfill(width)}" for name in names for i in range(start, end + 1)]
+        last = finish
+    return [name + pattern[last:] for name in names]
 
 
 def parse_address(text: str) -> tuple[str, int]:
@@ -82,18 +114,50 @@ def parse_address(text: str) -> tuple[str, int]:
 # -- checks of single keys ---------------------------------------------------------------------
 
 
-def _absolute(r: Reader, node: yaml.Node, key: str, seen: Scope) -> str:
+def _deploy_path(r: Reader, node: yaml.Node, key: str, seen: Scope) -> str:
+    """An absolute path below `/`, without `.` or `..` parts, of letters, digits and
+    `_ . + @ -` (a trailing `/` is dropped): what ssh's shell and rsync read the same way."""
     path = r.string(node, key)
+    trimmed = path.rstrip("/")
+    parts = trimmed.split("/")[1:]
     if not path.startswith("/"):
         raise r.fail(node, key, f"expected an absolute path, got {path!r}")
-    return path
+    if not _DEPLOY_PATH.match(trimmed) or any(p in (".", "..") for p in parts):
+        raise r.fail(
+            node,
+            key,
+            f"expected an absolute path below / of letters, digits and _ . + @ - (no . or .. parts), got {path!r}",
+        )
+    return trimmed
+
+
+def _address(r: Reader, node: yaml.Node, key: str, seen: Scope) -> str:
+    """A host name or an IP address: nothing ssh or rsync could read as an option, a user or a path."""
+    address = r.string(node, key)
+    try:
+        ipaddress.ip_address(address)
+        return address
+    except ValueError:
+        pass
+    if not _HOSTNAME.match(address):
+        raise r.fail(node, key, f"expected a host name (letters, digits, . _ -) or an IP address, got {address!r}")
+    return address
 
 
 def _repo(r: Reader, node: yaml.Node, key: str, seen: Scope) -> str:
     repo = r.string(node, key)
+    if repo.startswith("-") or repo != repo.strip():
+        raise r.fail(node, key, f"expected a git URL or path, got {repo!r}")
     if "://" not in repo and not repo.startswith(("git@", "/")) and ":" not in repo:
         return str(r.base / repo)
     return repo
+
+
+def _branch(r: Reader, node: yaml.Node, key: str, seen: Scope) -> str:
+    branch = r.string(node, key)
+    if not _BRANCH.match(branch) or ".." in branch or branch.endswith((".lock", "/", ".")) or "//" in branch:
+        raise r.fail(node, key, f"expected a git branch name (letters, digits, _ . / -), got {branch!r}")
+    return branch
 
 
 def _local_path(r: Reader, node: yaml.Node, key: str) -> Path:
@@ -105,10 +169,27 @@ def _state_dir(r: Reader, node: yaml.Node, key: str, seen: Scope) -> Path:
     return _local_path(r, node, key)
 
 
+def _private_file(r: Reader, node: yaml.Node, key: str, path: Path, what: str) -> os.stat_result:
+    """A readable regular file of this user that nobody else may read (what ssh asks of a key)."""
+    if not os.access(path, os.R_OK) or not path.is_file():
+        raise r.fail(node, key, f"cannot read the {what} file {path}")
+    st = path.stat()
+    if st.st_mode & 0o077:
+        raise r.fail(
+            node, key, f"{path} has mode {stat.S_IMODE(st.st_mode):04o}: a {what} must be private (chmod 600 {path})"
+        )
+    if st.st_uid != os.getuid():
+        raise r.fail(node, key, f"{path} belongs to uid {st.st_uid}: a {what} must be your own file")
+    return st
+
+
 def _private_key(r: Reader, node: yaml.Node, key: str, seen: Scope) -> Path:
     path = _local_path(r, node, key)
-    if not os.access(path, os.R_OK) or not path.is_file():
-        raise r.fail(node, key, f"cannot read the private key file {path}")
+    _private_file(r, node, key, path, "private key")
+    with open(path, "rb") as f:
+        head = f.read(64)
+    if path.suffix == ".pub" or head.startswith((b"ssh-", b"ecdsa-", b"sk-")):
+        raise r.fail(node, key, f"{path} is a public key: expected the private key file (without .pub)")
     return path
 
 
@@ -124,27 +205,59 @@ def _vars(r: Reader, node: yaml.Node, key: str, seen: Scope) -> dict[str, Any]:
     return {**seen.get("vars", {}), **r.plain(node, key)}
 
 
-def _template(r: Reader, node: yaml.Node, key: str, seen: Scope) -> str:
-    """A command or URL template; its {placeholders} must name a field or var of every host."""
+def _template(r: Reader, node: yaml.Node, key: str, seen: Scope, *, url: bool = False) -> str:
+    """A command (or URL) template of plain {placeholders}, each naming a field or var of
+    every host (or a secret, in a command), rendering to at most MAX_COMMAND characters."""
     template = r.string(node, key)
+    try:
+        names = templates.placeholders(template)
+    except ValueError as exc:
+        raise r.fail(node, key, str(exc)) from None
+    secrets = {s.name for s in seen["secrets"]}
     for host in seen["hosts"]:
-        try:
-            template.format(**host.fields())
-        except (KeyError, IndexError) as exc:
-            fields = ", ".join(sorted(host.fields()))
-            raise r.fail(
-                node, key, f"placeholder {{{exc.args[0]}}} is not set for host {host.name}; expected one of: {fields}"
-            ) from None
-        except ValueError as exc:
-            raise r.fail(node, key, f"bad template: {exc}") from None
+        fields = host.fields()
+        for name in names:
+            if name in fields:
+                continue
+            if name in secrets and url:
+                raise r.fail(
+                    node, key, f"secret {{{name}}} in a URL: URLs are shown in messages; use health.command instead"
+                )
+            if name not in secrets:
+                known = ", ".join(sorted([*fields, *secrets]))
+                raise r.fail(
+                    node, key, f"placeholder {{{name}}} is not set for host {host.name}; expected one of: {known}"
+                )
+        if not url:
+            length = len(templates.shell_command(template, fields, secrets)[0])
+            if length > templates.MAX_COMMAND:
+                raise r.fail(
+                    node,
+                    key,
+                    f"renders to {length} characters for host {host.name}; expected at most {templates.MAX_COMMAND}",
+                )
     return template
 
 
 def _url_template(r: Reader, node: yaml.Node, key: str, seen: Scope) -> str:
-    url = _template(r, node, key, seen)
+    url = _template(r, node, key, seen, url=True)
     if not url.startswith(("http://", "https://")):
         raise r.fail(node, key, f"expected an http:// URL template, got {url!r}")
     return url
+
+
+def _url(r: Reader, node: yaml.Node, key: str, value: str) -> str:
+    """An http(s) URL with a host and nothing a URL may not hold (spaces)."""
+    try:
+        parts = urlsplit(value)
+        ok = parts.scheme in ("http", "https") and bool(parts.hostname) and (parts.port or 1) > 0
+    except ValueError:
+        ok = False
+    if not ok or any(ch.isspace() for ch in value):
+        raise r.fail(
+            node, key, f"expected an http:// or https:// URL with a host and no spaces, got {safe_url(value)!r}"
+        )
+    return value
 
 
 def _max_failures(r: Reader, node: yaml.Node, key: str, seen: Scope) -> str:
@@ -176,9 +289,39 @@ def _source(r: Reader, node: yaml.Node, key: str, seen: Scope) -> str:
 def _webhooks(r: Reader, node: yaml.Node, key: str, seen: Scope) -> tuple[str, ...]:
     hooks = r.strings(node, key)
     for i, url in enumerate(hooks):
-        if not url.startswith(("http://", "https://")):
-            raise r.fail(node.value[i], f"{key}[{i}]", f"expected an http:// or https:// URL, got {url!r}")
+        _url(r, node.value[i], f"{key}[{i}]", url)
     return hooks
+
+
+def _connect(r: Reader, node: yaml.Node, key: str, seen: Scope) -> float:
+    """Whole seconds: ssh's ConnectTimeout takes no fractions (0.5 would become 0, no limit)."""
+    value = r.seconds(node, key)
+    if value != int(value):
+        raise r.fail(node, key, f"expected a whole number of seconds (ssh's ConnectTimeout), got {value:g}")
+    return value
+
+
+def _secret_env(r: Reader, node: yaml.Node, key: str, seen: Scope) -> str:
+    name = r.string(node, key)
+    if not _ENV_NAME.match(name):
+        raise r.fail(node, key, f"expected an environment variable name (letters, digits, _), got {name!r}")
+    return name
+
+
+def _secret_file(r: Reader, node: yaml.Node, key: str, seen: Scope) -> Path:
+    path = _local_path(r, node, key)
+    _private_file(r, node, key, path, "secret's")
+    return path
+
+
+def _secret_name(r: Reader, node: yaml.Node, key: str, seen: Scope) -> str:
+    name = r.string(node, key)
+    if not templates.PLACEHOLDER.match(name):
+        raise r.fail(node, key, f"expected a placeholder name (letters, digits, _), got {name!r}")
+    taken = {"name", "address", "port", "deploy_path", *seen["vars"]}
+    if name in taken:
+        raise r.fail(node, key, f"{name!r} is a host field or a var already: expected a name of its own")
+    return name
 
 
 # -- the tables ------------------------------------------------------------------------------
@@ -186,19 +329,24 @@ def _webhooks(r: Reader, node: yaml.Node, key: str, seen: Scope) -> tuple[str, .
 SSH = Table(
     (
         Key("user", text(NAME), REQUIRED, "the user ssh logs in as on every host"),
-        Key("key", _private_key, REQUIRED, "the private key file (must be readable)"),
+        Key("key", _private_key, REQUIRED, "the private key file (yours, mode 0600, not the .pub)"),
         Key("known_hosts", _known_hosts, REQUIRED, "host keys are verified against this file only"),
     )
 )
 
 HOST = Table(
     (
-        Key("name", text(), REQUIRED, "what people see (letters, digits, . _ -)"),
-        Key("address", text(), Derived(lambda seen: seen["name"]), "what ssh connects to; default: the name"),
+        Key("name", text(NAME), REQUIRED, "what people see (letters, digits, . _ -)"),
+        Key(
+            "address",
+            _address,
+            Derived(lambda seen: seen["name"]),
+            "what ssh connects to (a name or IP); default: the name",
+        ),
         Key("port", integer(1, 65535), 22, "the ssh port"),
         Key(
             "deploy_path",
-            _absolute,
+            _deploy_path,
             Derived(lambda seen: seen["deploy_path"]),
             "default: the top-level deploy_path",
         ),
@@ -215,7 +363,7 @@ HEALTH = Table(
 
 TIMEOUTS = Table(
     (
-        Key("connect", seconds(), 5.0, "seconds to open a host's ssh connection"),
+        Key("connect", _connect, 5.0, "whole seconds to open a host's ssh connection"),
         Key("command", seconds(), 30.0, "seconds a remote command may take"),
         Key("sync", seconds(), 120.0, "seconds an rsync to one host may take"),
         Key("verify", seconds(), 15.0, "seconds the health check of one host may take"),
@@ -236,6 +384,39 @@ KEY_METRIC = Table(
 )
 
 
+SECRET = Table(
+    (
+        Key("name", _secret_name, REQUIRED, "the {placeholder} command templates use"),
+        Key("env", _secret_env, None, "the environment variable that holds the value"),
+        Key("file", _secret_file, None, "or the file that holds it (yours, mode 0600)"),
+    )
+)
+
+
+def _secrets(r: Reader, node: yaml.Node, key: str, seen: Scope) -> tuple[Any, ...]:
+    """Named values from the environment or a private file, never from the inventory itself."""
+    out: list[Any] = []
+    first: dict[str, int] = {}
+    for i, item in enumerate(r.items(node, key, "secrets")):
+        where = f"{key}[{i}]"
+        if not isinstance(item, yaml.MappingNode):
+            raise r.fail(
+                item,
+                where,
+                "expected {name: NAME, env: VARIABLE} or {name: NAME, file: PATH}; a secret's value "
+                "is never written in the inventory",
+            )
+        given = r.mapping(item, where, SECRET.allowed, set(SECRET.required))
+        if ("env" in given) == ("file" in given):
+            raise r.fail(item, where, "expected exactly one of env or file")
+        secret = r.table(item, where, SECRET, seen)
+        if secret.name in first:
+            raise r.fail(item, where, f"duplicate secret {secret.name!r} (first given at line {first[secret.name]})")
+        first[secret.name] = item.start_mark.line + 1
+        out.append(secret)
+    return tuple(out)
+
+
 def _key_metrics(r: Reader, node: yaml.Node, key: str, seen: Scope) -> tuple[Any, ...]:
     items = r.items(node, key, "key metrics")
     return tuple(r.table(item, f"{key}[{i}]", KEY_METRIC, seen) for i, item in enumerate(items))
@@ -246,7 +427,7 @@ METRICS = Table(
         Key("statsd", _statsd, ("127.0.0.1", 8125), "HOST:PORT the embedded StatsD collector listens on"),
         Key(
             "prometheus",
-            lambda r, node, key, seen: r.string(node, key).rstrip("/"),
+            lambda r, node, key, seen: _url(r, node, key, r.string(node, key)).rstrip("/"),
             None,
             "a Prometheus base URL, for metrics with source: prometheus",
         ),
@@ -264,24 +445,39 @@ def _hosts(r: Reader, node: yaml.Node, key: str, seen: Scope) -> tuple[Any, ...]
         raise r.fail(node, key, "the host list is empty; expected at least one host")
     hosts: list[Any] = []
     first: dict[str, int] = {}  # host name -> the line it was given on
+    places: dict[tuple[str, int, str], str] = {}  # (address, port, deploy_path) -> the host there
+    secrets = {s.name for s in seen["secrets"]}
     for i, item in enumerate(node.value):
         where = f"{key}[{i}]"
         if isinstance(item, yaml.ScalarNode):
             try:
-                names = expand_hosts(r.string(item, where))
+                names = expand_hosts(r.string(item, where), MAX_HOSTS - len(hosts))
             except ValueError as exc:
                 raise r.fail(item, where, f"bad host range: {exc}") from None
+            for name in names:
+                if not NAME.match(name):
+                    raise r.fail(item, where, f"expected a host name of letters, digits, '.', '_' or '-', got {name!r}")
             new = [r.table(None, where, HOST, seen, preset={"name": n}) for n in names]
         else:
             new = [r.table(item, where, HOST, seen)]
+            if len(hosts) >= MAX_HOSTS:
+                raise r.fail(item, where, f"more than {MAX_HOSTS} hosts; expected at most {MAX_HOSTS} in an inventory")
         for host in new:
-            if not NAME.match(host.name):
-                raise r.fail(
-                    item, where, f"expected a host name of letters, digits, '.', '_' or '-', got {host.name!r}"
-                )
             if host.name in first:
                 raise r.fail(item, where, f"duplicate host {host.name!r} (first given at line {first[host.name]})")
+            place = (host.address, host.port, host.deploy_path)
+            if place in places:
+                raise r.fail(
+                    item,
+                    where,
+                    f"host {host.name!r} is the same host as {places[place]!r} "
+                    f"({host.address} port {host.port}, {host.deploy_path}): two deploys would race on it",
+                )
+            clash = sorted(secrets & set(host.vars))
+            if clash:
+                raise r.fail(item, where, f"var {clash[0]!r} of host {host.name!r} is also a secret's name")
             first[host.name] = item.start_mark.line + 1
+            places[place] = host.name
             hosts.append(host)
     return tuple(hosts)
 
@@ -301,8 +497,8 @@ TOP = Table(
     (
         Key("environment", text(NAME), REQUIRED, "a name shown everywhere (letters, digits, . _ -)"),
         Key("repo", _repo, REQUIRED, "trunk: a git URL or path (relative paths are relative to the inventory)"),
-        Key("branch", text(), "main", "the branch that is trunk"),
-        Key("deploy_path", _absolute, "/srv/www", "where releases live on every host (a host may override it)"),
+        Key("branch", _branch, "main", "the branch that is trunk"),
+        Key("deploy_path", _deploy_path, "/srv/www", "where releases live on every host (a host may override it)"),
         Key(
             "state_dir",
             _state_dir,
@@ -311,6 +507,7 @@ TOP = Table(
         ),
         Key("ssh", section(SSH), REQUIRED, "how to log in to every host", table=SSH),
         Key("vars", _vars, Derived(lambda seen: {}), "free-form values for command and URL templates"),
+        Key("secrets", _secrets, (), "named values from the environment or a private file", table=SECRET),
         Key("hosts", _hosts, REQUIRED, "host names, ranges like web[001:050], or host mappings", table=HOST),
         Key(
             "assets",

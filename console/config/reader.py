@@ -21,9 +21,10 @@ from typing import Any
 import yaml
 
 from console.core.errors import ConsoleError
+from console.core.text import is_printable, printable
 
 #: Names of environments, users and hosts: letters, digits, '.', '_' or '-'.
-NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*\Z")
 
 #: What a check sees besides its node: the values already read, in its table and the enclosing ones.
 Scope = ChainMap[str, Any]
@@ -193,6 +194,8 @@ class Reader:
         value = self.scalar(node, key)
         if not isinstance(value, str) or not value.strip():
             raise self.fail(node, key, f"expected a non-empty string, got {value!r}")
+        if not is_printable(value):
+            raise self.fail(node, key, f"expected text without control characters, got '{printable(value, 80)}'")
         if pattern and not pattern.match(value):
             raise self.fail(node, key, f"expected letters, digits, '.', '_' or '-', got {value!r}")
         return value

@@ -4,7 +4,13 @@ The engine emits these and nothing else; the CLI output, the TUI, the history st
 per-deploy event log and the webhook notifier are all subscribers. Every event is a
 frozen dataclass that round-trips through one JSON object per line (`to_json` /
 `from_json`), so a console that attaches to a running deploy reads exactly what the
-engine wrote. Events carry no secrets: commands are logged, keys and tokens are not.
+engine wrote. `from_json` checks each field against its declared type, so a damaged or
+hand-edited line is refused as a whole rather than failing whoever reads it later.
+
+Events carry no secrets and no control characters: every text field is made `clean` as
+the event is made (control characters escaped, secrets as `***`, URLs cut to their host),
+so nothing a host prints or a person types can forge a line of the event log, the history
+or a webhook, whoever subscribes.
 """
 
 from __future__ import annotations
@@ -12,9 +18,13 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
+import types
+import typing
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
+
+from console.core.text import clean
 
 #: The phases of a deploy, in the order they run. One name per idea: these are also
 #: the invoke task names and the column titles in the console.
@@ -41,8 +51,17 @@ class Event:
     """Base of every deploy event: which deploy, and when."""
 
     kind: ClassVar[str] = "event"
+    #: The text fields that hold several lines (a command's last lines of output).
+    multiline: ClassVar[frozenset[str]] = frozenset()
     deploy_id: str
     ts: float = field(default_factory=_now, kw_only=True)
+
+    def __post_init__(self) -> None:
+        for name in _text_fields(type(self)):
+            value = getattr(self, name)
+            cleaned = _cleaned(value, name in self.multiline)
+            if cleaned is not value:
+                object.__setattr__(self, name, cleaned)
 
 
 @dataclass(frozen=True)
@@ -104,6 +123,7 @@ class HostFailed(Event):
     """A host failed a phase; it takes no further part in this deploy."""
 
     kind: ClassVar[str] = "host-failed"
+    multiline: ClassVar[frozenset[str]] = frozenset({"output"})
     phase: str
     host: str
     reason: str
@@ -204,9 +224,65 @@ def _tuples(value: Any) -> Any:
     return value
 
 
+def _cleaned(value: Any, newlines: bool) -> Any:
+    """`value` with every string in it `clean` (the same object when nothing changed)."""
+    if isinstance(value, str):
+        return clean(value, newlines=newlines)
+    if isinstance(value, tuple):
+        items = tuple(_cleaned(v, newlines) for v in value)
+        return value if all(a is b for a, b in zip(items, value, strict=True)) else items
+    return value
+
+
+_HINTS: dict[type, dict[str, Any]] = {}
+_TEXT_FIELDS: dict[type, tuple[str, ...]] = {}
+
+
+def _hints(cls: type[Event]) -> dict[str, Any]:
+    """Each field's declared type, resolved (once per class)."""
+    if cls not in _HINTS:
+        hints = typing.get_type_hints(cls)
+        _HINTS[cls] = {f.name: hints[f.name] for f in dataclasses.fields(cls)}
+    return _HINTS[cls]
+
+
+def _text_fields(cls: type[Event]) -> tuple[str, ...]:
+    """The fields that may hold text (a string, or tuples of strings)."""
+    if cls not in _TEXT_FIELDS:
+        _TEXT_FIELDS[cls] = tuple(name for name, hint in _hints(cls).items() if "str" in str(hint))
+    return _TEXT_FIELDS[cls]
+
+
+def _fits(value: Any, hint: Any) -> bool:
+    """Whether a value read from JSON (lists already tuples) has the declared type."""
+    args = typing.get_args(hint)
+    if typing.get_origin(hint) in (types.UnionType, typing.Union):
+        return any(_fits(value, a) for a in args)
+    if typing.get_origin(hint) is tuple:
+        if not isinstance(value, tuple):
+            return False
+        if len(args) == 2 and args[1] is Ellipsis:
+            return all(_fits(v, args[0]) for v in value)
+        return len(value) == len(args) and all(_fits(v, a) for v, a in zip(value, args, strict=True))
+    if hint is type(None):
+        return value is None
+    if isinstance(value, bool):
+        return hint is bool
+    if hint is float:
+        return isinstance(value, (int, float))
+    return isinstance(value, hint)
+
+
 def from_json(line: str | dict[str, Any]) -> Event:
-    """The event a `to_json` line describes; unknown fields are ignored (newer writers)."""
+    """The event a `to_json` line describes; unknown fields are ignored (newer writers).
+    A field of the wrong type (or a missing one) is a TypeError naming it."""
     data = json.loads(line) if isinstance(line, str) else dict(line)
     cls = EVENT_TYPES[data.pop("event")]
-    names = {f.name for f in dataclasses.fields(cls)}
-    return cls(**{k: _tuples(v) for k, v in data.items() if k in names})
+    hints = _hints(cls)
+    values = {k: _tuples(v) for k, v in data.items() if k in hints}
+    for name, value in values.items():
+        if not _fits(value, hints[name]):
+            hint = hints[name]
+            expected = hint.__name__ if isinstance(hint, type) else str(hint)
+            raise TypeError(f"field {name}: expected {expected}, got {str(value)[:40]!r}")
+    return cls(**values)

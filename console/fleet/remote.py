@@ -48,7 +48,7 @@ def release_dir(deploy_path: str, release: str) -> str:
     return f"{deploy_path}/releases/{release}"
 
 
-RELEASE_ID = re.compile(r"^\d{8}T\d{6}Z-[0-9a-f]{7,40}(-\d+)?$")
+RELEASE_ID = re.compile(r"\d{8}T\d{6}Z-[0-9a-f]{7,40}(-\d+)?\Z")
 
 
 #: The UTC time that starts every release and deploy id, so ids sort by time.

@@ -39,7 +39,7 @@ DEPLOY_HOME = Path("/var/lib/labdeploy")
 HOST_DEPLOY_PATH = "/srv/www"
 HTTP_PORT = 8080
 
-_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,23}$")
+_NAME_RE = re.compile(r"[a-z0-9][a-z0-9-]{0,23}\Z")
 
 
 def check_name(name: str) -> str:

@@ -28,7 +28,7 @@ from console.metrics.source import MetricSource, Point, grid
 if TYPE_CHECKING:
     from console.config.inventory import KeyMetric
 
-_SELECTOR = re.compile(r"^\s*([A-Za-z_:][A-Za-z0-9_:]*)\s*(\{[^{}]*\})?\s*$")
+_SELECTOR = re.compile(r"\s*([A-Za-z_:][A-Za-z0-9_:]*)\s*(\{[^{}]*\})?\s*\Z")
 
 
 def _duration(seconds: float) -> str:

@@ -6,7 +6,8 @@ announced, puts a payload on a queue. Each URL has its own daemon thread that po
 with a short timeout (2 s), so a hanging receiver delays only its own later posts and
 never the deploy or the other receivers. A failed post becomes a warning `Notice`
 (kept in `notices`, passed to `on_notice` if given, and returned by `close`); the URL
-in it is shortened to scheme, host and port because webhook URLs often carry tokens.
+in it is shortened to scheme, host and port because webhook URLs often carry tokens, and
+the error is scrubbed of the URL's path and query too (an exception may quote them).
 
 The payload is `{"event": kind, "environment", "deploy_id", "summary", ...the event's
 fields}` (an event field whose name is taken, WatchVerdict's own `summary`, is sent as
@@ -36,7 +37,7 @@ from urllib.parse import urlsplit
 
 from console.core.events import DeployDone, DeployStarted, Event, Notice, WatchVerdict
 from console.core.progress import DeployView
-from console.core.text import short
+from console.core.text import safe_url, short
 
 _STOP = object()
 #: Posts waiting per URL beyond which new ones are dropped (with a notice).
@@ -56,13 +57,18 @@ def _seconds(seconds: float) -> str:
     return f"{seconds:.1f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
 
 
-def safe_url(url: str) -> str:
-    """`https://hooks.example.com/…`: scheme, host and port only (paths carry tokens)."""
+def scrub(error: str, url: str) -> str:
+    """A failed post's error without the URL, its path, query or user (an exception may
+    quote any of them: `URL can't contain control characters. '/T0K EN'`)."""
     parts = urlsplit(url)
-    host = parts.hostname or "?"
-    port = f":{parts.port}" if parts.port else ""
-    rest = "/…" if parts.path.strip("/") or parts.query else ""
-    return f"{parts.scheme}://{host}{port}{rest}"
+    for piece in sorted(
+        (url, parts.path, parts.query, parts.fragment, parts.username or "", parts.password or ""),
+        key=len,
+        reverse=True,
+    ):
+        if piece.strip("/"):
+            error = error.replace(piece, "…")
+    return error
 
 
 def summary(environment: str, event: Event, view: DeployView) -> str:
@@ -208,7 +214,7 @@ class Notifier:
                 deploy_id, body = item
                 error = self._post(url, body)
                 if error:
-                    self._notice(deploy_id, f"webhook {safe_url(url)} failed: {error}")
+                    self._notice(deploy_id, f"webhook {safe_url(url)} failed: {scrub(error, url)}")
                 else:
                     with self._lock:
                         self.sent += 1

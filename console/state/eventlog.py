@@ -32,7 +32,7 @@ from console.core.errors import ConsoleError
 from console.core.events import EVENT_TYPES, DeployDone, DeployStarted, Event, Notice, from_json, to_json
 from console.state.files import pid_alive, private_dir
 
-_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:+-]*$")
+_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:+-]*\Z")
 _CHUNK = 1 << 16
 
 
