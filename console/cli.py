@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from console.core.errors import ConsoleError
+from console.core.text import clean
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -64,7 +65,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         ConsoleApp(open_service(inventory)).run()
     except ConsoleError as err:
-        print(f"deploy-console: {err}", file=sys.stderr)
+        print(f"deploy-console: {clean(str(err), newlines=True)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130

@@ -30,7 +30,7 @@ import yaml
 from console.config.keys import HEALTH, HOST, KEY_METRIC, METRICS, SECRET, SSH, TIMEOUTS, TOP
 from console.config.reader import Reader, Table
 from console.core.errors import ConsoleError
-from console.core.text import add_secret
+from console.core.text import add_secret, printable
 
 #: A secret this short would be censored out of every message it matches by chance.
 MIN_SECRET = 8
@@ -179,7 +179,7 @@ class Inventory:
         for host in self.hosts:
             if host.name == name:
                 return host
-        raise ConsoleError(f"{self.path}: no host named {name!r} in this inventory")
+        raise ConsoleError(f"{self.path}: no host named '{printable(name, 60)}' in this inventory")
 
     def allowed_failures(self, hosts: int | None = None) -> int:
         """How many hosts may fail before the deploy stops activating anything."""

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from console.config.inventory import Host
 from console.core.errors import ConsoleError
-from console.core.text import short
+from console.core.text import check_line, short
 
 
 def q(value: object) -> str:
@@ -82,7 +82,10 @@ def remove_release(deploy_path: str, release: str) -> str:
 
 def activate(deploy_path: str, release: str, user: str) -> str:
     """Switch `current` atomically: a new symlink renamed over the old one, so at every
-    instant the host serves the old or the new release completely. Prints the revision."""
+    instant the host serves the old or the new release completely. Prints the revision.
+    The revisions.log line is `time release user`: release and user are one line each."""
+    check_release_id(release)
+    check_line(user, "user")
     d, r = q(deploy_path), q(f"releases/{release}")
     tmp = q(f".current-{release}")
     log = q(f"{release} {user}")

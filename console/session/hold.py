@@ -15,8 +15,8 @@ after a run that ended normally it sends the end marker and drains the webhook n
 
 from __future__ import annotations
 
-import getpass
 import os
+import pwd
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -24,6 +24,7 @@ from contextlib import contextmanager
 from console.config.inventory import Inventory
 from console.core.errors import ConsoleError
 from console.core.events import Event, Subscriber
+from console.core.text import check_line
 from console.fleet.connection import Connect
 from console.metrics.markers import send_marker
 from console.pipeline.run import Pipeline
@@ -36,8 +37,18 @@ from console.state.lock import Lock
 
 
 def current_user() -> str:
-    """Who is deploying: $DEPLOY_USER, else the login name."""
-    return os.environ.get("DEPLOY_USER") or getpass.getuser()
+    """Who is deploying: the OS account this process runs as (from `pwd`), which no
+    variable can change, so the audit trail names who really deployed. `$DEPLOY_USER`,
+    when set, is a display name recorded beside it, `alice (Alice Smith)`: one line of at
+    most 64 characters without control characters, or a ConsoleError."""
+    try:
+        account = pwd.getpwuid(os.getuid()).pw_name
+    except KeyError:  # a uid without a passwd entry (a container): the number is the account
+        account = f"uid {os.getuid()}"
+    display = os.environ.get("DEPLOY_USER", "").strip()
+    if not display or display == account:
+        return account
+    return f"{account} ({check_line(display, 'DEPLOY_USER (a display name)', limit=64)})"
 
 
 def _ignore(event: Event) -> None:
@@ -64,6 +75,7 @@ class Session:
     def hold(self, user: str, reason: str, *, stop: threading.Event | None = None) -> Iterator[Held]:
         """Hold the environment's lock around one run; a lock held by another raises
         ConsoleError before anything happens. Always released (see the module doc)."""
+        check_line(user, "user")
         self.lock.acquire(user, reason, pid=os.getpid())
         held = Held(self, stop or threading.Event())
         try:

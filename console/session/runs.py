@@ -17,6 +17,7 @@ from collections.abc import Callable
 from console.config.inventory import Inventory
 from console.core.errors import ConsoleError
 from console.core.events import DeployDone, Subscriber
+from console.core.text import check_line, printable
 from console.fleet import remote
 from console.fleet.connection import Connect
 from console.metrics.statsd import ensure_collector
@@ -40,6 +41,8 @@ def run_deploy(
     """Deploy under the lock; refusals, bad refs and a held lock raise ConsoleError.
     `on_planned` hears the deploy id before the run starts; `connect` makes each host's
     connection (default: Fabric, `console.fleet.transport.HostLink`)."""
+    if request.override is not None:
+        check_line(request.override, "--override", limit=500)
     session = Session(inventory)
     ensure_statsd(inventory)
     began = time.time()
@@ -135,17 +138,23 @@ def run_step(
 
 def only_hosts(inventory: Inventory, history: History, only: str | None) -> tuple[str, ...]:
     """The hosts `--only` names: "failed" (those that failed in the last deploy with
-    failures and have not succeeded since), or host names separated by commas."""
-    if not only:
+    failures and have not succeeded since), or host names separated by commas. None: the
+    whole fleet; an empty list (`--only ''`, `--only ,`) is a mistake, never the whole fleet."""
+    if only is None:
         return ()
-    if only == "failed":
+    if only.strip() == "failed":
         failed = history.failed_hosts_of_last(environment=inventory.environment)
         if not failed:
             raise ConsoleError("--only failed: no host failed in the last deploy of " + inventory.environment)
         return tuple(failed)
     names = tuple(n.strip() for n in only.split(",") if n.strip())
+    if not names:
+        raise ConsoleError(f"--only: expected 'failed' or host names separated by commas, got '{printable(only, 40)}'")
     for name in names:
-        inventory.host(name)
+        try:
+            inventory.host(name)
+        except ConsoleError as exc:
+            raise ConsoleError(f"--only: {exc}") from None
     return names
 
 

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from console.core.errors import ConsoleError
-from console.core.text import local_time
+from console.core.text import check_line, local_time, printable
 from console.state.files import pid_alive, private_dir
 
 if TYPE_CHECKING:
@@ -62,15 +62,13 @@ class LockInfo:
         return self.pid is None
 
     def describe(self) -> str:
-        """One line: `locked by alice since 2026-01-02 10:15:00: hotfix`, or the stale form."""
-        when = local_time(self.since)
+        """One line: `locked by alice since 2026-01-02 10:15:00: hotfix`, or the stale form
+        (who and why printable: the file may have been edited by hand)."""
+        when, who, reason = local_time(self.since), printable(self.who, 64), printable(self.reason)
         if self.stale:
             gone = f"process {self.pid} is gone" if self.pid else "the lock file is unreadable"
-            return (
-                f"stale lock held by {self.who} since {when} ({gone}): {self.reason}; "
-                "take it over with invoke unlock --force"
-            )
-        return f"locked by {self.who} since {when}: {self.reason}"
+            return f"stale lock held by {who} since {when} ({gone}): {reason}; take it over with invoke unlock --force"
+        return f"locked by {who} since {when}: {reason}"
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "time": local_time(self.since)}
@@ -108,17 +106,20 @@ class Lock:
             data = json.loads(raw)
             pid = data.get("pid")
             hostname = str(data.get("hostname") or "")
+            since = float(data["since"])
+            if not 0 <= since < 1e11:  # a time no clock shows (1e300, nan): edited by hand
+                raise ValueError(since)
             stale = pid is not None and hostname == socket.gethostname() and not pid_alive(int(pid))
             return LockInfo(
                 who=str(data["who"]),
                 reason=str(data.get("reason", "")),
-                since=float(data["since"]),
+                since=since,
                 pid=None if pid is None else int(pid),
                 hostname=hostname,
                 deploy_id=data.get("deploy_id"),
                 stale=stale,
             )
-        except (ValueError, KeyError, TypeError, AttributeError):
+        except (ValueError, KeyError, TypeError, AttributeError, OverflowError):
             # Never written by acquire() (it links only complete files): edited by hand.
             try:
                 since = self.path.stat().st_mtime
@@ -129,9 +130,12 @@ class Lock:
     # -- changing --------------------------------------------------------------------
 
     def acquire(self, who: str, reason: str, *, deploy_id: str | None = None, pid: int | None = None) -> LockInfo:
-        """Take the lock or fail at once with ConsoleError naming its holder."""
+        """Take the lock or fail at once with ConsoleError naming its holder. `who` and
+        `reason` are one line each (they go into the lock file and the audit log)."""
         if not reason.strip():
             raise ConsoleError("a lock needs a reason (who else wants to know why)")
+        check_line(who, "lock holder")
+        check_line(reason, "lock reason", limit=500)
         with self._guarded():
             held = self.status()
             if held is not None:

@@ -12,6 +12,9 @@ import asyncio
 from invoke import Collection, task
 from invoke.exceptions import Exit
 
+from console.tasks.errors import clear_errors
+from console.tasks.flags import number, whole_number
+
 
 @task(
     help={
@@ -22,17 +25,22 @@ from invoke.exceptions import Exit
         "strict": "exit non-zero when a target is missed",
     }
 )
-def console(c, hosts=1000, rate=10000.0, presses=30, warmup=2.0, strict=False):
+@clear_errors
+def console(c, hosts=None, rate=None, presses=None, warmup=None, strict=False):
     """Key-press latency and memory of the console under 1,000 hosts x 10,000 events/s."""
     from console.tui.bench import measure
 
-    r = asyncio.run(measure(int(hosts), float(rate), int(presses), float(warmup)))
+    hosts = whole_number(hosts, "--hosts", default=1000)
+    rate = number(rate, "--rate", default=10000.0)
+    presses = whole_number(presses, "--presses", default=30)
+    warmup = number(warmup, "--warmup", default=2.0)
+    r = asyncio.run(measure(hosts, rate, presses, warmup))
     ok_latency = r["load_p95"] < 100
     ok_memory = r["rss_load"] < 300
     ratio = r["load_median"] / r["base_median"] if r["base_median"] else float("nan")
     print(
-        f"console bench: {int(hosts)} hosts, {r['rate']:,.0f} events/s delivered "
-        f"(asked {float(rate):,.0f}), {r['batches_per_s']:.1f} UI batches/s, {r['folded']:,.0f} events folded"
+        f"console bench: {hosts} hosts, {r['rate']:,.0f} events/s delivered "
+        f"(asked {rate:,.0f}), {r['batches_per_s']:.1f} UI batches/s, {r['folded']:,.0f} events folded"
     )
     print(f"  key press handled, idle:      median {r['base_median']:6.1f} ms   p95 {r['base_p95']:6.1f} ms")
     print(

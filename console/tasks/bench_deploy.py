@@ -39,6 +39,7 @@ from console.fleet.openssh import OpenSSHLink, close_all
 from console.fleet.transport import HostLink
 from console.pipeline.plan import DeployRequest
 from console.tasks.errors import clear_errors
+from console.tasks.flags import whole_number
 
 TRANSPORTS: dict[str, Connect] = {"openssh": OpenSSHLink, "fabric": HostLink}
 _TICK = os.sysconf("SC_CLK_TCK")
@@ -277,18 +278,19 @@ def _report(n: int, runs: int, with_restart: bool, figures: dict[str, Figures], 
     }
 )
 @clear_errors
-def deploy(c, sizes="10,50,100", runs=5, no_restart=False, compare=False):
+def deploy(c, sizes="10,50,100", runs=None, no_restart=False, compare=False):
     """Measure a one-file change deployed end to end to lab fleets of several sizes."""
     try:
         counts = [int(s) for s in str(sizes).split(",") if s.strip()]
     except ValueError:
         raise Exit(f"error: --sizes must be numbers separated by commas, got {sizes!r}", code=1) from None
+    runs = whole_number(runs, "--runs", default=5)
     names = ["openssh", "fabric"] if compare else ["fabric"]
     fabric: dict[int, Figures] = {}
     for n in counts:
         before = _load()
-        figures = _measure(n, int(runs), not no_restart, names)
-        _report(n, int(runs), not no_restart, figures, (before, _load()))
+        figures = _measure(n, runs, not no_restart, names)
+        _report(n, runs, not no_restart, figures, (before, _load()))
         fabric[n] = figures["fabric"]
     if len(counts) > 1:
         base = fabric[counts[0]]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from invoke import Collection, task
 
 from console.tasks.errors import clear_errors
+from console.tasks.flags import number, whole_number
 
 
 @task(
@@ -16,7 +17,7 @@ from console.tasks.errors import clear_errors
     }
 )
 @clear_errors
-def traffic(c, inventory, rate=5.0, duration=60.0, shoppers=8):
+def traffic(c, inventory, rate=None, duration=None, shoppers=None):
     """Send shoppers to every host: a page from one host, its assets from others, a checkout.
 
     Prints what they saw: requests, asset 404s (a page's assets missing on another host),
@@ -26,10 +27,12 @@ def traffic(c, inventory, rate=5.0, duration=60.0, shoppers=8):
     from console.config.inventory import load_inventory
     from console.demo.traffic import Traffic, host_urls
 
+    per_second, seconds = number(rate, "--rate", default=5.0), number(duration, "--duration", default=60.0)
+    threads = whole_number(shoppers, "--shoppers", default=8, high=1000)
     inv = load_inventory(inventory)
-    shop = Traffic(host_urls(inv.hosts), rate=float(rate), shoppers=int(shoppers))
-    print(f"traffic: {len(shop.hosts)} hosts of {inv.environment}, {float(rate):g} visits/s for {float(duration):g} s")
-    shop.start(float(duration))
+    shop = Traffic(host_urls(inv.hosts), rate=per_second, shoppers=threads)
+    print(f"traffic: {len(shop.hosts)} hosts of {inv.environment}, {per_second:g} visits/s for {seconds:g} s")
+    shop.start(seconds)
     try:
         summary = shop.wait()
     except KeyboardInterrupt:
@@ -46,11 +49,11 @@ ns.add_task(traffic)
 
 @task(help={"hosts": "how many lab hosts (default 20)", "no_traffic": "do not start the shoppers"})
 @clear_errors
-def up(c, hosts=20, no_traffic=False):
+def up(c, hosts=None, no_traffic=False):
     """Bring up the demo: lab fleet, shop, trunk repo, first release, StatsD collector and shoppers."""
     from console.demo.fleet import start_demo
 
-    start_demo(int(hosts), traffic=not no_traffic)
+    start_demo(whole_number(hosts, "--hosts", default=20), traffic=not no_traffic)
 
 
 @task()

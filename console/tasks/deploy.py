@@ -21,13 +21,14 @@ from invoke.exceptions import Exit
 from console.config.inventory import Inventory, load_inventory
 from console.core.errors import ConsoleError
 from console.core.progress import DeployView
-from console.core.text import local_time, short
+from console.core.text import check_line, local_time, printable, short
 from console.pipeline.plan import DeployRequest
 from console.session.abort import abort as abort_deploy
 from console.session.detach import start_detached, start_detached_switch
 from console.session.hold import Session, current_user
 from console.session.runs import only_hosts, run_deploy, run_step, run_switch
 from console.tasks.errors import clear_errors
+from console.tasks.flags import whole_number
 from console.tasks.report import LivePrinter, summary
 from console.trunk.queue import pending_changes, to_json
 
@@ -85,6 +86,12 @@ def _exit_for(result: str) -> None:
 @clear_errors
 def deploy(c, inventory=None, ref=None, override=None, only=None, rolling=False, dry_run=False, detach=False):
     """Deploy trunk: update, build, assets to every host, code, switch, restart, verify."""
+    if dry_run and detach:
+        raise ConsoleError(
+            "--dry-run and --detach exclude each other: a dry run changes nothing, so nothing runs detached"
+        )
+    if override is not None:
+        check_line(override, "--override", limit=500)
     inv = _inventory(inventory)
     session = Session(inv)
     request = DeployRequest(
@@ -165,26 +172,32 @@ def status(c, inventory=None, follow=False, json_=False, deploy=None):
         print(json.dumps(data, indent=1, default=str))
         return
     print(summary(view))
+    if view.running and not session.log.running(deploy_id):
+        pid = view.started.pid if view.started else 0
+        print(f"interrupted: the deploy process {pid} ended without recording its end")
     print(lock.describe() if lock else f"{inv.environment}: not locked")
 
 
 @task(help={"inventory": INVENTORY_HELP, "json": "print as JSON", "limit": "how many deploys (default 20)"})
 @clear_errors
-def history(c, inventory=None, json_=False, limit=20):
+def history(c, inventory=None, json_=False, limit=None):
     """Past deploys and switches: who, what, when, how long, result, verdicts."""
+    count = whole_number(limit, "--limit", default=20, high=100_000)
     inv = _inventory(inventory)
     session = Session(inv)
     if json_:
-        print(json.dumps(session.history.to_json(int(limit), environment=inv.environment), indent=1, default=str))
+        print(json.dumps(session.history.to_json(count, environment=inv.environment), indent=1, default=str))
         return
-    records = session.history.deploys(int(limit), environment=inv.environment)
+    records = session.history.deploys(count, environment=inv.environment)
     if not records:
         print(f"no deploys of {inv.environment} yet")
     for r in records:
-        took = f"{r.ended - r.started:6.1f} s" if r.ended else "running"
+        state = r.state
+        took = f"{r.ended - r.started:6.1f} s" if r.ended else state
         print(
-            f"{r.id:<34} {r.action:<6} {r.user:<10} {short(r.previous_revision, '-')}..{short(r.revision, '-')} "
-            f"{took:>9} {r.result or 'running':<8} {r.message or ''}".rstrip()
+            f"{printable(r.id, 40):<34} {printable(r.action, 8):<6} {printable(r.user, 40):<10} "
+            f"{short(r.previous_revision, '-')}..{short(r.revision, '-')} "
+            f"{took:>9} {state:<8} {printable(r.message or '')}".rstrip()
         )
 
 
@@ -210,16 +223,18 @@ def queue(c, inventory=None, json_=False):
     now = time.time()
     for n, ch in enumerate(changes, 1):
         flags = ("" if ch.approved else " [NOT REVIEWED]") + (" [DDL]" if ch.ddl else "")
-        print(f"  {n:>2}. {ch.short} {ch.subject} ({ch.author}, {int((now - ch.time) // 60)} min ago){flags}")
+        subject, author = printable(ch.subject, 120), printable(ch.author, 60)
+        print(f"  {n:>2}. {ch.short} {subject} ({author}, {int((now - ch.time) // 60)} min ago){flags}")
 
 
 @task(help={"inventory": INVENTORY_HELP, "reason": "why the environment is held (required)"})
 @clear_errors
 def lock(c, inventory=None, reason=""):
     """Hold the environment on purpose: no deploy or automation runs until `invoke unlock`."""
+    check_line(reason, "--reason", limit=500)
     inv = _inventory(inventory)
     info = Session(inv).lock.acquire(current_user(), reason)
-    print(f"{inv.environment}: locked by {info.who}: {info.reason}")
+    print(f"{inv.environment}: locked by {printable(info.who, 64)}: {printable(info.reason)}")
 
 
 @task(help={"inventory": INVENTORY_HELP, "force": "take over someone else's or a stale lock (recorded in history)"})
@@ -252,8 +267,8 @@ def watch(c, inventory=None, deploy=None):
                 shown.add((v.metric, v.ts))
                 stamp = local_time(v.ts, date=False)
                 print(
-                    f"  {stamp} {v.metric}: {v.verdict}{' (final)' if v.final else ''}: {v.summary}"
-                    f"{' (dry run)' if v.dry_run else ''}",
+                    f"  {stamp} {printable(v.metric, 60)}: {printable(v.verdict, 20)}{' (final)' if v.final else ''}: "
+                    f"{printable(v.summary)}{' (dry run)' if v.dry_run else ''}",
                     flush=True,
                 )
         if {m.name for m in inv.metrics.key} <= {v.metric for v in verdicts if v.final}:
@@ -273,7 +288,7 @@ def update(c, inventory=None, ref=None):
     pipeline = Session(inv).pipeline()
     pipeline.checkout.update()
     sha = pipeline.checkout.resolve(ref)
-    print(f"{sha} {pipeline.checkout.subject(sha)}")
+    print(f"{sha} {printable(pipeline.checkout.subject(sha))}")
 
 
 @task(help={"inventory": INVENTORY_HELP, "ref": "commit, tag or branch (default: the branch tip)"})

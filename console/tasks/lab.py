@@ -11,6 +11,7 @@ from invoke import Collection, task
 
 from console.lab import Lab
 from console.tasks.errors import clear_errors
+from console.tasks.flags import whole_number
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 NAME_HELP = "which lab (default: lab); each name is its own fleet, so the demo and a test run never meet"
@@ -31,10 +32,11 @@ def default_inventory(name: str) -> Path:
     },
 )
 @clear_errors
-def up(c, hosts=4, rate=None, name="lab", inventory=None):
+def up(c, hosts=None, rate=None, name="lab", inventory=None):
     """Start a lab of real sshd hosts (replacing any lab of the same name) and write its inventory."""
+    count = whole_number(hosts, "--hosts", default=4)
     lab = Lab(name)
-    path = lab.up(int(hosts), rate=rate, inventory_path=Path(inventory) if inventory else default_inventory(name))
+    path = lab.up(count, rate=rate, inventory_path=Path(inventory) if inventory else default_inventory(name))
     st = lab.status()
     where = f"{st[0].address}..{st[-1].address}" if st[0].port == 22 else f"127.0.0.1:{st[0].port}..{st[-1].port}"
     print(f"lab {name}: {len(st)} hosts up ({where}), inventory {path}")

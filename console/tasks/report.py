@@ -3,7 +3,8 @@
 `LivePrinter` is a subscriber: a line when a phase ends (with counts and time), failures
 the moment they happen, notices, and at the end the summary: hosts ok, hosts failed with
 their reasons, time per phase, and a clear final state line. `summary(view)` renders the
-same table from a `DeployView`, so `invoke status` and the live output agree.
+same table from a `DeployView`, so `invoke status` and the live output agree. Whatever came
+from a host or a person (a failure's reason, a notice, a user name) is printed `printable`.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from console.core.events import (
     WatchVerdict,
 )
 from console.core.progress import HOST_STATES, DeployView
-from console.core.text import short
+from console.core.text import printable, short
 
 
 def headline(started: DeployStarted) -> str:
@@ -33,7 +34,7 @@ def headline(started: DeployStarted) -> str:
         else f"deploy {short(s.previous_revision, 'nothing')}..{short(s.revision, 'nothing')}"
     )
     return (
-        f"{s.environment}: {s.user} started {what} ({s.commits} commits) on {len(s.hosts)} hosts, "
+        f"{s.environment}: {printable(s.user, 64)} started {what} ({s.commits} commits) on {len(s.hosts)} hosts, "
         f"{chunks} chunk{'s' if chunks != 1 else ''}{', rolling' if s.rolling else ''}  [{s.deploy_id}]"
     )
 
@@ -55,12 +56,12 @@ def summary(view: DeployView) -> str:
     counts = view.counts()
     lines.append("  hosts: " + ", ".join(f"{counts[s]} {s}" for s in HOST_STATES if counts[s]))
     for name, reason in sorted(view.failed_hosts().items()):
-        lines.append(f"  FAILED {name}: {reason}")
+        lines.append(f"  FAILED {name}: {printable(reason)}")
     for verdict in view.verdicts.values():
-        lines.append(f"  watch {verdict.metric}: {verdict.verdict}: {verdict.summary}")
+        lines.append(f"  watch {printable(verdict.metric, 60)}: {verdict.verdict}: {printable(verdict.summary)}")
     if view.done:
         d = view.done
-        tail = f": {d.message}" if d.message else ""
+        tail = f": {printable(d.message, 400)}" if d.message else ""
         lines.append(
             f"done: {d.result.upper()} in {d.seconds:.1f} s, {len(d.hosts_ok)} hosts ok, "
             f"{len(d.hosts_failed)} failed{tail}"
@@ -87,16 +88,17 @@ class LivePrinter:
         if isinstance(event, DeployStarted):
             return headline(event)
         if isinstance(event, HostFailed):
-            return f"  FAILED {event.host} in {event.phase}: {event.reason}"
+            return f"  FAILED {event.host} in {event.phase}: {printable(event.reason)}"
         if isinstance(event, PhaseDone):
             if event.skipped:
                 return f"  {event.phase:<12} skipped: {event.skipped}"
             failed = f", {event.failed} failed" if event.failed else ""
             return f"  {event.phase:<12} {event.ok} ok{failed} in {event.seconds:.2f} s"
         if isinstance(event, Notice):
-            return f"  {event.level}: {event.message}"
+            return f"  {printable(event.level, 10)}: {printable(event.message, 400)}"
         if isinstance(event, WatchVerdict):
-            return f"  watch {event.metric}: {event.verdict}: {event.summary}{' (dry run)' if event.dry_run else ''}"
+            dry = " (dry run)" if event.dry_run else ""
+            return f"  watch {printable(event.metric, 60)}: {printable(event.verdict, 20)}: {printable(event.summary)}{dry}"
         if isinstance(event, DeployDone):
             return summary(self.view)
         return ""

@@ -18,6 +18,7 @@ import subprocess
 from pathlib import Path
 
 from console.core.errors import ConsoleError
+from console.core.text import is_printable, printable
 
 #: Variables that would make git ignore `-C repo` (see `git rev-parse --local-env-vars`).
 _REPO_ENV_VARS = (
@@ -115,8 +116,8 @@ def run_git(repo: Path, *args: str, input: str | None = None, timeout: float | N
 
 
 def _check_ref_syntax(ref: str) -> None:
-    if not ref or ref.startswith("-") or any(c in ref for c in "\0\n\r"):
-        raise ConsoleError(f"ref {ref!r} is not a valid git ref: expected a branch, tag or commit id")
+    if not ref or ref.startswith("-") or not is_printable(ref) or ref != ref.strip():
+        raise ConsoleError(f"ref '{printable(ref, 80)}' is not a valid git ref: expected a branch, tag or commit id")
 
 
 def resolve_commit(repo: Path, ref: str) -> str:
