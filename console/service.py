@@ -24,6 +24,7 @@ from pathlib import Path
 from console.config.inventory import Inventory, KeyMetric, load_inventory
 from console.core.errors import ConsoleError
 from console.core.events import Event, WatchVerdict
+from console.core.text import printable
 from console.metrics.backends import source_for
 from console.pipeline.plan import DeployRequest
 from console.session.abort import abort
@@ -34,7 +35,7 @@ from console.state.history import DeployRecord, HostRecord
 from console.state.lock import LockInfo
 from console.trunk.checkout import Checkout
 from console.trunk.ddl import DdlHit
-from console.trunk.queue import Change, included, pending_changes, refusals
+from console.trunk.queue import Change, Queue, included, position_refusal, queue_for, refusals
 
 __all__ = [
     "Change",
@@ -101,23 +102,26 @@ class EngineService:
             if time.monotonic() - self._fetched > FETCH_EVERY:
                 self.checkout.update()
                 self._fetched = time.monotonic()
+        return self._queue_for(self.checkout.tip()).changes
+
+    def _queue_for(self, target: str) -> Queue:
         inv = self.inventory
-        return pending_changes(
-            self.checkout.path,
-            self.live_revision(),
-            self.checkout.tip(),
-            trailer=inv.review_trailer,
-            ddl_paths=inv.ddl_paths,
+        return queue_for(
+            self.checkout.path, self.live_revision(), target, trailer=inv.review_trailer, ddl_paths=inv.ddl_paths
         )
 
     def preview(self, sha: str, rolling: bool = False) -> Preview:
+        """The confirmation of a deploy of `sha`: its commits, the fleet, and every refusal
+        (unreviewed or DDL commits, and live commits it would take off the fleet)."""
         changes = included(self.queue(), sha)
         inv = self.inventory
         n = len(inv.hosts)
+        position = position_refusal(self._queue_for(changes[-1].sha), on_branch=True, branch=inv.branch)
         return Preview(
             target=changes[-1],
             commits=changes,
-            refusals=[f"{r.short} {r.subject}: {r.reason}" for r in refusals(changes)],
+            refusals=position.splitlines()
+            + [f"{r.short} {printable(r.subject, 72)}: {r.reason}" for r in refusals(changes)],
             hosts=n,
             chunks=-(-n // inv.chunk_size),
             chunk_size=inv.chunk_size,

@@ -84,3 +84,34 @@ def test_no_headless_module_imports_textual():
     offenders = [m for m in HEADLESS if seen[m]]
     assert not offenders, f"{offenders[0]} imports the TUI: {seen[offenders[0]][:3]}"
     assert "textual" in seen["console.tui.app"], "the probe must see textual where it is imported"
+
+
+def test_every_runtime_import_is_a_declared_dependency():
+    """What console/ and tasks.py import from outside the standard library is in
+    pyproject's `dependencies` (not only in the test extras), so a plain `pip install .`
+    runs every task (.ci/install-check proves it in a clean virtualenv)."""
+    import ast
+    import importlib.metadata
+    import re
+    import tomllib
+
+    declared = {
+        re.split(r"[<>=!~\[; ]", d, maxsplit=1)[0].lower().replace("_", "-")
+        for d in tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    }
+    owners = importlib.metadata.packages_distributions()
+    sources = [p for p in (ROOT / "console").rglob("*.py") if "demo/shop" not in p.as_posix()]  # the shop: stdlib only
+    missing: dict[str, str] = {}
+    for path in [*sources, ROOT / "tasks.py"]:
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names = [node.module]
+            for name in names:
+                top = name.split(".")[0]
+                if top in sys.stdlib_module_names or top in ("console", "__future__"):
+                    continue
+                dists = {d.lower().replace("_", "-") for d in owners.get(top, [top])}
+                if not dists & declared:
+                    missing[top] = str(path.relative_to(ROOT))
+    assert missing == {}, "imported at run time but not in [project] dependencies"

@@ -11,7 +11,17 @@ import pytest
 import console.trunk.git
 from console.core.errors import ConsoleError
 from console.trunk.ddl import DdlHit
-from console.trunk.queue import Change, Refusal, included, pending_changes, refusal_message, refusals, to_json
+from console.trunk.queue import (
+    Change,
+    Refusal,
+    included,
+    pending_changes,
+    position_refusal,
+    queue_for,
+    refusal_message,
+    refusals,
+    to_json,
+)
 from support.gitrepo import T0, Repo
 
 REVIEWED = "\n\nReviewed-by: Bob Brown <bob@example.com>"
@@ -169,14 +179,34 @@ def test_unknown_refs_and_rewritten_history(trunk: tuple[Repo, list[str]], tmp_p
         assert "\n" not in str(err.value)
 
     other = Repo(tmp_path / "rewritten")
-    other.commit("one" + REVIEWED)
+    base = other.commit("one" + REVIEWED)
     old = other.commit("two" + REVIEWED)
     other.when += 60
     other.git("commit", "-q", "--amend", "--allow-empty", "-m", "two, amended" + REVIEWED)
-    with pytest.raises(ConsoleError, match="is not an ancestor of main") as err:
-        pending_changes(other.path, old, "main")
-    assert "history was rewritten" in str(err.value)
-    assert "\n" not in str(err.value)
+    # live is not on the branch any more: the queue starts where the two part
+    assert [c.subject for c in pending_changes(other.path, old, "main")] == ["two, amended"]
+    found = queue_for(other.path, old, other.head())
+    assert [c.sha for c in found.changes] == [other.head()] and [c.sha for c in found.departing] == [old]
+    assert not found.older and found.live_known
+    refusal = position_refusal(found, on_branch=True, branch="main")
+    assert refusal.splitlines()[0] == (
+        f"refusing to deploy {other.head()[:7]}: live {old[:7]} is not in its history: it takes 1 live commit(s) "
+        'off the fleet; pass --override "reason" to deploy it anyway'
+    )
+    assert refusal.splitlines()[1] == f"  off the fleet: {old[:7]} two"
+    # a commit older than live
+    back = queue_for(other.path, other.head(), base)
+    assert back.older and back.changes == [] and [c.subject for c in back.departing] == ["two, amended"]
+    assert "is older than live" in position_refusal(back, on_branch=True, branch="main")
+    assert "to go back use invoke switch" in position_refusal(back, on_branch=True, branch="main")
+    # live unknown to the repository: the whole branch, and it says so
+    gone = queue_for(other.path, "f" * 40, other.head())
+    assert not gone.live_known and len(gone.changes) == 2
+    assert "is not in trunk's repository" in position_refusal(gone, on_branch=True, branch="main")
+    assert position_refusal(queue_for(other.path, base, other.head()), on_branch=True, branch="main") == ""
+    assert "is not on branch main" in position_refusal(
+        queue_for(other.path, base, other.head()), on_branch=False, branch="main"
+    )
 
     with pytest.raises(ConsoleError, match="does not exist"):
         pending_changes(tmp_path / "missing", None, "main")

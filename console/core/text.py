@@ -89,8 +89,13 @@ def safe_url(url: str) -> str:
 
 
 def redact_urls(text: str) -> str:
-    """Every URL in `text` as `safe_url` shows it."""
-    return _URL.sub(lambda m: safe_url(m.group()), text) if "://" in text else text
+    """Every URL in `text` as `safe_url` shows it (punctuation after it stays)."""
+
+    def redacted(match: re.Match[str]) -> str:
+        url = match.group().rstrip(".,;:!?")
+        return safe_url(url) + match.group()[len(url) :]
+
+    return _URL.sub(redacted, text) if "://" in text else text
 
 
 def clean(text: str, *, newlines: bool = False) -> str:

@@ -3,6 +3,8 @@
 Each builder returns the exact command string; every value in it goes through
 `shlex.quote`, so host names, refs, paths and commit data can never inject shell. The
 same builders feed the steps and `--dry-run`, so the plan shows what will really run.
+The inventory's templates (restart, health) become a `Command`: its text names secrets
+only as shell variables, and their values go on its stdin (console/config/templates.py).
 
 Host layout (Capistrano's, with content-hashed assets beside it):
 
@@ -17,8 +19,10 @@ from __future__ import annotations
 import re
 import shlex
 import time
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
+from console.config import templates
 from console.config.inventory import Host
 from console.core.errors import ConsoleError
 from console.core.text import check_line, short
@@ -29,13 +33,30 @@ def q(value: object) -> str:
     return shlex.quote(str(value))
 
 
-def render(template: str, host: Host, *, quote: bool = True) -> str:
-    """Fill an inventory command (values shell-quoted) or URL (values as they are) template
-    with the host's fields: restart, health."""
-    fields = host.fields()
-    if quote:
-        fields = {k: q(v) for k, v in fields.items()}
-    return template.format(**fields)
+@dataclass(frozen=True)
+class Command:
+    """An inventory command for one host: the text sent (no secret in it) and its stdin
+    (the values of the secrets it reads, one per line; None: no input)."""
+
+    text: str
+    stdin: str | None = None
+
+
+def command(template: str, host: Host, secrets: Mapping[str, str]) -> Command:
+    """An inventory command template (restart, health) for `host`: values shell-quoted,
+    secrets read from stdin."""
+    text, used = templates.shell_command(template, host.fields(), secrets)
+    return Command(text, "".join(secrets[name] + "\n" for name in used) if used else None)
+
+
+def shown(template: str, host: Host, secrets: Collection[str]) -> str:
+    """The command as --dry-run prints it (secrets as `***`)."""
+    return templates.shown_command(template, host.fields(), secrets)
+
+
+def url(template: str, host: Host) -> str:
+    """An inventory URL template for `host` (values as they are; no secrets in URLs)."""
+    return templates.fill(template, {k: str(v) for k, v in host.fields().items()})
 
 
 def assets_dir(deploy_path: str) -> str:
@@ -74,6 +95,11 @@ def check_release_id(release: str) -> str:
     if not RELEASE_ID.match(release):
         raise ConsoleError(f"release {release!r} is not a release id: expected e.g. 20261122T101500Z-ab12cd3")
     return release
+
+
+def has_release(deploy_path: str, release: str) -> str:
+    """Exits 0 when the release is staged on the host, 1 when it is not."""
+    return f"test -f {q(release_dir(deploy_path, check_release_id(release)))}/REVISION"
 
 
 def remove_release(deploy_path: str, release: str) -> str:

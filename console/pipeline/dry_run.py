@@ -2,7 +2,8 @@
 
 The phase lines are made from the declarations the steps use (`steps.ASSETS_RSYNC`,
 `steps.CODE_RSYNC`, the skip reasons of `steps.STEPS`, the builders of `remote`), so the
-dry run cannot drift from what a deploy does.
+dry run cannot drift from what a deploy does. Commit subjects and authors are shown
+`printable`, and secrets as `***`.
 """
 
 from __future__ import annotations
@@ -10,10 +11,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from console.config.inventory import Host, Inventory
-from console.core.text import short
+from console.core.text import printable, short
 from console.fleet import remote
 from console.pipeline.plan import Plan
 from console.pipeline.steps import ASSETS_RSYNC, CODE_RSYNC, STEPS
+from console.trunk.queue import Change
 
 
 def describe(inventory: Inventory, plan: Plan, checkout: Path) -> str:
@@ -24,10 +26,13 @@ def describe(inventory: Inventory, plan: Plan, checkout: Path) -> str:
     lines = [
         f"deploy {short(plan.revision)} to {inv.environment} as release {plan.release} (dry run: nothing changes)",
         f"  from {(plan.previous_revision or 'nothing live')[:12]}: {len(plan.commits)} commit(s)",
-        *[
-            f"    {c.short} {c.subject} ({c.author}){'' if c.approved else '  NOT REVIEWED'}{'  DDL' if c.ddl else ''}"
-            for c in plan.commits
-        ],
+        *[f"    {_commit(c)}{'' if c.approved else '  NOT REVIEWED'}{'  DDL' if c.ddl else ''}" for c in plan.commits],
+        *(
+            [f"  takes {len(plan.departing)} live commit(s) off the fleet:"]
+            + [f"    {_commit(c)}" for c in plan.departing]
+            if plan.departing
+            else []
+        ),
         f"  strategy {inv.strategy}, chunk size {inv.chunk_size}, {len(plan.chunks)} chunk(s), "
         f"{'rolling activation' if req.rolling else 'activation after every host is staged'}, "
         f"max failures {plan.allowed_failures} of {len(plan.hosts)} hosts",
@@ -47,11 +52,20 @@ def describe(inventory: Inventory, plan: Plan, checkout: Path) -> str:
         f"    sync-assets  {assets}   (on each host before its code; on every host before any switch)",
         f"    sync-code    {code}   (right after that host's assets)",
         f"    activate     {ssh} {remote.activate(d, plan.release, req.user)}",
-        f"    restart      {_skipped(inv, 'restart') or remote.render(inv.restart or '', sample)}",
+        f"    restart      {_skipped(inv, 'restart') or _command(inv, inv.restart or '', sample)}",
         f"    verify       {_skipped(inv, 'verify') or _health(inv, sample, plan.revision)}",
         f"    cleanup      keep {inv.keep_releases} releases and their assets (never current or previous)",
     ]
     return "\n".join(lines)
+
+
+def _commit(change: Change) -> str:
+    return f"{change.short} {printable(change.subject, 100)} ({printable(change.author, 60)})"
+
+
+def _command(inventory: Inventory, template: str, host: Host) -> str:
+    """A template command as it runs on `host`, each secret shown as `***`."""
+    return remote.shown(template, host, [s.name for s in inventory.secrets])
 
 
 def _skipped(inventory: Inventory, phase: str) -> str:
@@ -63,5 +77,5 @@ def _health(inventory: Inventory, host: Host, revision: str) -> str:
     health = inventory.health
     assert health is not None, "verify is skipped without a health check"
     if health.url:
-        return f"GET {remote.render(health.url, host, quote=False)} must answer {short(revision)}..."
-    return f"{remote.render(health.command or '', host)} must print {short(revision)}..."
+        return f"GET {remote.url(health.url, host)} must answer {short(revision)}..."
+    return f"{_command(inventory, health.command or '', host)} must print {short(revision)}..."

@@ -1,8 +1,10 @@
 """A deploy decided but not started: what a person asked for, and what it will do.
 
-`plan_deploy` updates the checkout, resolves the ref, lists the commits the release ships
-and the refusals (unreviewed or DDL commits), and chunks the hosts. It touches nothing on
-any host, so `--dry-run` is a plan printed (`dry_run.describe`) and a deploy is a plan run.
+`plan_deploy` updates the checkout, resolves the ref, lists the commits the release ships,
+the live commits it takes off the fleet, and the refusals (unreviewed or DDL commits; a
+commit off the branch, older than live, or one that takes live commits away), reads the
+secrets and chunks the hosts. It touches nothing on any host, so `--dry-run` is a plan
+printed (`dry_run.describe`) and a deploy is a plan run.
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ from console.core.text import short
 from console.fleet import remote
 from console.fleet.fanout import chunked
 from console.trunk.checkout import Checkout
-from console.trunk.queue import Change, included, pending_changes, refusal_message, refusals
+from console.trunk.git import is_ancestor
+from console.trunk.queue import Change, included, position_refusal, queue_for, refusal_message, refusals
 
 
 @dataclass(frozen=True)
@@ -45,6 +48,8 @@ class Plan:
     hosts: list[Host]
     chunks: list[list[Host]]
     commits: list[Change] = field(default_factory=list)
+    #: live commits the deploy takes off the fleet (live is not in the revision's history)
+    departing: list[Change] = field(default_factory=list)
     refused: str = ""
     allowed_failures: int = 0
     update_seconds: float = 0.0  # the fetch happens while planning, before the deploy starts
@@ -88,12 +93,14 @@ def plan_deploy(
     *,
     deploy_id: str | None = None,
 ) -> Plan:
-    """Update the checkout, resolve the ref, find the commits it ships and the refusals.
-    Touches nothing on any host."""
+    """Update the checkout, resolve the ref, find the commits it ships, those it takes off
+    the fleet and the refusals; check the secrets can be read. Touches nothing on any host."""
     inv = inventory
+    inv.secret_values()  # a missing secret stops the deploy here, not after the switch
     t0 = time.monotonic()
     checkout.update()
     revision = checkout.resolve(request.ref)
+    on_branch = is_ancestor(checkout.path, revision, checkout.tip())
     fetched = time.monotonic() - t0
     if not inv.build_command and not checkout.has_dir(revision, inv.assets):
         # bad input, refused like an unknown ref (a build.command may still make the directory)
@@ -101,17 +108,8 @@ def plan_deploy(
             f"{short(revision)} has no assets directory {inv.assets + '/'!r}: "
             f"expected the directory named by the inventory key assets ({inv.path})"
         )
-    commits: list[Change] = []
-    if revision != live_revision:
-        try:
-            queue = pending_changes(
-                checkout.path, live_revision, revision, trailer=inv.review_trailer, ddl_paths=inv.ddl_paths
-            )
-        except ConsoleError as exc:
-            raise ConsoleError(
-                f"cannot list the commits between the live revision and {short(revision)}: {exc}"
-            ) from None
-        commits = included(queue, revision) if queue else []
+    queue = queue_for(checkout.path, live_revision, revision, trailer=inv.review_trailer, ddl_paths=inv.ddl_paths)
+    commits = included(queue.changes, revision) if queue.changes else []
     release = remote.release_id(revision)
     plan = plan_over(
         inv,
@@ -123,6 +121,8 @@ def plan_deploy(
         request=request,
     )
     plan.commits = commits
-    plan.refused = refusal_message(refusals(commits))
+    plan.departing = queue.departing
+    position = position_refusal(queue, on_branch=on_branch, branch=inv.branch)
+    plan.refused = "\n".join(m for m in (position, refusal_message(refusals(commits))) if m)
     plan.update_seconds = round(fetched, 3)
     return plan

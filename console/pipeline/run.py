@@ -15,7 +15,10 @@ the budget) or failed; one that a stop request ended at a safe point is aborted.
 
 A `Pipeline` only emits events; it neither prints nor stores. The session wires it to
 the subscribers (event log, history, notifier, CLI output) and holds the lock. Every run
-(deploy, switch, one step) goes through one scaffold, `_execute`, with its own `Run`.
+(deploy, switch, one step) goes through one scaffold, `_execute`, with its own `Run`: a
+run that fails at any point (a full disk or a read-only state directory on the deploy
+host too) ends `failed` in every record, and a partial build is removed. A switch first
+checks that every host has the release, and switches none when one lacks it.
 """
 
 from __future__ import annotations
@@ -38,7 +41,8 @@ from console.fleet.fanout import WIDE, Fanout, Outcome, Stopped, chunked
 from console.fleet.transport import HostLink
 from console.pipeline import dry_run
 from console.pipeline.plan import DeployRequest, Plan, plan_deploy, plan_over
-from console.pipeline.steps import ACTIVATION, STEPS, Run
+from console.pipeline.steps import ACTIVATION, STEPS, Run, has_release
+from console.state.files import private_dir, private_tree, write_private
 from console.trunk.build import Build, build_release
 from console.trunk.checkout import Checkout
 from console.trunk.git import resolve_commit
@@ -96,12 +100,23 @@ class Pipeline:
         return Build(release, revision, root, manifest)
 
     def _build(self, plan: Plan) -> Build:
-        root = self.inventory.state_dir / "builds" / plan.release
-        if root.exists():
-            shutil.rmtree(root)
-        self.checkout.export(plan.revision, root / "code")
-        build = build_release(self.inventory, root / "code", root, plan.release, plan.revision)
-        (root.parent / "LAST").write_text(plan.release + "\n")
+        """Build the release into a private `builds/<release>`; a build that fails, a full
+        disk included, leaves nothing behind."""
+        builds = private_dir(self.inventory.state_dir / "builds")
+        root = builds / plan.release
+        try:
+            if root.exists():
+                shutil.rmtree(root)
+            private_dir(root)
+            self.checkout.export(plan.revision, root / "code")
+            build = build_release(self.inventory, root / "code", root, plan.release, plan.revision)
+            private_tree(root)
+            write_private(builds / "LAST", plan.release + "\n")
+        except BaseException as exc:
+            shutil.rmtree(root, ignore_errors=True)
+            if isinstance(exc, OSError):
+                raise ConsoleError(f"build: cannot write {exc.filename or root}: {exc.strerror or exc}") from None
+            raise
         self._prune_builds()
         return build
 
@@ -127,7 +142,13 @@ class Pipeline:
         if plan.refused and not req.override:
             raise ConsoleError(plan.refused)
         run = Run(
-            self.inventory, plan, self.connect, on_activated=on_activated, halt_reason=halt_reason, emit=self.emit
+            self.inventory,
+            plan,
+            self.connect,
+            secrets=self.inventory.secret_values(),
+            on_activated=on_activated,
+            halt_reason=halt_reason,
+            emit=self.emit,
         )
 
         def work(fan: Fanout) -> str:
@@ -163,10 +184,10 @@ class Pipeline:
             previous_revision=self.live_revision,
             request=DeployRequest(user=user),
         )
-        run = Run(self.inventory, plan, self.connect, emit=self.emit)
+        run = Run(self.inventory, plan, self.connect, secrets=self.inventory.secret_values(), emit=self.emit)
 
         def work(fan: Fanout) -> str:
-            self._activate(run, fan, plan.hosts)
+            self._activate(run, fan, self._with_release(run, plan.hosts))
             revisions = sorted(set(run.revisions.values()))
             return f"now serving {', '.join(short(r) for r in revisions)}" if revisions else ""
 
@@ -184,7 +205,9 @@ class Pipeline:
             previous_revision=self.live_revision,
             request=DeployRequest(user=user),
         )
-        run = Run(self.inventory, plan, self.connect, build=build, emit=self.emit)
+        run = Run(
+            self.inventory, plan, self.connect, build=build, secrets=self.inventory.secret_values(), emit=self.emit
+        )
 
         def work(fan: Fanout) -> str:
             self._phase(run, fan, phase, plan.hosts)
@@ -233,7 +256,7 @@ class Pipeline:
         )
         t0 = time.monotonic()
         fan = Fanout(plan.deploy_id, self.emit, self.inventory.chunk_size, self.stop)
-        result = "ok"
+        result, crash = "ok", None
         try:
             message = work(fan)
         except Stopped as stop:
@@ -242,6 +265,10 @@ class Pipeline:
             result, message = "failed", str(halt)
         except ConsoleError as exc:
             result, message = "failed", str(exc)
+        except OSError as exc:  # the deploy host itself: a full disk, a read-only state directory
+            result, message = "failed", f"{exc.filename or 'the deploy host'}: {exc.strerror or exc}"
+        except BaseException as exc:  # noqa: BLE001 - a second Ctrl-C or a bug: recorded as failed, then re-raised
+            result, message, crash = "failed", f"{type(exc).__name__}: {exc}", exc
         finally:
             fan.close()
             run.close()
@@ -257,6 +284,8 @@ class Pipeline:
             message=message,
         )
         self.emit(done)
+        if crash is not None:
+            raise crash
         return done
 
     def _local(self, plan: Plan, phase: str, work: Callable[[], T]) -> T:
@@ -332,6 +361,28 @@ class Pipeline:
             staged = self._phase(run, fan, "sync-assets", chunk)
             staged = self._phase(run, fan, "sync-code", staged)
             self._activate(run, fan, staged)
+
+    def _with_release(self, run: Run, hosts: list[Host]) -> list[Host]:
+        """Before a switch changes anything: the hosts that have the release. One without
+        it refuses the whole switch (switching the others would leave a mixed fleet); one
+        that cannot be asked fails, within the failure budget."""
+        plan = run.plan
+        quiet = Fanout(plan.deploy_id, lambda event: None, self.inventory.chunk_size, self.stop)
+        try:
+            out = quiet.run("activate", hosts, lambda host: has_release(run, host), self.inventory.timeouts.command)
+        finally:
+            quiet.close()
+        for event in out.failed.values():
+            self.emit(event)
+        _mark(run, out)
+        missing = sorted(name for name, event in out.failed.items() if event.exit_code == 1)
+        if missing:
+            shown = ", ".join(missing[:5]) + (f" (+{len(missing) - 5} more)" if len(missing) > 5 else "")
+            raise _Halt(
+                f"release {plan.release} is missing on {len(missing)} of {len(hosts)} hosts ({shown}): no host was switched"
+            )
+        _check_failures(run, "activate", activated=False)
+        return out.ok
 
     def _activate(self, run: Run, fan: Fanout, hosts: list[Host]) -> None:
         """activate, restart and verify: all at once after staging, or chunk by chunk."""

@@ -55,6 +55,8 @@ class Run:
     plan: Plan
     connect: Connect
     build: Build | None = None
+    #: the inventory's secrets by name, read when the run was made (their values go on stdin)
+    secrets: dict[str, str] = field(default_factory=dict)
     on_activated: Callable[[], None] = lambda: None
     halt_reason: Callable[[], str | None] = lambda: None
     #: where the hosts' output lines go (`HostOutput` events)
@@ -68,7 +70,9 @@ class Run:
     _connections: dict[str, Connection] = field(default_factory=dict, init=False, repr=False)
 
     def __post_init__(self) -> None:
-        self.output = OutputLog(self.plan.deploy_id, self.emit, secrets=self.inventory.webhooks)
+        self.output = OutputLog(
+            self.plan.deploy_id, self.emit, secrets=(*self.inventory.webhooks, *self.secrets.values())
+        )
 
     def connection(self, host: Host) -> Connection:
         """The run's one connection to `host` (made on first use), reporting its output."""
@@ -116,6 +120,19 @@ def sync_code(run: Run, host: Host) -> tuple[int, str]:
     return sent, f"staged {release}"
 
 
+def has_release(run: Run, host: Host) -> tuple[int, str]:
+    """Whether the host has the run's release staged (a switch asks every host first);
+    a host without it is a HostError with exit code 1."""
+    release = run.plan.release
+    try:
+        run.connection(host).run(remote.has_release(host.deploy_path, release), what="check release")
+    except HostError as exc:
+        if exc.exit_code == 1:
+            raise HostError(f"release {release} is not on this host", exit_code=1) from None
+        raise
+    return 0, f"has {release}"
+
+
 def activate(run: Run, host: Host) -> tuple[int, str]:
     release = run.plan.release
     r = run.connection(host).run(remote.activate(host.deploy_path, release, run.plan.request.user), what="activate")
@@ -124,7 +141,8 @@ def activate(run: Run, host: Host) -> tuple[int, str]:
 
 
 def restart(run: Run, host: Host) -> tuple[int, str]:
-    out = run.connection(host).run(remote.render(run.inventory.restart or "", host), what="restart")
+    command = remote.command(run.inventory.restart or "", host, run.secrets)
+    out = run.connection(host).run(command.text, what="restart", stdin=command.stdin)
     return 0, tail(out.stdout, 1)
 
 
@@ -138,7 +156,7 @@ def verify(run: Run, host: Host) -> tuple[int, str]:
     answer = ""
     while True:
         if health.url:
-            url = remote.render(health.url, host, quote=False)
+            url = remote.url(health.url, host)
             try:
                 with urllib.request.urlopen(url, timeout=min(5.0, limit)) as response:
                     answer = response.read(4096).decode("utf-8", "replace")
@@ -146,14 +164,16 @@ def verify(run: Run, host: Host) -> tuple[int, str]:
                 answer = f"error: {getattr(exc, 'reason', exc)}"
         else:
             try:
-                command = remote.render(health.command or "", host)
-                answer = run.connection(host).run(command, what="health", timeout=limit).stdout
+                command = remote.command(health.command or "", host, run.secrets)
+                answer = (
+                    run.connection(host).run(command.text, what="health", timeout=limit, stdin=command.stdin).stdout
+                )
             except HostError as exc:
                 answer = f"error: {exc.reason}"
         if revision in answer:
             return 0, f"serves {short(revision)}"
         if time.monotonic() > deadline:
-            what = (health.url and remote.render(health.url, host, quote=False)) or "health command"
+            what = (health.url and remote.url(health.url, host)) or "health command"
             shown = answer.strip().splitlines()[0][:80] if answer.strip() else "nothing"
             raise HostError(f"{what} answered {shown!r}, not revision {short(revision)}, within {limit:g} s")
         time.sleep(0.2)

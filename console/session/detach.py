@@ -26,6 +26,7 @@ from console.core.errors import ConsoleError
 from console.pipeline.plan import DeployRequest
 from console.session.runs import run_deploy, run_switch
 from console.session.spawn import runs_dir, spawn
+from console.state.files import write_private
 
 MODULE = "console.session.detach"
 
@@ -75,7 +76,7 @@ def main(argv: list[str]) -> int:
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
 
     def planned(deploy_id: str) -> None:
-        handoff.write_text(f"planned {deploy_id}")
+        write_private(handoff, f"planned {deploy_id}")
 
     try:
         inventory = load_inventory(args.inventory)
@@ -88,7 +89,7 @@ def main(argv: list[str]) -> int:
             run_switch(inventory, spec["release"], spec["user"], stop=stop, on_planned=planned)
     except ConsoleError as exc:
         if not handoff.exists():
-            handoff.write_text(f"error {exc}")
+            write_private(handoff, f"error {exc}")
         print(f"error: {exc}", file=sys.stderr)
         return 1
     return 0

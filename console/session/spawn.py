@@ -9,13 +9,14 @@ even with SIGKILL, never reaches it. Its stdout and stderr go to a private file 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 from console.config.inventory import Inventory
-from console.state.files import private_dir
+from console.state.files import open_private, private_dir
 
 
 def runs_dir(inventory: Inventory) -> Path:
@@ -26,7 +27,8 @@ def runs_dir(inventory: Inventory) -> Path:
 def spawn(module: str, inventory: Inventory, job: dict[str, Any], output: Path, *args: str) -> subprocess.Popen[bytes]:
     """Start `python -m module` on `inventory` with `job` as a process of its own (see the
     module doc), its output to `output`; returns at once."""
-    with open(output, "wb") as out:
+    out = open_private(output)
+    try:
         return subprocess.Popen(
             [sys.executable, "-m", module, "--inventory", str(inventory.path), "--job", json.dumps(job), *args],
             stdin=subprocess.DEVNULL,
@@ -35,3 +37,5 @@ def spawn(module: str, inventory: Inventory, job: dict[str, Any], output: Path, 
             start_new_session=True,
             close_fds=True,
         )
+    finally:
+        os.close(out)

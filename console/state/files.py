@@ -9,6 +9,7 @@ whatever the umask, because it names hosts, users and what they deployed.
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
 
 from console.core.errors import ConsoleError
@@ -43,6 +44,43 @@ def private_file(path: Path) -> Path:
     except OSError as exc:
         raise ConsoleError(f"{path}: cannot create a state file: {exc.strerror}") from None
     return path
+
+
+def write_private(path: Path, text: str) -> Path:
+    """Replace `path` with `text` at once (a reader sees the old file or the whole new
+    one, never a half-written one), mode 0600; returns it."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+        try:
+            os.write(fd, text.encode("utf-8"))
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise ConsoleError(f"{path}: cannot write a state file: {exc.strerror}") from None
+    return path
+
+
+def open_private(path: Path) -> int:
+    """A descriptor of `path` opened for appending, created 0600 if missing (an output file)."""
+    try:
+        return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
+    except OSError as exc:
+        raise ConsoleError(f"{path}: cannot create a state file: {exc.strerror}") from None
+
+
+def private_tree(root: Path) -> None:
+    """Make every directory under `root` 0700 and every file 0600 (0700 when its owner may
+    run it): what a build or an export leaves with the modes of its archive."""
+    for dirpath, _dirnames, filenames in os.walk(root):
+        os.chmod(dirpath, 0o700)
+        for name in filenames:
+            path = os.path.join(dirpath, name)
+            mode = os.lstat(path).st_mode
+            if stat.S_ISREG(mode):
+                os.chmod(path, 0o700 if mode & stat.S_IXUSR else 0o600)
 
 
 def pid_alive(pid: int | None) -> bool:

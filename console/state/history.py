@@ -10,11 +10,16 @@ process is gone is shown as `interrupted`.
 
 The state directory is shared by every operator and every process on one deploy host;
 it and every file in it are private to the deploying user (0700 / 0600, `state.files`).
+
+A new history is made whole (schema and all) and then linked into place, so an existing
+`history.sqlite` is never empty: an empty, truncated or garbage one is damaged, and is
+named as such with how to recover, never silently replaced by a new empty history.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import threading
 import time
@@ -268,17 +273,55 @@ class History:
         self._write_lock = threading.Lock()
         self._writer: sqlite3.Connection | None = None
         self._views: dict[str, DeployView] = {}
-        # The -wal and -shm files SQLite creates copy the database file's mode.
-        private_file(self.path)
-        with self._connect() as db:
-            if db.execute("PRAGMA journal_mode=WAL").fetchone()[0].lower() != "wal":
-                raise ConsoleError(f"{self.path}: cannot switch the history to WAL mode")
-            version = db.execute("PRAGMA user_version").fetchone()[0]
-            if version == 0:
-                db.executescript(_SCHEMA)  # IF NOT EXISTS: two processes may both create it
+        if not self.path.exists():
+            self._create()
+        elif self.path.stat().st_size == 0:
+            raise self._damaged("it is empty")
+        try:
+            with self._connect() as db:
+                if db.execute("PRAGMA journal_mode=WAL").fetchone()[0].lower() != "wal":
+                    raise ConsoleError(f"{self.path}: cannot switch the history to WAL mode")
+                version = db.execute("PRAGMA user_version").fetchone()[0]
+                if version == 0:
+                    raise self._damaged("it holds no deploy history schema")
+                if version < SCHEMA_VERSION:
+                    self._upgrade(db)
+        except sqlite3.Error as exc:
+            raise self._failure("open", exc) from None
+
+    def _create(self) -> None:
+        """A new history with its schema, made in a private temporary file and linked into
+        place (if another process made one meanwhile, that one stays)."""
+        tmp = self.state_dir / f".history.{os.getpid()}.{time.monotonic_ns()}.tmp"
+        private_file(tmp)  # the -wal and -shm files SQLite creates copy the database file's mode
+        try:
+            db = sqlite3.connect(tmp, isolation_level=None)
+            try:
+                db.executescript(_SCHEMA)
                 db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
-            elif version < SCHEMA_VERSION:
-                self._upgrade(db)
+            finally:
+                db.close()
+            os.link(tmp, self.path)
+        except FileExistsError:
+            pass
+        except (OSError, sqlite3.Error) as exc:
+            raise ConsoleError(
+                f"{self.path}: cannot create the history: {getattr(exc, 'strerror', None) or exc}"
+            ) from None
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    def _damaged(self, why: str) -> ConsoleError:
+        return ConsoleError(
+            f"{self.path}: the history is damaged ({why}); move it aside to start a new one "
+            f"(mv {self.path} {self.path}.damaged) or restore it from a backup"
+        )
+
+    def _failure(self, doing: str, exc: sqlite3.Error) -> ConsoleError:
+        """A SQLite error as one line: a damaged file says so and how to recover."""
+        if type(exc) is sqlite3.DatabaseError:  # "file is not a database", "disk image is malformed"
+            return self._damaged(str(exc))
+        return ConsoleError(f"{self.path}: cannot {doing} the history: {exc}")
 
     def _upgrade(self, db: sqlite3.Connection) -> None:
         """Bring an older database up to SCHEMA_VERSION in place, in one transaction;
@@ -301,7 +344,7 @@ class History:
         try:
             db = sqlite3.connect(self.path, timeout=self.busy_timeout, isolation_level=None, check_same_thread=False)
         except sqlite3.Error as exc:
-            raise ConsoleError(f"{self.path}: cannot open the history: {exc}") from None
+            raise self._failure("open", exc) from None
         db.row_factory = sqlite3.Row
         db.execute(f"PRAGMA busy_timeout={int(self.busy_timeout * 1000)}")
         db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable against process death
@@ -331,7 +374,7 @@ class History:
                 if self._writer is not None:
                     self._writer.close()
                     self._writer = None
-                raise ConsoleError(f"{self.path}: cannot write the history: {exc}") from None
+                raise self._failure("write", exc) from None
 
     def close(self) -> None:
         """Close the write connection (a later write opens it again)."""
@@ -345,7 +388,7 @@ class History:
             with self._connect() as db:
                 return db.execute(sql, params).fetchall()
         except sqlite3.Error as exc:
-            raise ConsoleError(f"{self.path}: cannot read the history: {exc}") from None
+            raise self._failure("read", exc) from None
 
     # -- the subscriber ----------------------------------------------------------
 

@@ -30,7 +30,7 @@ from console.session.runs import only_hosts, run_deploy, run_step, run_switch
 from console.tasks.errors import clear_errors
 from console.tasks.flags import whole_number
 from console.tasks.report import LivePrinter, summary
-from console.trunk.queue import pending_changes, to_json
+from console.trunk.queue import queue_for, to_json
 
 DEFAULT_INVENTORY = os.environ.get("DEPLOY_INVENTORY", "hosts/lab.yaml")
 INVENTORY_HELP = f"inventory YAML file (default {DEFAULT_INVENTORY}, or $DEPLOY_INVENTORY)"
@@ -209,17 +209,25 @@ def queue(c, inventory=None, json_=False):
     session = Session(inv)
     pipeline = session.pipeline()
     pipeline.checkout.update()
-    changes = pending_changes(
-        pipeline.checkout.path,
-        pipeline.live_revision,
-        pipeline.checkout.tip(),
-        trailer=inv.review_trailer,
-        ddl_paths=inv.ddl_paths,
-    )
+    live, tip = pipeline.live_revision, pipeline.checkout.tip()
+    found = queue_for(pipeline.checkout.path, live, tip, trailer=inv.review_trailer, ddl_paths=inv.ddl_paths)
+    changes = found.changes
     if json_:
-        print(json.dumps({"live": pipeline.live_revision, "queue": [to_json(ch) for ch in changes]}, indent=1))
+        departing = [to_json(ch) for ch in found.departing]
+        print(json.dumps({"live": live, "queue": [to_json(ch) for ch in changes], "departing": departing}, indent=1))
         return
-    print(f"{inv.environment}: live {short(pipeline.live_revision, 'nothing')}, {len(changes)} undeployed commits")
+    print(f"{inv.environment}: live {short(live, 'nothing')}, {len(changes)} undeployed commits")
+    if not found.live_known:
+        print(
+            f"  live {short(live)} is not in trunk's repository: the queue is all of {inv.branch} (deploy with --override)"
+        )
+    elif found.departing:
+        print(
+            f"  live {short(live)} is not on {inv.branch}: the queue starts where they part; deploying takes "
+            f"{len(found.departing)} live commit(s) off the fleet (deploy with --override):"
+        )
+        for ch in found.departing:
+            print(f"      {ch.short} {printable(ch.subject, 120)} ({printable(ch.author, 60)})")
     now = time.time()
     for n, ch in enumerate(changes, 1):
         flags = ("" if ch.approved else " [NOT REVIEWED]") + (" [DDL]" if ch.ddl else "")

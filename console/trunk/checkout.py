@@ -4,12 +4,16 @@ The checkout lives in the state directory and is fetched, never re-cloned, so an
 update costs one `git fetch`. Several processes share it (a deploy, a console refreshing
 its queue), so every change to it happens under a file lock. Building never runs in the
 checkout itself: `export` writes a clean tree of one commit (no `.git`, no stray files).
+A checkout that a failed first run left without its `origin`, or that is no repository
+any more, heals on the next update.
 """
 
 from __future__ import annotations
 
 import fcntl
 import io
+import os
+import shutil
 import subprocess
 import tarfile
 from collections.abc import Iterator
@@ -19,7 +23,7 @@ from pathlib import Path
 from console.config.inventory import Inventory
 from console.core.errors import ConsoleError
 from console.core.text import short
-from console.trunk.git import git_env, resolve_commit, run_git
+from console.trunk.git import commit_or_none, git_env, resolve_commit, run_git
 
 
 class Checkout:
@@ -32,23 +36,37 @@ class Checkout:
     @contextmanager
     def _locked(self) -> Iterator[None]:
         self.inventory.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        with open(self.inventory.state_dir / "checkout.lock", "a") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            fd = os.open(self.inventory.state_dir / "checkout.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        except OSError as exc:
+            raise ConsoleError(f"{self.inventory.state_dir}: cannot open the checkout lock: {exc.strerror}") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # drops the flock
+
+    def _origin(self, repo: str) -> None:
+        """A repository in the checkout whose `origin` is `repo`: made the first time, its
+        URL set when the inventory's repo changed, re-added when a failed first run left
+        none, and made again when the directory is no repository any more."""
+        remotes: list[str] | None = None
+        if (self.path / ".git").is_dir():
             try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+                remotes = run_git(self.path, "remote").split()
+            except ConsoleError:
+                shutil.rmtree(self.path, ignore_errors=True)
+        if remotes is None:
+            self.path.mkdir(parents=True, exist_ok=True, mode=0o700)
+            run_git(self.path, "init", "--quiet")
+            remotes = []
+        run_git(self.path, "remote", "set-url" if "origin" in remotes else "add", "origin", repo)
 
     def update(self) -> None:
         """Fetch trunk into the checkout (cloning it the first time)."""
         repo = self.inventory.repo
         with self._locked():
-            if not (self.path / ".git").is_dir():
-                self.path.mkdir(parents=True, exist_ok=True, mode=0o700)
-                run_git(self.path, "init", "--quiet")
-                run_git(self.path, "remote", "add", "origin", repo)
-            else:  # the inventory's repo may have changed since the clone: fetch from it, not the old one
-                run_git(self.path, "remote", "set-url", "origin", repo)
+            self._origin(repo)
             try:
                 run_git(
                     self.path, "fetch", "--quiet", "--prune", "--tags", "origin", "+refs/heads/*:refs/remotes/origin/*"
@@ -68,17 +86,30 @@ class Checkout:
             ) from None
 
     def resolve(self, ref: str | None) -> str:
-        """The full commit id of `ref` (a commit id, tag or branch); default the tip."""
+        """The full commit id of `ref`; default the tip. A name is a branch, a tag or a
+        commit id, in that order, so `main` is the branch even beside a commit id that
+        starts so; a name that is both a branch and a tag of different commits is refused,
+        naming both (`refs/heads/NAME` or `refs/tags/NAME` says which)."""
         if not ref:
             return self.tip()
-        for candidate in (ref, f"refs/remotes/origin/{ref}"):
-            try:
-                return resolve_commit(self.path, candidate)
-            except ConsoleError:
-                continue
-        raise ConsoleError(
-            f"unknown ref {ref!r} in {self.inventory.repo}: expected a commit id, tag or branch of trunk"
-        )
+        name = ref.removeprefix("refs/heads/")
+        branch = commit_or_none(self.path, f"refs/remotes/origin/{name}")
+        if ref.startswith("refs/heads/"):
+            if branch is None:
+                raise ConsoleError(f"unknown branch {name!r} in {self.inventory.repo}: expected a branch of trunk")
+            return branch
+        tag = commit_or_none(self.path, f"refs/tags/{ref}")
+        if branch and tag and branch != tag:
+            raise ConsoleError(
+                f"ref {ref!r} is ambiguous: branch {ref} is {short(branch)} and tag {ref} is {short(tag)}; "
+                f"expected refs/heads/{ref} or refs/tags/{ref}"
+            )
+        found = branch or tag or commit_or_none(self.path, ref)
+        if found is None:
+            raise ConsoleError(
+                f"unknown ref {ref!r} in {self.inventory.repo}: expected a commit id, tag or branch of trunk"
+            )
+        return found
 
     def has_dir(self, sha: str, path: str) -> bool:
         """Whether commit `sha` holds a directory at `path`."""
@@ -96,6 +127,7 @@ class Checkout:
             env=git_env(),
             stdin=subprocess.DEVNULL,
             check=False,
+            umask=0o077,
         )
         if proc.returncode != 0:
             reason = proc.stderr.decode("utf-8", "replace").strip().splitlines()[-1:] or [""]

@@ -95,6 +95,7 @@ def _run(
             env=git_env(),
             timeout=timeout,
             check=False,
+            umask=0o077,  # what git writes in the checkout is private, like the rest of the state dir
         )
     except FileNotFoundError:
         raise ConsoleError("git was not found on PATH: expected git 2.31 or newer to be installed") from None
@@ -120,17 +121,27 @@ def _check_ref_syntax(ref: str) -> None:
         raise ConsoleError(f"ref '{printable(ref, 80)}' is not a valid git ref: expected a branch, tag or commit id")
 
 
-def resolve_commit(repo: Path, ref: str) -> str:
-    """The full commit id `ref` names in `repo`; ConsoleError naming the ref if there is none."""
+def _rev_parse(repo: Path, ref: str) -> tuple[str | None, str]:
+    """(the commit id `ref` names or None, git's stderr)."""
     _check_ref_syntax(ref)
     proc = _run(Path(repo), ("rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}"), None, DEFAULT_TIMEOUT)
     sha = proc.stdout.decode("ascii", "replace").strip()
-    if proc.returncode == 0 and sha:
+    return (sha if proc.returncode == 0 and sha else None), proc.stderr.decode("utf-8", "replace")
+
+
+def resolve_commit(repo: Path, ref: str) -> str:
+    """The full commit id `ref` names in `repo`; ConsoleError naming the ref if there is none."""
+    sha, stderr = _rev_parse(repo, ref)
+    if sha:
         return sha
-    stderr = proc.stderr.decode("utf-8", "replace")
     if "not a git repository" in stderr:
         raise ConsoleError(f"{repo} is not a git repository: expected the trunk repository")
     raise ConsoleError(f"unknown ref {ref!r} in {repo}: expected a branch, tag or commit id that exists there")
+
+
+def commit_or_none(repo: Path, ref: str) -> str | None:
+    """The full commit id `ref` names, or None when it names none (an absent branch or tag)."""
+    return _rev_parse(repo, ref)[0]
 
 
 def is_ancestor(repo: Path, ancestor: str, descendant: str) -> bool:
@@ -141,5 +152,19 @@ def is_ancestor(repo: Path, ancestor: str, descendant: str) -> bool:
     proc = _run(Path(repo), args, None, DEFAULT_TIMEOUT)
     if proc.returncode in (0, 1):
         return proc.returncode == 0
+    reason = _reason(proc.stderr.decode("utf-8", "replace"))
+    raise ConsoleError(f"{_describe(args)} failed in {repo} (exit {proc.returncode}): {reason}")
+
+
+def merge_base(repo: Path, a: str, b: str) -> str | None:
+    """The best common ancestor of commits `a` and `b`, or None when they share no history."""
+    _check_ref_syntax(a)
+    _check_ref_syntax(b)
+    args = ("merge-base", a, b)
+    proc = _run(Path(repo), args, None, DEFAULT_TIMEOUT)
+    if proc.returncode == 0:
+        return proc.stdout.decode("ascii", "replace").strip() or None
+    if proc.returncode == 1:
+        return None
     reason = _reason(proc.stderr.decode("utf-8", "replace"))
     raise ConsoleError(f"{_describe(args)} failed in {repo} (exit {proc.returncode}): {reason}")

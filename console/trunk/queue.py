@@ -5,6 +5,12 @@ first, and deploying a commit deploys everything up to it (`included`). The engi
 `refusals` about that range and raises `refusal_message` unless the person deploying
 gives `--override "reason"`.
 
+Fixing forward never dead-ends. When the live revision is not on the line (a hotfix
+deployed from a side branch, trunk force-pushed), the queue starts where the two part
+(their merge base), and `queue_for` also names the live commits a deploy would take off
+the fleet (`departing`); so does a deploy of a commit older than live. Either is refused
+(`position_refusal`) unless overridden, never impossible.
+
 Review: a commit is approved when its message ends with the review trailer (default
 `Reviewed-by:`), as git itself parses trailers: only the final paragraph of trailers
 counts, so the words "Reviewed-by: ..." in the middle of the prose do not.
@@ -34,12 +40,14 @@ from pathlib import Path
 
 from console.config.keys import DEFAULT_DDL_PATHS, TOP
 from console.core.errors import ConsoleError
-from console.core.text import short
+from console.core.text import printable, short
 from console.trunk.ddl import DIFF_OPTIONS, DdlHit, ddl_in_files, parse_patch
-from console.trunk.git import is_ancestor, resolve_commit, run_git
+from console.trunk.git import is_ancestor, merge_base, resolve_commit, run_git
 
 #: How many DDL hits a refusal reason names before "(+N more)".
 REASON_HITS = 2
+#: How many departing commits a refusal names before "(+N more)".
+REASON_COMMITS = 5
 
 _FIELD = "\x1f"
 _VALUE = "\x1e"
@@ -95,17 +103,14 @@ def _values(field: str) -> tuple[str, ...]:
 
 
 def _range_args(repo: Path, live: str | None, tip: str) -> tuple[str, list[str]]:
-    """Resolve `tip` and `live`, check `live` is an ancestor, return (tip sha, rev args)."""
+    """Resolve `tip` and `live`; return (tip sha, rev args): what is on tip's line after
+    `live`, or after their merge base when `live` is not an ancestor of `tip`."""
     tip_sha = resolve_commit(repo, tip)
     if live is None:
         return tip_sha, [tip_sha]
     live_sha = resolve_commit(repo, live)
-    if not is_ancestor(repo, live_sha, tip_sha):
-        raise ConsoleError(
-            f"live revision {live} ({short(live_sha)}) is not an ancestor of {tip} ({short(tip_sha)}): "
-            "history was rewritten; expected the branch to contain what is live"
-        )
-    return tip_sha, [tip_sha, f"^{live_sha}"]
+    base = live_sha if is_ancestor(repo, live_sha, tip_sha) else merge_base(repo, live_sha, tip_sha)
+    return tip_sha, [tip_sha, f"^{base}"] if base else [tip_sha]
 
 
 def _brought_in(
@@ -158,9 +163,9 @@ def pending_changes(
 ) -> list[Change]:
     """The commits after `live` up to `tip` on the first-parent line, oldest first.
 
-    `live` None means the whole history. Raises ConsoleError for an unknown ref, for a
-    `live` that is not an ancestor of `tip` (history rewritten), and for a trailer key
-    git cannot look up.
+    `live` None means the whole history; a `live` that is not an ancestor of `tip` (a
+    hotfix from a side branch, history rewritten) means from their merge base. Raises
+    ConsoleError for an unknown ref and for a trailer key git cannot look up.
     """
     repo = Path(repo)
     key = _check_trailer(trailer)
@@ -227,6 +232,78 @@ def pending_changes(
     return changes
 
 
+@dataclass(frozen=True)
+class Queue:
+    """What a deploy of `target` changes on the fleet: the commits it brings (`changes`,
+    oldest first) and the live commits it takes off (`departing`)."""
+
+    live: str | None
+    target: str
+    changes: list[Change]
+    departing: list[Change]
+    #: False when the live revision is not in the repository at all (nothing is known of it)
+    live_known: bool = True
+
+    @property
+    def older(self) -> bool:
+        """The target is an ancestor of live: what departs is live's newer commits only."""
+        return self.live_known and bool(self.departing) and not self.changes
+
+
+def queue_for(
+    repo: Path,
+    live: str | None,
+    target: str,
+    *,
+    trailer: str = TOP.default("review_trailer"),
+    ddl_paths: Sequence[str] = DEFAULT_DDL_PATHS,
+) -> Queue:
+    """The queue from `live` to `target` (full commit ids; see `Queue`)."""
+    if live is not None and resolve_known(repo, live) is None:
+        changes = pending_changes(repo, None, target, trailer=trailer, ddl_paths=ddl_paths)
+        return Queue(live, target, changes, [], live_known=False)
+    changes = pending_changes(repo, live, target, trailer=trailer, ddl_paths=ddl_paths)
+    departing = (
+        pending_changes(repo, target, live, trailer=trailer, ddl_paths=ddl_paths) if live and live != target else []
+    )
+    return Queue(live, target, changes, departing)
+
+
+def resolve_known(repo: Path, ref: str) -> str | None:
+    """The commit `ref` names, or None when the repository does not have it."""
+    try:
+        return resolve_commit(repo, ref)
+    except ConsoleError:
+        return None
+
+
+def position_refusal(queue: Queue, *, on_branch: bool, branch: str) -> str:
+    """Why deploying `queue.target` needs an override whatever its commits say: it is not
+    on the branch, it is older than live, or live is not in its history (then the live
+    commits it takes off the fleet, by name). "" if none."""
+    target, live = short(queue.target), short(queue.live)
+    reasons, details = [], []
+    if not on_branch:
+        reasons.append(f"it is not on branch {branch}")
+    if not queue.live_known:
+        reasons.append(f"the live revision {live} is not in trunk's repository, and it would replace it")
+    elif queue.departing:
+        n = len(queue.departing)
+        if queue.older:
+            reasons.append(
+                f"it is older than live {live} and takes {n} newer commit(s) off the fleet; to go back use invoke switch"
+            )
+        else:
+            reasons.append(f"live {live} is not in its history: it takes {n} live commit(s) off the fleet")
+        details = [f"  off the fleet: {c.short} {printable(c.subject, 72)}" for c in queue.departing[:REASON_COMMITS]]
+        if n > REASON_COMMITS:
+            details.append(f"  (+{n - REASON_COMMITS} more)")
+    if not reasons:
+        return ""
+    head = f'refusing to deploy {target}: {"; ".join(reasons)}; pass --override "reason" to deploy it anyway'
+    return "\n".join([head, *details])
+
+
 def included(changes: Sequence[Change], target_sha: str) -> list[Change]:
     """The changes a deploy of `target_sha` ships: every queued change up to and including it.
 
@@ -279,8 +356,7 @@ def refusal_message(refusals: Sequence[Refusal]) -> str:
     )
     lines = [head]
     for r in refusals:
-        subject = r.subject if len(r.subject) <= 72 else r.subject[:69] + "..."
-        lines.append(f"  {r.short} {subject}: {r.reason}")
+        lines.append(f"  {r.short} {printable(r.subject, 72)}: {r.reason}")
     return "\n".join(lines)
 
 

@@ -6,8 +6,8 @@ host keeps what it was sent: the revision of the code staged in each release (re
 the real build's REVISION file) and the revision `current` names, so an activate of a
 release that was never staged fails, and the health command prints what is live.
 
-`fail[(host, phase)] = reason` makes that host's step of that phase fail; `on_step(host,
-phase)` runs as each step begins (a test sets a stop request from it). Every step is
+`fail[(host, phase)] = reason` makes that host's step of that phase fail (a switch's
+"check" of the release too); `on_step(host, phase)` runs as each step begins (a test sets a stop request from it). Every step is
 recorded in order as (host, phase, "start" | "end"), across the threads of a chunk.
 """
 
@@ -23,6 +23,7 @@ from console.fleet.connection import HostError, Result
 
 #: The phase of a command, by the `what` the steps give it.
 PHASE_OF = {
+    "check release": "check",
     "activate": "activate",
     "restart": "restart",
     "health": "verify",
@@ -41,6 +42,7 @@ class FakeFleet:
         self.calls: list[tuple[str, str, str]] = []
         self.rsync_options: dict[str, tuple[str, ...]] = {}  # phase -> the options the step passed
         self.closed: list[str] = []
+        self.commands: list[tuple[str, str, str, str | None]] = []  # (host, what, command, stdin) of every run
         self.staged: dict[str, dict[str, str]] = {}  # host -> release -> revision
         self.current: dict[str, str] = {}  # host -> the revision live on it
         self._lock = threading.Lock()
@@ -82,6 +84,8 @@ class FakeConnection:
 
     def run(self, command: str, *, timeout: float | None = None, what: str = "", stdin: str | None = None) -> Result:
         phase = PHASE_OF[what]
+        with self.fleet._lock:
+            self.fleet.commands.append((self.host.name, what, command, stdin))
         if what == "remove partial staging":
             return Result("", "", 0)  # part of a failing sync-code: not a step of its own
         result = self.fleet.step(self.host.name, phase, lambda: self._answer(what, command))
@@ -90,6 +94,11 @@ class FakeConnection:
 
     def _answer(self, what: str, command: str) -> Result:
         name = self.host.name
+        if what == "check release":
+            release = re.search(r"releases/([^/\s']+)/REVISION", command)
+            if release is None or release.group(1) not in self.fleet.staged.get(name, {}):
+                raise HostError("check release exited 1", exit_code=1)
+            return Result("", "", 0)
         if what == "activate":
             release = re.search(r"test -f releases/(\S+)/REVISION", command)
             revision = self.fleet.staged.get(name, {}).get(release.group(1) if release else "")

@@ -19,6 +19,7 @@ from console.metrics.statsd.server import serve
 
 
 def main(argv: list[str] | None = None) -> int:
+    os.umask(0o077)  # the store and its -wal and -shm files are private, like the rest of the state directory
     parser = argparse.ArgumentParser(
         prog="python -m console.metrics.statsd",
         description="Receive StatsD metrics over UDP and keep one-second buckets in a SQLite store.",
@@ -36,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.lock_fd is not None:
         fd = args.lock_fd
     else:
-        fd = os.open(pid_path(store), os.O_RDWR | os.O_CREAT, 0o644)
+        fd = os.open(pid_path(store), os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

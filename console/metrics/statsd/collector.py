@@ -54,17 +54,19 @@ def start_collector(listen: tuple[str, int], store: str | Path) -> int:
     """Start a collector for `store` unless one runs; return its pid. Never waits for it."""
     store = Path(store)
     store.parent.mkdir(parents=True, exist_ok=True)
-    with open(store.with_name("metrics.lock"), "a") as spawning:
+    # every file here is private (0600), like the rest of the state directory
+    with os.fdopen(os.open(store.with_name("metrics.lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)) as spawning:
         fcntl.flock(spawning, fcntl.LOCK_EX)  # one spawner at a time
         pid = collector_pid(store)
         if pid is not None:
             return pid
         # the pidfile is locked here and the lock handed to the child with the descriptor, so
         # the collector counts as running from this moment until it exits
-        fd = os.open(pid_path(store), os.O_RDWR | os.O_CREAT, 0o644)
+        fd = os.open(pid_path(store), os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            with open(os.devnull, "rb") as devnull, open(log_path(store), "ab") as log:
+            log_fd = os.open(log_path(store), os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
+            with open(os.devnull, "rb") as devnull, os.fdopen(log_fd, "ab") as log:
                 proc = subprocess.Popen(
                     [
                         sys.executable,
