@@ -11,13 +11,9 @@ deploy whose event log cannot be written.
 from __future__ import annotations
 
 import threading
-from pathlib import Path
-from typing import Any
 
 import pytest
-import yaml
 
-from console.config.inventory import Inventory, load_inventory
 from console.core.errors import ConsoleError
 from console.core.events import DeployDone, Notice
 from console.pipeline.plan import DeployRequest
@@ -25,12 +21,10 @@ from console.pipeline.run import Pipeline
 from console.pipeline.steps import ASSETS_RSYNC, CODE_RSYNC
 from console.session.runs import only_hosts, run_deploy
 from console.state.history import History
-from support.fake_fleet import FakeFleet
+from support.fake_fleet import HOSTS, USER, FakeFleet, deploy, inventory
 from support.fleet import Recorder
 from support.gitrepo import Repo
 
-USER = "tester"
-HOSTS = [f"web{i:02d}" for i in range(1, 9)]
 CHUNK_1, CHUNK_2 = HOSTS[:4], HOSTS[4:]
 
 
@@ -42,39 +36,6 @@ def trunk(tmp_path_factory: pytest.TempPathFactory) -> Repo:
         {"shop/app.py": "print('shop')\n", "assets/css/shop.css": "body { color: black; }\n"},
     )
     return repo
-
-
-def inventory(tmp_path: Path, trunk: Repo, **keys: Any) -> Inventory:
-    """Eight hosts in chunks of four; `keys` override the inventory's."""
-    (tmp_path / "key").write_text("not a key: nothing connects\n")
-    (tmp_path / "key").chmod(0o600)
-    (tmp_path / "known_hosts").write_text("")
-    doc: dict[str, Any] = {
-        "environment": "policy",
-        "repo": str(trunk.path),
-        "state_dir": str(tmp_path / "state"),
-        "ssh": {"user": "deploy", "key": str(tmp_path / "key"), "known_hosts": str(tmp_path / "known_hosts")},
-        "hosts": [{"name": name, "address": "127.0.0.1", "port": 2200 + i} for i, name in enumerate(HOSTS, 1)],
-        "chunk_size": 4,
-        "max_failures": 0,
-        "restart": "true",
-        "health": {"command": "cat {deploy_path}/current/REVISION"},
-        "timeouts": {"connect": 1, "command": 5, "sync": 5, "verify": 2},
-        **keys,
-    }
-    path = tmp_path / "inventory.yaml"
-    path.write_text(yaml.safe_dump(doc, sort_keys=False))
-    return load_inventory(path)
-
-
-def deploy(
-    inv: Inventory, fleet: FakeFleet, *, stop: threading.Event | None = None, **request: Any
-) -> tuple[DeployDone, Recorder]:
-    rec = Recorder()
-    pipeline = Pipeline(inv, rec, stop=stop, connect=fleet.connect)
-    halt_reason = request.pop("halt_reason", lambda: None)
-    plan = pipeline.plan(DeployRequest(user=USER, **request))
-    return pipeline.run(plan, halt_reason=halt_reason), rec
 
 
 # -- max_failures: a count and a percent; partial against failed ------------------------------

@@ -98,8 +98,8 @@ def check_release_id(release: str) -> str:
 
 
 def has_release(deploy_path: str, release: str) -> str:
-    """Exits 0 when the release is staged on the host, 1 when it is not."""
-    return f"test -f {q(release_dir(deploy_path, check_release_id(release)))}/REVISION"
+    """Prints `present` when the release is staged on the host, `missing` when it is not."""
+    return f"if test -f {q(release_dir(deploy_path, check_release_id(release)))}/REVISION; then echo present; else echo missing; fi"
 
 
 def remove_release(deploy_path: str, release: str) -> str:

@@ -33,7 +33,16 @@ from typing import Any, TypeVar
 
 from console.config.inventory import Host, Inventory
 from console.core.errors import ConsoleError
-from console.core.events import PHASES, DeployDone, DeployStarted, Notice, PhaseDone, PhaseStarted, Subscriber
+from console.core.events import (
+    PHASES,
+    DeployDone,
+    DeployStarted,
+    HostFailed,
+    Notice,
+    PhaseDone,
+    PhaseStarted,
+    Subscriber,
+)
 from console.core.text import short
 from console.fleet import remote
 from console.fleet.connection import Connect
@@ -367,22 +376,33 @@ class Pipeline:
         it refuses the whole switch (switching the others would leave a mixed fleet); one
         that cannot be asked fails, within the failure budget."""
         plan = run.plan
+        missing: list[str] = []
+
+        def check(host: Host) -> tuple[int, str]:
+            if not has_release(run, host):
+                missing.append(host.name)
+            return 0, ""
+
         quiet = Fanout(plan.deploy_id, lambda event: None, self.inventory.chunk_size, self.stop)
         try:
-            out = quiet.run("activate", hosts, lambda host: has_release(run, host), self.inventory.timeouts.command)
+            out = quiet.run("activate", hosts, check, self.inventory.timeouts.command)
         finally:
             quiet.close()
-        for event in out.failed.values():
-            self.emit(event)
-        _mark(run, out)
-        missing = sorted(name for name, event in out.failed.items() if event.exit_code == 1)
         if missing:
+            missing.sort()
+            for name in missing:
+                reason = f"release {plan.release} is not on this host"
+                self.emit(HostFailed(plan.deploy_id, phase="activate", host=name, reason=reason))
+                run.failed[name] = f"activate: {reason}"
             shown = ", ".join(missing[:5]) + (f" (+{len(missing) - 5} more)" if len(missing) > 5 else "")
             raise _Halt(
                 f"release {plan.release} is missing on {len(missing)} of {len(hosts)} hosts ({shown}): no host was switched"
             )
+        for event in out.failed.values():
+            self.emit(event)
+        _mark(run, out)
         _check_failures(run, "activate", activated=False)
-        return out.ok
+        return [h for h in out.ok if h.name not in missing]
 
     def _activate(self, run: Run, fan: Fanout, hosts: list[Host]) -> None:
         """activate, restart and verify: all at once after staging, or chunk by chunk."""

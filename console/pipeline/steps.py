@@ -120,17 +120,11 @@ def sync_code(run: Run, host: Host) -> tuple[int, str]:
     return sent, f"staged {release}"
 
 
-def has_release(run: Run, host: Host) -> tuple[int, str]:
+def has_release(run: Run, host: Host) -> bool:
     """Whether the host has the run's release staged (a switch asks every host first);
-    a host without it is a HostError with exit code 1."""
-    release = run.plan.release
-    try:
-        run.connection(host).run(remote.has_release(host.deploy_path, release), what="check release")
-    except HostError as exc:
-        if exc.exit_code == 1:
-            raise HostError(f"release {release} is not on this host", exit_code=1) from None
-        raise
-    return 0, f"has {release}"
+    a host that cannot be asked is a HostError."""
+    answer = run.connection(host).run(remote.has_release(host.deploy_path, run.plan.release), what="check release")
+    return answer.stdout.strip() == "present"
 
 
 def activate(run: Run, host: Host) -> tuple[int, str]:

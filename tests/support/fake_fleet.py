@@ -1,5 +1,8 @@
 """A fake fleet for fast tests of the pipeline's failure policy: no ssh, no lab.
 
+`inventory(tmp_path, trunk)` writes an inventory of eight such hosts (in chunks of four)
+and `deploy(inventory, fleet)` runs the real pipeline over them.
+
 Built from the engine's own types: `FakeFleet.connect` is a `console.fleet.connection.Connect`,
 and its connections answer with `Result` or raise `HostError` as a real host would. A
 host keeps what it was sent: the revision of the code staged in each release (read from
@@ -17,9 +20,20 @@ import re
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
-from console.config.inventory import Host, Inventory
+import yaml
+
+from console.config.inventory import Host, Inventory, load_inventory
+from console.core.events import DeployDone
 from console.fleet.connection import HostError, Result
+from console.pipeline.plan import DeployRequest
+from console.pipeline.run import Pipeline
+from support.fleet import Recorder
+from support.gitrepo import Repo
+
+USER = "tester"
+HOSTS = [f"web{i:02d}" for i in range(1, 9)]
 
 #: The phase of a command, by the `what` the steps give it.
 PHASE_OF = {
@@ -96,9 +110,8 @@ class FakeConnection:
         name = self.host.name
         if what == "check release":
             release = re.search(r"releases/([^/\s']+)/REVISION", command)
-            if release is None or release.group(1) not in self.fleet.staged.get(name, {}):
-                raise HostError("check release exited 1", exit_code=1)
-            return Result("", "", 0)
+            present = release is not None and release.group(1) in self.fleet.staged.get(name, {})
+            return Result("present\n" if present else "missing\n", "", 0)
         if what == "activate":
             release = re.search(r"test -f releases/(\S+)/REVISION", command)
             revision = self.fleet.staged.get(name, {}).get(release.group(1) if release else "")
@@ -128,3 +141,42 @@ class FakeConnection:
     def close(self) -> None:
         with self.fleet._lock:
             self.fleet.closed.append(self.host.name)
+
+
+def inventory(tmp_path: Path, trunk: Repo, **keys: Any) -> Inventory:
+    """Eight hosts in chunks of four; `keys` override the inventory's."""
+    (tmp_path / "key").write_text("not a key: nothing connects\n")
+    (tmp_path / "key").chmod(0o600)
+    (tmp_path / "known_hosts").write_text("")
+    doc: dict[str, Any] = {
+        "environment": "policy",
+        "repo": str(trunk.path),
+        "state_dir": str(tmp_path / "state"),
+        "ssh": {"user": "deploy", "key": str(tmp_path / "key"), "known_hosts": str(tmp_path / "known_hosts")},
+        "hosts": [{"name": name, "address": "127.0.0.1", "port": 2200 + i} for i, name in enumerate(HOSTS, 1)],
+        "chunk_size": 4,
+        "max_failures": 0,
+        "restart": "true",
+        "health": {"command": "cat {deploy_path}/current/REVISION"},
+        "timeouts": {"connect": 1, "command": 5, "sync": 5, "verify": 2},
+        **keys,
+    }
+    path = tmp_path / "inventory.yaml"
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return load_inventory(path)
+
+
+def deploy(
+    inv: Inventory,
+    fleet: FakeFleet,
+    *,
+    stop: threading.Event | None = None,
+    live_revision: str | None = None,
+    **request: Any,
+) -> tuple[DeployDone, Recorder]:
+    """Plan and run a deploy as the test user on the fake fleet, from `live_revision`."""
+    rec = Recorder()
+    pipeline = Pipeline(inv, rec, stop=stop, connect=fleet.connect, live_revision=live_revision)
+    halt_reason = request.pop("halt_reason", lambda: None)
+    plan = pipeline.plan(DeployRequest(user=USER, **request))
+    return pipeline.run(plan, halt_reason=halt_reason), rec
