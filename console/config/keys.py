@@ -172,24 +172,26 @@ def _state_dir(r: Reader, node: yaml.Node, key: str, seen: Scope) -> Path:
 def _private_file(r: Reader, node: yaml.Node, key: str, path: Path, what: str) -> os.stat_result:
     """A readable regular file of this user that nobody else may read (what ssh asks of a key)."""
     if not os.access(path, os.R_OK) or not path.is_file():
-        raise r.fail(node, key, f"cannot read the {what} file {path}")
+        raise r.fail(node, key, f"cannot read the {what} {path}")
     st = path.stat()
     if st.st_mode & 0o077:
         raise r.fail(
             node, key, f"{path} has mode {stat.S_IMODE(st.st_mode):04o}: a {what} must be private (chmod 600 {path})"
         )
     if st.st_uid != os.getuid():
-        raise r.fail(node, key, f"{path} belongs to uid {st.st_uid}: a {what} must be your own file")
+        raise r.fail(node, key, f"{path} belongs to uid {st.st_uid}: a {what} must be your own")
     return st
 
 
 def _private_key(r: Reader, node: yaml.Node, key: str, seen: Scope) -> Path:
     path = _local_path(r, node, key)
-    _private_file(r, node, key, path, "private key")
+    public = f"{path} is a public key: expected the private key file (without .pub)"
+    if path.suffix == ".pub":
+        raise r.fail(node, key, public)
+    _private_file(r, node, key, path, "private key file")
     with open(path, "rb") as f:
-        head = f.read(64)
-    if path.suffix == ".pub" or head.startswith((b"ssh-", b"ecdsa-", b"sk-")):
-        raise r.fail(node, key, f"{path} is a public key: expected the private key file (without .pub)")
+        if f.read(64).startswith((b"ssh-", b"ecdsa-", b"sk-")):
+            raise r.fail(node, key, public)
     return path
 
 
@@ -310,7 +312,7 @@ def _secret_env(r: Reader, node: yaml.Node, key: str, seen: Scope) -> str:
 
 def _secret_file(r: Reader, node: yaml.Node, key: str, seen: Scope) -> Path:
     path = _local_path(r, node, key)
-    _private_file(r, node, key, path, "secret's")
+    _private_file(r, node, key, path, "secret file")
     return path
 
 

@@ -43,6 +43,8 @@ def run_deploy(
     connection (default: Fabric, `console.fleet.transport.HostLink`)."""
     if request.override is not None:
         check_line(request.override, "--override", limit=500)
+    if request.ref is not None:
+        check_line(request.ref, "--ref")
     session = Session(inventory)
     ensure_statsd(inventory)
     began = time.time()

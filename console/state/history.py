@@ -346,8 +346,12 @@ class History:
         except sqlite3.Error as exc:
             raise self._failure("open", exc) from None
         db.row_factory = sqlite3.Row
-        db.execute(f"PRAGMA busy_timeout={int(self.busy_timeout * 1000)}")
-        db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable against process death
+        try:
+            db.execute(f"PRAGMA busy_timeout={int(self.busy_timeout * 1000)}")
+            db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable against process death
+        except sqlite3.Error as exc:
+            db.close()
+            raise self._failure("open", exc) from None
         return db
 
     def _connect(self) -> _Closing:

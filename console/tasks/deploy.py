@@ -171,7 +171,7 @@ def status(c, inventory=None, follow=False, json_=False, deploy=None):
         }
         print(json.dumps(data, indent=1, default=str))
         return
-    print(summary(view))
+    print(summary(view, notices=True))
     if view.running and not session.log.running(deploy_id):
         pid = view.started.pid if view.started else 0
         print(f"interrupted: the deploy process {pid} ended without recording its end")

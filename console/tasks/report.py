@@ -39,8 +39,10 @@ def headline(started: DeployStarted) -> str:
     )
 
 
-def summary(view: DeployView) -> str:
-    """The end-of-deploy table (or where a running deploy stands)."""
+def summary(view: DeployView, *, notices: bool = False) -> str:
+    """The end-of-deploy table (or where a running deploy stands); `notices`: with the
+    warnings and errors of the run (what `invoke status` shows; a live printer has
+    printed them as they came)."""
     lines: list[str] = []
     if view.started:
         lines.append(headline(view.started))
@@ -57,6 +59,10 @@ def summary(view: DeployView) -> str:
     lines.append("  hosts: " + ", ".join(f"{counts[s]} {s}" for s in HOST_STATES if counts[s]))
     for name, reason in sorted(view.failed_hosts().items()):
         lines.append(f"  FAILED {name}: {printable(reason)}")
+    if notices:
+        for notice in view.notices:
+            if notice.level != "info":
+                lines.append(f"  {printable(notice.level, 10)}: {printable(notice.message, 400)}")
     for verdict in view.verdicts.values():
         lines.append(f"  watch {printable(verdict.metric, 60)}: {verdict.verdict}: {printable(verdict.summary)}")
     if view.done:
