@@ -13,10 +13,8 @@ A few run as real processes too, and `invoke lab.status | head` ends quietly.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
-import signal
 import subprocess
 import sys
 from collections.abc import Callable
@@ -26,25 +24,13 @@ from typing import Any
 
 import pytest
 import yaml
-from invoke import Program
 
 from console.lab import state as labstate
+from support.cli import ROOT, run_invoke
 from support.fleet import Fleet, deploy, make_fleet
 
 pytestmark = pytest.mark.lab
-ROOT = Path(__file__).resolve().parents[1]
 HOSTS = 2
-
-
-def _tasks() -> Any:
-    spec = importlib.util.spec_from_file_location("repo_tasks", ROOT / "tasks.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-TASKS = _tasks()
 
 
 @pytest.fixture(scope="module")
@@ -454,20 +440,6 @@ CASES = INVENTORY_CASES + FLAG_CASES + STATE_CASES
 
 def test_there_are_enough_cases():
     assert len(CASES) >= 60 and len({c.id for c in CASES}) == len(CASES)
-
-
-def run_invoke(argv: list[str], capsys) -> tuple[int, str, str]:
-    """invoke, in this process: (exit code, stdout, stderr); anything escaping is a traceback."""
-    handler = signal.getsignal(signal.SIGINT)  # a foreground deploy sets its own Ctrl-C handler
-    code = 0
-    try:
-        Program(namespace=TASKS.ns, name="invoke", binary="invoke").run(["invoke", *argv])
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
-    finally:
-        signal.signal(signal.SIGINT, handler)
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
