@@ -2,15 +2,18 @@
 terminal control sequences (retitle, clear, hide, clipboard), a carriage return, C1
 controls, bidi overrides and console markup go through `invoke queue`, a refused deploy,
 `--dry-run`, `history` and `status`, and nothing they print holds a raw ESC or C0
-character but the newline; `--json` keeps the values, JSON-escaped. The Pilot-driven
-console's half of this is in test_tui.py.
+character but the newline; `--json` keeps the values, JSON-escaped. The same commits,
+a hostile history record and lock go to the console (Pilot, on the fake service): it
+neither crashes nor reads them as markup, and no screen it draws holds a raw control.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import sqlite3
+from dataclasses import replace
 
 import pytest
 
@@ -19,6 +22,7 @@ from console.session.runs import run_deploy
 from support.cli import run_invoke
 from support.fake_fleet import USER, FakeFleet, inventory
 from support.gitrepo import Repo
+from support.tui_fixtures import NOW, FakeService, LockInfo, make_app, sample_queue
 
 #: What a hostile commit may hold: each would drive a terminal that printed it raw.
 HOSTILE = {
@@ -103,3 +107,45 @@ def test_history_and_status_print_no_control_character(tmp_path, trunk, capsys):
     assert code == 0, err
     safe(out + err, "invoke status")
     assert "FAILED web03: restart exited 1: \\x1b[2J\\x1b[H\\x1b]52;c;cm0gLXJmIH4=\\x07pwned" in out
+
+
+def hostile_service() -> FakeService:
+    """The fake service with every commit, the newest record and the lock made hostile."""
+    queue = [
+        replace(c, subject=f"{c.subject} {text}", author=f"Eve {text}")
+        for c, text in zip(sample_queue() * 2, HOSTILE.values(), strict=False)
+    ]
+    queue = [replace(c, sha=f"{i:02x}{c.sha[2:]}", short=f"{i:02x}{c.short[2:]}") for i, c in enumerate(queue)]
+    service = FakeService(hosts=12, queue=queue)
+    service.records[0] = replace(service.records[0], user="Eve [/]", message=HOSTILE["clear"] + HOSTILE["markup"])
+    service.lock = LockInfo(f"mallory {HOSTILE['markup']}", f"because {HOSTILE['retitle']}[/]", NOW - 60)
+    return service
+
+
+def test_the_console_shows_hostile_text_without_crashing_or_reading_markup():
+    async def run() -> None:
+        app = make_app(hostile_service())
+        async with app.run_test(size=(140, 44)) as pilot:
+            screen = app.console_screen
+            table = screen.query_one("QueueTable")
+            for _ in range(100):
+                if table.row_count == len(HOSTILE):
+                    break
+                await pilot.pause(0.05)
+            assert table.row_count == len(HOSTILE)
+            for row in range(table.row_count):  # every commit's detail
+                table.move_cursor(row=row)
+                await pilot.pause()
+                safe(app.export_screenshot(), f"the console on queue row {row}")
+            cells = [str(table.get_cell_at((row, 4))) for row in range(table.row_count)]
+            assert "Eve [/]" in "".join(cells) and "Eve [/] [bold red]x[/bold red]" in cells[0]
+            await pilot.press("d")  # the confirmation, with the refusals of hostile commits
+            await pilot.pause(0.3)
+            safe(app.export_screenshot(), "the deploy confirmation")
+            await pilot.press("escape")
+            await pilot.press("4")  # the history tab
+            await pilot.pause(0.3)
+            safe(app.export_screenshot(), "the history tab")
+            assert app.is_running
+
+    asyncio.run(run())

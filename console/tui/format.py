@@ -1,6 +1,19 @@
-"""How the console shows times, durations and sizes, compactly."""
+"""How the console shows times, durations and sizes, compactly, and untrusted text safely."""
 
 from __future__ import annotations
+
+from rich.text import Text
+
+from console.core.text import printable
+
+
+def plain(text: object, limit: int | None = 200, style: str = "") -> Text:
+    """Untrusted text (a commit's subject or author, a person's reason, a host's output) as
+    the console shows it: `printable` (control and bidi characters as visible escapes,
+    secrets as ***, capped), in a `Text`, so it is never read as markup (`Eve [/]` is a
+    name, not a closing tag). Where a widget would read a `str` as markup (a DataTable
+    cell, a border title), this is what it gets."""
+    return Text(printable(text, limit), style=style)
 
 
 def ago(seconds: float) -> str:

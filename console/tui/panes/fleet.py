@@ -15,9 +15,9 @@ from textual.widgets import RichLog, Static
 
 from console.core.events import PHASES
 from console.core.progress import HostView
-from console.core.text import short
+from console.core.text import printable, short
 from console.tui.feed import FleetBatch
-from console.tui.format import duration
+from console.tui.format import duration, plain
 from console.tui.panes.pane import Pane
 from console.tui.screens.host_detail import HostDetailScreen
 from console.tui.theme import palette
@@ -76,12 +76,12 @@ class FleetPane(Pane):
         log = self.query_one("#activity", RichLog)
         notice_styles = {"error": f"bold {colors.failed}", "warning": colors.caution}
         for notice in batch.notices[-20:]:
-            log.write(Text(notice.message, style=notice_styles.get(notice.level, "")))
+            log.write(plain(notice.message, 400, style=notice_styles.get(notice.level, "")))
         for name, host in batch.hosts.items():
             if host.state == "failed" and name not in self._failed_logged:
                 self._failed_logged.add(name)
                 if len(self._failed_logged) <= LOGGED_FAILURES:
-                    log.write(Text(f"{name} failed in {host.phase}: {host.reason}", style=colors.failed))
+                    log.write(plain(f"{name} failed in {host.phase}: {host.reason}", 400, style=colors.failed))
         line = self._deploy_line(batch)
         self.query_one("#deploy-line", Static).update(line)
         highlighted = grid.current_host
@@ -97,7 +97,7 @@ class FleetPane(Pane):
         if s is None:
             text.append("waiting for the deploy to start", style="italic")
             return text
-        text.append(f"{s.action} {short(s.revision, '-')} by {s.user}, {s.commits} commits, ")
+        text.append(f"{s.action} {short(s.revision, '-')} by {printable(s.user, 64)}, {s.commits} commits, ")
         text.append(f"{len(s.chunks)} chunks ")
         if d is None:
             running = [p.name for p in batch.phases.values() if p.state == "running"]
@@ -110,7 +110,7 @@ class FleetPane(Pane):
             if d.hosts_failed:
                 text.append(f", {len(d.hosts_failed)} failed", style=colors.failed)
         if s.override:
-            text.append(f"  override: {s.override}", style=colors.attention)
+            text.append(f"  override: {printable(s.override)}", style=colors.attention)
         return text
 
     def _show_host_line(self, name: str) -> None:
@@ -125,9 +125,9 @@ class FleetPane(Pane):
             if host.phase:
                 text.append(f"  {host.phase}", style="dim")
             if host.reason:
-                text.append(f"  {host.reason}", style=colors.failed)
+                text.append(f"  {printable(host.reason)}", style=colors.failed)
             elif host.message:
-                text.append(f"  {host.message}", style="dim")
+                text.append(f"  {printable(host.message)}", style="dim")
         text.append("   enter: detail  f: next failed", style="dim")
         self.query_one("#host-line", Static).update(text)
 

@@ -182,7 +182,7 @@ class ConsoleScreen(OperatorActions):
         message = f"{batch.deploy_id} {d.result} in {duration(d.seconds)}"
         if d.hosts_failed:
             message += f"; {len(d.hosts_failed)} failed"
-        self.notify(message, severity="information" if d.result == "ok" else "warning", timeout=8)
+        self.notify(message, severity="information" if d.result == "ok" else "warning", timeout=8, markup=False)
         self.refresh_all()
 
     # -- events from widgets ------------------------------------------------------

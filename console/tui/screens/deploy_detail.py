@@ -15,8 +15,8 @@ from textual.widgets import DataTable, Footer, Static
 
 from console.core.events import PHASES
 from console.core.progress import DeployView
-from console.core.text import short
-from console.tui.format import duration, human_bytes
+from console.core.text import printable, short
+from console.tui.format import duration, human_bytes, plain
 from console.tui.screens.host_detail import HostDetailScreen
 from console.tui.theme import palette
 from console.tui.widgets.fleet_grid import FleetGrid
@@ -48,7 +48,7 @@ class DeployDetailScreen(ModalScreen[None]):
 
     def compose(self) -> ComposeResult:
         with Vertical() as box:
-            box.border_title = f"deploy {self.deploy_id}"
+            box.border_title = plain(f"deploy {self.deploy_id}", 80)
             yield Static(Text("loading…", style="dim"), id="summary")
             yield FleetGrid()
             yield FleetLegend()
@@ -75,16 +75,17 @@ class DeployDetailScreen(ModalScreen[None]):
         if s is not None:
             text.append(f"{s.action} of {short(s.revision, '-')} ", style="bold")
             text.append(
-                f"(from {short(s.previous_revision, '-')}) by {s.user}, {s.commits} commits, {len(s.hosts)} hosts"
+                f"(from {short(s.previous_revision, '-')}) by {printable(s.user, 64)}, {s.commits} commits, "
+                f"{len(s.hosts)} hosts"
             )
             text.append(f", strategy {s.strategy}")
             if s.override:
-                text.append(f"\noverride: {s.override}", style=f"bold {colors.attention}")
+                text.append(f"\noverride: {printable(s.override, 500)}", style=f"bold {colors.attention}")
         if d is not None:
             text.append(f"\nresult {d.result}", style="bold")
             text.append(f" in {duration(d.seconds)}")
             if d.message:
-                text.append(f": {d.message}")
+                text.append(f": {printable(d.message, 400)}")
         elif s is not None:
             text.append("\nstill running", style="italic")
         for verdict in view.verdicts.values():
@@ -105,12 +106,12 @@ class DeployDetailScreen(ModalScreen[None]):
         order = {"failed": 0}
         for host in sorted(view.hosts.values(), key=lambda h: (order.get(h.state, 1), h.name)):
             table.add_row(
-                host.name,
+                plain(host.name, 60),
                 Text(host.state, style=colors.host(host.state)),
-                host.phase,
+                plain(host.phase, 20),
                 duration(sum(host.seconds.values())),
                 human_bytes(host.bytes),
-                Text(host.reason, style=colors.failed),
+                plain(host.reason, style=colors.failed),
                 key=host.name,
             )
 

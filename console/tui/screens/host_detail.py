@@ -14,6 +14,7 @@ from textual.widgets import Footer
 
 from console.core.events import PHASES
 from console.core.progress import HostView
+from console.tui.format import plain
 from console.tui.widgets.host_card import HostCard
 
 if TYPE_CHECKING:
@@ -47,7 +48,7 @@ class HostDetailScreen(ModalScreen[None]):
 
     def compose(self) -> ComposeResult:
         with VerticalScroll() as scroll:
-            scroll.border_title = f"host {self.host}"
+            scroll.border_title = plain(f"host {self.host}", 80)
             yield HostCard()
         yield Footer()
 

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from rich.text import Text
 from textual.widgets import Static
 
+from console.core.text import printable
 from console.service import Change
 from console.tui.theme import palette
 from console.tui.widgets.queue_table import blocked_reason
@@ -26,10 +27,10 @@ class CommitDetail(Static):
         colors = palette(self)
         text = Text()
         text.append(f"{change.short} ", style=f"bold {colors.commit}")
-        text.append(change.subject, style="bold")
+        text.append(printable(change.subject), style="bold")
         text.append("\n")
-        text.append(f"{change.author} <{change.email}>", style="dim")
-        reviewers = ", ".join(change.reviewers)
+        text.append(f"{printable(change.author, 60)} <{printable(change.email, 60)}>", style="dim")
+        reviewers = printable(", ".join(change.reviewers))
         if change.approved:
             text.append(f"   reviewed by {reviewers or 'someone'}", style=colors.ok)
         else:
@@ -37,12 +38,12 @@ class CommitDetail(Static):
         text.append("\n")
         for hit in change.ddl:
             text.append("DDL ", style=f"bold reverse {colors.attention}")
-            text.append(f" {hit.file}:{hit.line} ", style=colors.attention)
-            text.append(f"{hit.text}  ({hit.why})\n", style="dim")
+            text.append(f" {printable(hit.file, 100)}:{hit.line} ", style=colors.attention)
+            text.append(f"{printable(hit.text, 120)}  ({printable(hit.why, 60)})\n", style="dim")
         files = change.files
         text.append(f"{len(files)} file{'s' if len(files) != 1 else ''}: ", style="bold")
         more = len(files) - files_shown
-        text.append(", ".join(files[:files_shown]) + (f" … +{more}" if more > 0 else ""))
+        text.append(printable(", ".join(files[:files_shown]), 600) + (f" … +{more}" if more > 0 else ""))
         text.append("\n")
         text.append(
             f"A deploy of {change.short} ships {len(included)} commit{'s' if len(included) != 1 else ''}:\n",
@@ -53,7 +54,7 @@ class CommitDetail(Static):
             mark = Text("  ✘ ", style=f"bold {colors.failed}") if why else Text("  ✔ ", style=colors.ok)
             text.append_text(mark)
             text.append(f"{c.short} ", style=colors.commit)
-            text.append(c.subject)
+            text.append(printable(c.subject))
             if why:
                 text.append(f"  blocked: {why}", style=f"bold {colors.failed}")
             text.append("\n")

@@ -13,7 +13,7 @@ from textual.widgets import DataTable
 
 from console.core.text import short
 from console.service import DeployRecord
-from console.tui.format import ago, duration
+from console.tui.format import ago, duration, plain
 from console.tui.theme import Palette, palette
 
 
@@ -95,16 +95,16 @@ class HistoryTable(DataTable):
             verdict = verdict_of(rec)
             verdict_style = {"ok": colors.ok, "degraded": f"bold {colors.failed}"}.get(verdict, "dim")
             self.add_row(
-                Text(rec.id, style="bold"),
+                plain(rec.id, 40, style="bold"),
                 ago(now - rec.started) if now else "",
-                rec.user,
-                rec.action,
+                plain(rec.user, 40),
+                plain(rec.action, 10),
                 f"{short(rec.previous_revision, '-')} → {short(rec.revision, '-')}",
                 str(rec.commits),
                 took,
                 Text(result, style=result_style(result, colors)),
                 Text(verdict or "-", style=verdict_style),
-                rec.message,
+                plain(rec.message),
                 key=rec.id,
             )
         if self.row_count:

@@ -9,6 +9,7 @@ from textual.widgets import Static
 
 from console.core.events import LOCAL_PHASES, PHASES
 from console.core.progress import HostView
+from console.core.text import printable
 from console.tui.format import duration, human_bytes
 from console.tui.theme import palette
 
@@ -61,14 +62,14 @@ class HostCard(Static):
         if total:
             text.append(f"   busy {duration(total)}", style="dim")
         if host.message:
-            text.append(f"\n  last: {host.message}", style="dim")
+            text.append(f"\n  last: {printable(host.message)}", style="dim")
         if host.reason:
             text.append("\n\n  error  ", style=f"bold {colors.failed}")
-            text.append(f"{host.phase}: {host.reason}", style=colors.failed)
+            text.append(f"{host.phase}: {printable(host.reason, 400)}", style=colors.failed)
             if host.exit_code is not None:
                 text.append(f"  (exit {host.exit_code})", style="dim")
         if host.output:
             text.append("\n\n  last lines of output\n", style="bold")
             for line in host.output.splitlines()[-12:]:
-                text.append(f"  │ {line}\n", style=colors.output)
+                text.append(f"  │ {printable(line)}\n", style=colors.output)
         self.update(text)

@@ -13,6 +13,7 @@ from textual_plotext import PlotextPlot
 
 from console.core.events import WatchVerdict
 from console.service import KeyMetric
+from console.tui.format import plain
 from console.tui.theme import PLOT_LINE, PLOT_MARKER, palette
 
 
@@ -24,7 +25,7 @@ class MetricGraph(Horizontal):
     ) -> None:
         super().__init__(name=name, id=id, classes=classes)
         self.metric = metric
-        self.border_title = f"{metric.name}" + (f" ({metric.unit})" if metric.unit else "")
+        self.border_title = plain(metric.name + (f" ({metric.unit})" if metric.unit else ""), 80)
 
     def compose(self) -> ComposeResult:
         yield PlotextPlot()

@@ -12,7 +12,7 @@ from textual.message import Message
 from textual.widgets import DataTable
 
 from console.service import Change
-from console.tui.format import ago
+from console.tui.format import ago, plain
 from console.tui.theme import palette
 
 
@@ -103,7 +103,7 @@ class QueueTable(DataTable):
             else:
                 review = Text("✘ review", style=f"bold {colors.failed}")
             ddl = Text("DDL", style=f"bold reverse {colors.attention}") if change.ddl else Text("")
-            subject = Text(change.subject, style="" if not blocked_reason(change) else colors.blocked)
+            subject = plain(change.subject, style="" if not blocked_reason(change) else colors.blocked)
             if change.merge:
                 subject = Text("⑂ ", style="dim") + subject
             self.add_row(
@@ -111,7 +111,7 @@ class QueueTable(DataTable):
                 ddl,
                 Text(change.short, style=f"bold {colors.commit}"),
                 subject,
-                change.author,
+                plain(change.author, 60),
                 ago(now - change.time) if now else "",
                 key=change.sha,
             )

@@ -6,7 +6,7 @@ from rich.text import Text
 from textual.reactive import reactive
 from textual.widget import Widget
 
-from console.core.text import short
+from console.core.text import printable, short
 from console.service import LockInfo
 from console.tui.format import ago
 from console.tui.theme import palette
@@ -54,9 +54,9 @@ class StatusHeader(Widget):
         else:
             held = f" for {ago(self.now - lock.since)}" if lock.since and self.now else ""
             stale = " (stale)" if lock.stale else ""
-            text.append(f"held by {lock.who}{held}{stale}", style=f"bold {colors.attention}")
+            text.append(f"held by {printable(lock.who, 64)}{held}{stale}", style=f"bold {colors.attention}")
             if lock.reason:
-                text.append(f": {lock.reason}", style=colors.attention)
+                text.append(f": {printable(lock.reason)}", style=colors.attention)
         text.append("\n")
         text.append(f"{self.hosts} hosts", style="bold")
         counts = self.counts
