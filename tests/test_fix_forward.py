@@ -6,13 +6,16 @@ override; an older trunk commit says to use `invoke switch`; a live revision tha
 on trunk (a hotfix from a side branch) is named as taken off the fleet, and the deploy of
 trunk goes out with an override. A switch asks every host for the release before it
 switches any. A run that fails in its build ends `failed` and leaves no build behind, and
-everything it leaves in the state directory is private.
+everything it leaves in the state directory is private. A checkout that a bad repository
+URL broke heals once the URL is right.
 """
 
 from __future__ import annotations
 
 import errno
+import shutil
 import stat
+import subprocess
 
 import pytest
 
@@ -23,6 +26,7 @@ from console.pipeline.run import Pipeline
 from console.session.runs import run_deploy
 from console.session.spawn import runs_dir, spawn
 from console.state.history import History
+from console.trunk.checkout import Checkout
 from support.fake_fleet import HOSTS, USER, FakeFleet, deploy, inventory
 from support.fleet import Recorder
 from support.gitrepo import Repo
@@ -183,3 +187,25 @@ def test_everything_under_the_state_dir_is_private(tmp_path, trunk):
         assert stat.S_IMODE(st.st_mode) & 0o077 == 0, f"{path} has mode {stat.S_IMODE(st.st_mode):04o}"
     names = {p.name for p in inv.state_dir.rglob("*")}
     assert {"builds", "LAST", "checkout.lock", "child.out", "history.sqlite", "deploys"} <= names and seen > 20
+
+
+# -- a broken checkout heals -----------------------------------------------------------------
+
+
+def test_a_checkout_broken_by_a_bad_repo_url_heals_once_the_url_is_fixed(tmp_path, trunk):
+    bad = inventory(tmp_path, trunk, repo=str(tmp_path / "no-such-repo.git"))
+    with pytest.raises(ConsoleError, match="cannot fetch trunk from"):
+        Checkout(bad).update()
+    good = inventory(tmp_path, trunk)
+    Checkout(good).update()
+    assert Checkout(good).tip() == sha(trunk, "refs/heads/main")
+
+    # a first run that died before it added origin, and a checkout that is no repository
+    checkout = Checkout(good)
+    subprocess.run(["git", "-C", str(checkout.path), "remote", "remove", "origin"], check=True)
+    checkout.update()
+    assert checkout.tip() == sha(trunk, "refs/heads/main")
+    shutil.rmtree(checkout.path / ".git")
+    (checkout.path / ".git").mkdir()
+    checkout.update()
+    assert checkout.tip() == sha(trunk, "refs/heads/main")
