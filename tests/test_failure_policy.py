@@ -21,7 +21,7 @@ from console.pipeline.run import Pipeline
 from console.pipeline.steps import ASSETS_RSYNC, CODE_RSYNC
 from console.session.runs import only_hosts, run_deploy
 from console.state.history import History
-from support.fake_fleet import HOSTS, USER, FakeFleet, deploy, inventory
+from support.fake_fleet import HOSTS, USER, FakeFleet, deploy, inventory, shop_trunk
 from support.fleet import Recorder
 from support.gitrepo import Repo
 
@@ -30,12 +30,7 @@ CHUNK_1, CHUNK_2 = HOSTS[:4], HOSTS[4:]
 
 @pytest.fixture(scope="module")
 def trunk(tmp_path_factory: pytest.TempPathFactory) -> Repo:
-    repo = Repo(tmp_path_factory.mktemp("policy") / "trunk")
-    repo.commit(
-        "The shop\n\nReviewed-by: Bob Baker <bob@example.com>",
-        {"shop/app.py": "print('shop')\n", "assets/css/shop.css": "body { color: black; }\n"},
-    )
-    return repo
+    return shop_trunk(tmp_path_factory.mktemp("policy") / "trunk")
 
 
 # -- max_failures: a count and a percent; partial against failed ------------------------------

@@ -27,18 +27,15 @@ from console.session.runs import run_deploy
 from console.session.spawn import runs_dir, spawn
 from console.state.history import History
 from console.trunk.checkout import Checkout
-from support.fake_fleet import HOSTS, USER, FakeFleet, deploy, inventory
+from support.fake_fleet import HOSTS, REVIEWED, USER, FakeFleet, deploy, inventory, shop_trunk
 from support.fleet import Recorder
 from support.gitrepo import Repo
-
-REVIEWED = "\n\nReviewed-by: Bob Baker <bob@example.com>"
 
 
 @pytest.fixture
 def trunk(tmp_path):
     """main: c1 - c2 - c3; a side branch `hotfix` off c2 with h1; each commit reviewed."""
-    repo = Repo(tmp_path / "trunk")
-    repo.commit("The shop" + REVIEWED, {"shop/app.py": "print('shop')\n", "assets/css/shop.css": "body {}\n"})
+    repo = shop_trunk(tmp_path / "trunk")
     repo.commit("Add checkout" + REVIEWED, {"shop/checkout.py": "pass\n"})
     repo.git("branch", "hotfix")
     repo.commit("Faster pages" + REVIEWED, {"shop/app.py": "print('fast shop')\n"})

@@ -18,7 +18,7 @@ from console.pipeline.plan import DeployRequest
 from console.pipeline.run import Pipeline
 from console.session.runs import run_deploy
 from console.state.history import History
-from support.fake_fleet import USER, FakeFleet, inventory
+from support.fake_fleet import USER, FakeFleet, inventory, shop_trunk
 from support.fleet import Recorder, make_fleet
 from support.gitrepo import Repo
 
@@ -29,12 +29,7 @@ RESTART = "reload --token {reload_token} --password {db_password} --port {http_p
 
 @pytest.fixture(scope="module")
 def trunk(tmp_path_factory: pytest.TempPathFactory) -> Repo:
-    repo = Repo(tmp_path_factory.mktemp("secrets") / "trunk")
-    repo.commit(
-        "The shop\n\nReviewed-by: Bob Baker <bob@example.com>",
-        {"shop/app.py": "print('shop')\n", "assets/css/shop.css": "body {}\n"},
-    )
-    return repo
+    return shop_trunk(tmp_path_factory.mktemp("secrets") / "trunk")
 
 
 @pytest.fixture

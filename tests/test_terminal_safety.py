@@ -20,7 +20,7 @@ import pytest
 from console.pipeline.plan import DeployRequest
 from console.session.runs import run_deploy
 from support.cli import run_invoke
-from support.fake_fleet import USER, FakeFleet, inventory
+from support.fake_fleet import REVIEWED, USER, FakeFleet, inventory, shop_trunk
 from support.gitrepo import Repo
 from support.tui_fixtures import NOW, FakeService, LockInfo, make_app, sample_queue
 
@@ -37,13 +37,11 @@ HOSTILE = {
 }
 #: Any C0 control but the newline, DEL, C1 controls, and the bidi overrides and isolates.
 RAW = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
-REVIEWED = "\n\nReviewed-by: Bob Baker <bob@example.com>"
 
 
 @pytest.fixture(scope="module")
 def trunk(tmp_path_factory) -> Repo:
-    repo = Repo(tmp_path_factory.mktemp("hostile") / "trunk")
-    repo.commit("The shop" + REVIEWED, {"shop/app.py": "print('shop')\n", "assets/css/shop.css": "body {}\n"})
+    repo = shop_trunk(tmp_path_factory.mktemp("hostile") / "trunk")
     for name, text in HOSTILE.items():
         repo.commit(
             f"Fix {name} {text} done" + REVIEWED, {f"shop/{name}.txt": name}, author=f"Eve {text} <eve@x.example>"

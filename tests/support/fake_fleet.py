@@ -1,7 +1,8 @@
 """A fake fleet for fast tests of the pipeline's failure policy: no ssh, no lab.
 
-`inventory(tmp_path, trunk)` writes an inventory of eight such hosts (in chunks of four)
-and `deploy(inventory, fleet)` runs the real pipeline over them.
+`shop_trunk(path)` makes a trunk of one reviewed commit, `inventory(tmp_path, trunk)`
+writes an inventory of eight such hosts (in chunks of four) and `deploy(inventory, fleet)`
+runs the real pipeline over them.
 
 Built from the engine's own types: `FakeFleet.connect` is a `console.fleet.connection.Connect`,
 and its connections answer with `Result` or raise `HostError` as a real host would. A
@@ -34,6 +35,18 @@ from support.gitrepo import Repo
 
 USER = "tester"
 HOSTS = [f"web{i:02d}" for i in range(1, 9)]
+#: The message tail of a reviewed commit.
+REVIEWED = "\n\nReviewed-by: Bob Baker <bob@example.com>"
+
+
+def shop_trunk(path: Path) -> Repo:
+    """A trunk whose one reviewed commit holds the shop's code and a stylesheet in assets/."""
+    repo = Repo(path)
+    repo.commit(
+        "The shop" + REVIEWED, {"shop/app.py": "print('shop')\n", "assets/css/shop.css": "body { color: black; }\n"}
+    )
+    return repo
+
 
 #: The phase of a command, by the `what` the steps give it.
 PHASE_OF = {
