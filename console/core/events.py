@@ -24,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from console.core.text import clean
+from console.core.text import clean, is_plain
 
 #: The phases of a deploy, in the order they run. One name per idea: these are also
 #: the invoke task names and the column titles in the console.
@@ -57,8 +57,10 @@ class Event:
     ts: float = field(default_factory=_now, kw_only=True)
 
     def __post_init__(self) -> None:
-        for name in _text_fields(type(self)):
+        for name in _TEXT_FIELDS.get(type(self)) or _text_fields(type(self)):
             value = getattr(self, name)
+            if not value or (type(value) is str and is_plain(value)):
+                continue  # the common case, kept cheap: thousands of events a second
             cleaned = _cleaned(value, name in self.multiline)
             if cleaned is not value:
                 object.__setattr__(self, name, cleaned)
