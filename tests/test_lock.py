@@ -303,3 +303,33 @@ def test_a_stopped_process_holding_the_guard_gives_an_error_not_a_hang(
     finally:
         os.close(fd)
     assert lock.release("alice").who == "alice"
+
+
+def test_the_user_is_the_os_account_and_a_display_name_only_stands_beside_it(monkeypatch) -> None:
+    import pwd
+
+    from console.session.hold import current_user
+
+    account = pwd.getpwuid(os.getuid()).pw_name
+    monkeypatch.delenv("DEPLOY_USER", raising=False)
+    assert current_user() == account
+    monkeypatch.setenv("DEPLOY_USER", "alice")  # naming someone else never replaces who it is
+    assert current_user() == f"{account} (alice)"
+    for forged in ("alice\n2026-01-01T00:00:00Z 20261122T101500Z-ab12cd3 bob", "\x1b[8malice", "a" * 65):
+        monkeypatch.setenv("DEPLOY_USER", forged)
+        with pytest.raises(ConsoleError, match=r"^DEPLOY_USER \(a display name\): expected one line"):
+            current_user()
+
+
+def test_nothing_in_the_lock_or_its_audit_holds_a_line_break(tmp_path: Path) -> None:
+    lock = Lock(tmp_path, "prod")
+    for who, reason in (("alice\nbob", "x"), ("alice", "hotfix\n2026-01-01 forged"), ("alice", "\x1b]0;t\x07")):
+        with pytest.raises(ConsoleError, match="expected one line"):
+            lock.acquire(who, reason)
+    assert lock.status() is None
+    # a lock file edited by hand: its takeover is audited with the text made clean
+    lock.path.write_text(json.dumps({"who": "mallory\nforged", "reason": "a\nb\x1b[2J", "since": 1.0}))
+    lock.release("alice", force=True)
+    (entry,) = History(tmp_path).audit(environment="prod")
+    assert "\n" not in entry.who + entry.detail and "\x1b" not in entry.detail
+    assert entry.who == "alice" and "mallory\\nforged" in entry.detail

@@ -37,3 +37,17 @@ def test_survey_reads_current_every_release_its_manifest_and_every_asset(tmp_pat
 def test_survey_of_an_empty_deploy_path(tmp_path: Path):
     s = remote.parse_survey(sh(remote.survey(str(tmp_path))))
     assert (s.current, s.manifests, s.assets) == ("", {}, [])
+
+
+def test_a_revisions_log_line_cannot_be_forged():
+    """`activate` writes `time release user` to revisions.log: both are one line or refused."""
+    import pytest
+
+    from console.core.errors import ConsoleError
+
+    good = remote.activate("/srv/www", "20261122T101500Z-ab12cd3", "alice (Alice Smith)")
+    assert "revisions.log" in good and "'20261122T101500Z-ab12cd3 alice (Alice Smith)'" in good
+    with pytest.raises(ConsoleError, match="user: expected one line"):
+        remote.activate("/srv/www", "20261122T101500Z-ab12cd3", "alice\n2026-01-01T00:00:00Z x bob")
+    with pytest.raises(ConsoleError, match="is not a release id"):
+        remote.activate("/srv/www", "20261122T101500Z-ab12cd3\n2026 forged", "alice")

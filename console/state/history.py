@@ -39,7 +39,7 @@ from console.core.events import (
     WatchVerdict,
 )
 from console.core.progress import DeployView, HostView
-from console.core.text import local_time, short
+from console.core.text import clean, local_time, short
 from console.state.files import pid_alive, private_dir, private_file
 
 #: 2: the revision columns take the events' names (from_revision, to_revision before).
@@ -630,12 +630,13 @@ class History:
         return [_verdict(r) for r in rows]
 
     def add_audit(self, environment: str, who: str, action: str, detail: str = "", *, ts: float | None = None) -> None:
-        """Append one lock action to the audit log."""
+        """Append one lock action to the audit log (its text `clean`: a hand-edited lock
+        file it quotes cannot put a line break or a control character into the audit)."""
         self._write(
             [
                 (
                     "INSERT INTO lock_audit (ts, environment, who, action, detail) VALUES (?, ?, ?, ?, ?)",
-                    (time.time() if ts is None else ts, environment, who, action, detail),
+                    (time.time() if ts is None else ts, environment, clean(who), action, clean(detail)),
                 )
             ]
         )
