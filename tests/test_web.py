@@ -78,7 +78,7 @@ def test_the_console_in_a_browser_deploys_to_the_lab_fleet(lab_factory, tmp_path
                 assert time.monotonic() < deadline, "the deploy started from the page never went live"
                 time.sleep(0.5)
             assert {fleet.revision(h) for h in fleet.hosts} == {fleet.trunk.fix}
-            assert history.deploys(1)[0].user == "webtester"
+            assert history.deploys(1)[0].user.endswith(" (webtester)")  # the OS account, DEPLOY_USER beside it
             page.screenshot(path=str(tmp_path / "deployed.png"))
     finally:
         server.terminate()
