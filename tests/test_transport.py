@@ -17,7 +17,7 @@ from console.config.inventory import Host, Inventory, SSHSettings, load_inventor
 from console.fleet.connection import HostError
 from console.fleet.hostkeys import known_hosts, lookup_name
 from console.fleet.openssh import OpenSSHLink, _control_dir
-from console.fleet.transport import HostLink
+from console.fleet.transport import CONFIG, HostLink
 
 
 def _inventory(tmp_path: Path) -> Inventory:
@@ -66,6 +66,19 @@ def test_stdin_reaches_the_command_and_never_its_argv(lab_inventory) -> None:
     cmdline, line = out.stdout.splitlines()
     assert line == secret and secret not in cmdline
     assert link.run("cat").stdout == ""  # no stdin: an empty one, never the terminal's
+
+
+@pytest.mark.lab
+def test_connections_never_write_to_the_shared_fabric_config(lab_inventory) -> None:
+    """`fabric.Connection()` writes to its config; on a shared one that write re-merges it
+    while other hosts' threads read it (a deploy failed a host with "No attribute or config
+    key found"). Each connection has its own copy; the shared one stays unmodified."""
+    inv = load_inventory(lab_inventory)
+    links = [HostLink(inv, host) for host in inv.hosts[:2]]
+    configs = [link.open().config for link in links]
+    assert CONFIG._modifications == {} and all(c is not CONFIG for c in configs)
+    assert configs[0] is not configs[1]
+    assert [link.run("echo ok").stdout for link in links] == ["ok\n", "ok\n"]
 
 
 # -- the Fabric transport: host keys, no ssh client ------------------------------------------

@@ -53,8 +53,11 @@ from console.fleet.runner import Command
 logging.getLogger("paramiko").addHandler(logging.NullHandler())
 logging.getLogger("paramiko").propagate = False
 
-#: One Fabric configuration for every connection: no config files, no ssh_config (it could
-#: redirect a host), the tuned runner, quiet commands whose failures are data.
+#: The Fabric configuration every connection starts from: no config files, no ssh_config (it
+#: could redirect a host), the tuned runner, quiet commands whose failures are data. Each
+#: connection gets its own clone: `fabric.Connection()` writes to its config (`inline_ssh_env`
+#: is not a real attribute, so setting it re-merges the whole config), and a shared one, read
+#: by other hosts' threads mid-merge, failed them with "No attribute or config key found".
 CONFIG = fabric.Config(
     lazy=True,
     overrides={
@@ -117,7 +120,7 @@ class HostLink:
             host.address,
             user=inv.ssh.user,
             port=host.port,
-            config=CONFIG,
+            config=CONFIG.clone(),
             connect_kwargs={
                 "sock": sock,
                 "pkey": key,
