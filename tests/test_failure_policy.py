@@ -16,9 +16,9 @@ import pytest
 
 from console.core.errors import ConsoleError
 from console.core.events import DeployDone, Notice
+from console.pipeline.delivery import ASSETS_RSYNC, CODE_RSYNC
 from console.pipeline.plan import DeployRequest
 from console.pipeline.run import Pipeline
-from console.pipeline.steps import ASSETS_RSYNC, CODE_RSYNC
 from console.session.runs import only_hosts, run_deploy
 from console.state.history import History
 from support.fake_fleet import HOSTS, USER, FakeFleet, deploy, inventory, shop_trunk
@@ -242,6 +242,45 @@ def test_only_failed_redoes_the_hosts_that_failed_until_they_succeed(tmp_path, t
     assert last.result == "ok", last
     with pytest.raises(ConsoleError, match="no host failed"):
         only_hosts(inv, history, "failed")
+
+
+def test_a_change_from_the_live_release_keeps_the_staging_order_and_its_failures(tmp_path, trunk):
+    """The second deploy goes as the change from the first (one command per host at the
+    live release, console/pipeline/delivery.py): a host that failed its assets there gets
+    no code, one that failed its code has it removed, and a host that is not at the live
+    release (it failed the first deploy) gets rsync; nothing switches before the last host
+    is staged."""
+    inv = inventory(tmp_path, trunk, max_failures=3)
+    fleet = FakeFleet()
+    fleet.fail[("web08", "activate")] = "activate exited 1"
+    first = run_deploy(inv, DeployRequest(user=USER), connect=fleet.connect)
+    assert first.result == "partial" and fleet.by_delta == [], first
+    was = trunk.head()
+
+    fleet.fail = {("web02", "sync-assets"): "tar: No space left on device", ("web07", "sync-code"): "cp: cannot link"}
+    fleet.calls.clear()
+    trunk.commit("A change\n\nReviewed-by: Bob Baker <bob@example.com>", {"shop/app.py": "print('changed')\n"})
+    second = run_deploy(inv, DeployRequest(user=USER), connect=fleet.connect)
+    assert second.result == "partial", second
+    assert dict(second.hosts_failed) == {
+        "web02": "sync-assets: tar: No space left on device",
+        "web07": "sync-code: cp: cannot link; partial staging removed",
+    }
+    assert sorted(fleet.by_delta) == [h for h in HOSTS if h not in ("web02", "web07", "web08")]
+    assert fleet.rsync_options  # web08, not at the live release, by rsync
+    assert "web02" not in fleet.hosts_of("sync-code")
+    last_code = max(fleet.index(h, "sync-code", "end") for h in HOSTS if h != "web02")
+    assert last_code < min(fleet.index(h, "activate", "start") for h in fleet.hosts_of("activate"))
+    assert fleet.current == {h: was if h in ("web02", "web07") else trunk.head() for h in HOSTS}
+
+
+def test_a_deploy_without_deltas_sends_every_host_by_rsync(tmp_path, trunk):
+    inv = inventory(tmp_path, trunk)
+    fleet = FakeFleet()
+    assert run_deploy(inv, DeployRequest(user=USER), connect=fleet.connect).result == "ok"
+    trunk.commit("Another\n\nReviewed-by: Bob Baker <bob@example.com>", {"shop/app.py": "print('again')\n"})
+    done = run_deploy(inv, DeployRequest(user=USER, delta=False), connect=fleet.connect)
+    assert done.result == "ok" and fleet.by_delta == [], done
 
 
 def test_only_names_hosts_of_the_inventory(tmp_path, trunk):

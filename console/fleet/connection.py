@@ -27,13 +27,15 @@ TAIL_LINES = 6
 
 
 class HostError(Exception):
-    """A step failed on one host; `reason` is the one line the report shows."""
+    """A step failed on one host; `reason` is the one line the report shows. `reached` is
+    False when the host was never reached (refused, unreachable): nothing of it ran there."""
 
-    def __init__(self, reason: str, *, exit_code: int | None = None, output: str = "") -> None:
+    def __init__(self, reason: str, *, exit_code: int | None = None, output: str = "", reached: bool = True) -> None:
         super().__init__(reason)
         self.reason = reason
         self.exit_code = exit_code
         self.output = output
+        self.reached = reached
 
 
 @dataclass(frozen=True)
@@ -77,13 +79,15 @@ def bytes_sent(stats: str) -> int:
 class Connection(Protocol):
     """One host's connection for one run, opened on first use and reused by every step."""
 
-    def run(self, command: str, *, timeout: float | None = None, what: str = "", stdin: str | None = None) -> Result:
+    def run(
+        self, command: str, *, timeout: float | None = None, what: str = "", stdin: str | bytes | None = None
+    ) -> Result:
         """Run a shell command (built by `console.fleet.remote`, every value quoted).
 
         `timeout` defaults to the inventory's `timeouts.command`; `what` names the command
-        in a failure ("activate timed out after 30 s"); `stdin` is fed to the command, then
-        closed (None: no input). A non-zero exit, a timeout or a refused host key raises
-        `HostError`."""
+        in a failure ("activate timed out after 30 s"); `stdin` is fed to the command
+        (text as UTF-8), then closed (None: no input). A non-zero exit, a timeout or a
+        refused host key raises `HostError`."""
         ...
 
     def rsync(self, source: Path, dest: str, options: Sequence[str] = (), *, timeout: float | None = None) -> int:

@@ -124,20 +124,24 @@ class OpenSSHLink:
             return f"ssh to {where} failed: {ssh_lines[-1].removeprefix('ssh: ')}"
         return None
 
-    def _spawn(self, argv: list[str], limit: float, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    def _spawn(
+        self, argv: list[str], limit: float, stdin: str | bytes | None = None
+    ) -> subprocess.CompletedProcess[str]:
         """Run ssh or rsync in its own session (see the module docstring), `stdin` fed to it."""
-        return subprocess.run(
+        p = subprocess.run(
             argv,
             capture_output=True,
-            text=True,
-            errors="replace",
             timeout=limit,
-            input=stdin,
+            input=stdin.encode() if isinstance(stdin, str) else stdin,
             stdin=subprocess.DEVNULL if stdin is None else None,
             start_new_session=True,
         )
+        out, err = (p.stdout.decode("utf-8", "replace"), p.stderr.decode("utf-8", "replace"))
+        return subprocess.CompletedProcess(p.args, p.returncode, out, err)
 
-    def run(self, command: str, *, timeout: float | None = None, what: str = "", stdin: str | None = None) -> Result:
+    def run(
+        self, command: str, *, timeout: float | None = None, what: str = "", stdin: str | bytes | None = None
+    ) -> Result:
         """Run a shell command on the host, `stdin` fed to it (never argv: see the module
         docstring of console.fleet.connection); a non-zero exit or a timeout is a HostError."""
         limit = timeout or self.inventory.timeouts.command

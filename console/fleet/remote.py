@@ -121,13 +121,88 @@ def activate(deploy_path: str, release: str, user: str) -> str:
     )
 
 
-def survey(deploy_path: str) -> str:
+#: The first line `stage` prints when it staged the release; otherwise it printed
+#: `FALLBACK` and why, changed nothing, and the release goes by rsync.
+STAGED, FALLBACK = "staged", "fallback:"
+#: `stage`'s exit status when the assets failed (the host got no code), and when the code
+#: failed (its partial release removed).
+ASSETS_FAILED, CODE_FAILED = 4, 5
+
+
+def stage(
+    deploy_path: str,
+    *,
+    base: str,
+    base_revision: str,
+    release: str,
+    stamps_end: int,
+    check_bytes: int,
+    assets_bytes: int,
+) -> str:
+    """Stage `release` on a host at `base` from the payload on stdin (its layout is in
+    console/pipeline/delta.py), in one session: first prove the host is at `base` as
+    built (`current`, its REVISION, no file of it changed since: none has an mtime from
+    `stamps_end` on, past every build's) and has every asset not sent;
+    then the new assets, complete in a directory of their own before each is hard-linked
+    into assets/ (a failure leaves no partial file under a name a later rsync would skip);
+    then `cp -al` of the base and the changed files over it, L's REVISION removed first.
+    Then cleanup's survey. Prints STAGED, or FALLBACK and why, having changed nothing."""
+    d, live, new = q(deploy_path), q(f"releases/{base}"), q(f"releases/{release}")
+    incoming = q(f"assets/.incoming-{release}")
+
+    def otherwise(why: str) -> str:
+        return f"|| {{ echo {q(FALLBACK)} {q(why)}; exit 0; }}"
+
+    lines = [
+        f"cd {d} || exit 1",
+        f"[ -L current ] && [ current -ef {live} ] {otherwise(f'current is not {base}')}",
+        f'read -r rev < {live}/REVISION && [ "$rev" = {q(base_revision)} ] {otherwise(f"the REVISION of {base} differs")}',
+        f'[ -z "$(find {live} -type f -newermt @{int(stamps_end) - 1} -print -quit)" ]'
+        f" {otherwise(f'a file of {base} was changed on this host')}",
+        f"[ ! -e {new} ] {otherwise(f'{release} is there already')}",
+        'set --; while IFS= read -r a && [ -n "$a" ]; do if [ -e "assets/$a" ]; then set -- "$@" "$a"; fi; done',
+    ]
+    if check_bytes:
+        lines.append(
+            f"head -c {check_bytes} | (cd assets && xargs -0 ls -d -- >/dev/null 2>&1)"
+            f" {otherwise(f'an asset of {release} is missing')}"
+        )
+    if assets_bytes:
+        lines += [
+            f"failed() {{ rm -rf {incoming}; exit {ASSETS_FAILED}; }}",
+            f"mkdir {incoming} && head -c {assets_bytes} | tar -x -p -f - -C {incoming} || failed",
+            f'if [ $# -gt 0 ]; then (cd {incoming} && rm -f -- "$@") || failed; fi',
+            f"cp -al {incoming}/. assets/ && rm -rf {incoming} || failed",
+        ]
+    lines += [
+        'set --; while IFS= read -r p && [ -n "$p" ]; do set -- "$@" "$p"; done',
+        f"failed() {{ rm -rf {new}; exit {CODE_FAILED}; }}",
+        f"cp -al {live} {new} && rm -f {new}/REVISION || failed",
+        f'if [ $# -gt 0 ]; then (cd {new} && rm -rf -- "$@") || failed; fi',
+        f"tar -x -p -f - -C {new} || failed",
+        f"echo {STAGED}",
+        survey(deploy_path, base),
+    ]
+    return "\n".join(lines)
+
+
+def parse_staged(answer: str) -> tuple[str, Survey | None]:
+    """`stage`'s answer: "" and the survey when it staged, or why it did not and None."""
+    first, _, rest = answer.partition("\n")
+    if first == STAGED:
+        return "", parse_survey(rest)
+    return first.removeprefix(FALLBACK).strip() or "no answer", None
+
+
+def survey(deploy_path: str, current: str | None = None) -> str:
     """What cleanup needs to know, in one round trip and three programs (readlink, awk,
-    find; the rest are shell builtins): the current release, every release, every
-    release's manifest, every asset file. `parse_survey` reads the answer."""
+    find; the rest are shell builtins): the current release (`current`, if the caller
+    knows it: no readlink), every release, every release's manifest, every asset file.
+    `parse_survey` reads the answer."""
     d = q(deploy_path)
+    live = f"echo {q(f'releases/{current}')}" if current else "{ readlink current || true; }"
     return (
-        f"cd {d} && {{ readlink current || true; }} && echo @@"
+        f"cd {d} && {live} && echo @@"
         ' && for r in releases/*; do if [ -d "$r" ]; then echo "${r#releases/}"; fi; done'
         " && echo @@ && { awk 'FNR == 1 { print \"@@ \" FILENAME } { print }' releases/*/manifest.json 2>/dev/null || true; }"
         " && echo @@ && { cd assets 2>/dev/null && find . -type f || true; }"

@@ -10,9 +10,10 @@ command for its timeout, and two reader threads. `Command` keeps the rest of the
 - no threads: the calling thread reads stdout and stderr itself, woken by the channel's
   own buffers (Paramiko's `BufferedPipe.set_event`) when data, end of file or the close
   arrives, never by a timer;
-- stdin is never pumped: the command's input (a secret, never its argv) is sent in one
-  piece right after the exec, then end of file, so a command that reads stdin sees
-  exactly that and one that doesn't sees an empty input, never the terminal's;
+- stdin is never pumped: the command's input (a secret, never its argv; a staging's
+  payload) is sent right after the exec, in 64 KiB pieces, then end of file, so a command
+  that reads stdin sees exactly that and one that doesn't sees an empty input, never the
+  terminal's; a command that exits before reading it all is judged by its exit status;
 - every wait has the run's deadline, the exec request's reply included (Paramiko waits
   for that without one): past it the channel is closed and invoke's `CommandTimedOut`
   raised.
@@ -27,6 +28,9 @@ from typing import Any
 import paramiko
 from fabric.runners import Remote
 from paramiko.common import cMSG_CHANNEL_REQUEST
+
+#: The pieces stdin is sent in (Paramiko's `Channel.sendall` of one large buffer is quadratic).
+PIECE = 65536
 
 
 def exec_within(chan: paramiko.Channel, command: str, deadline: float) -> bool:
@@ -86,9 +90,15 @@ class Command(Remote):
         if self._timed_out:
             return
         stdin = self.streams["in"]
-        if stdin:
-            self.channel.sendall(stdin.read().encode(self.encoding))
-        self.channel.shutdown_write()
+        data = stdin.read() if stdin else b""
+        if isinstance(data, str):
+            data = data.encode(self.encoding)
+        try:
+            for start in range(0, len(data), PIECE):  # sendall of one large buffer is quadratic
+                self.channel.sendall(data[start : start + PIECE])
+            self.channel.shutdown_write()
+        except (OSError, EOFError, paramiko.SSHException):
+            pass  # the command ended without reading it all: its exit status says how it went
 
     def send_start_message(self, command: str) -> None:
         if not exec_within(self.channel, command, self.deadline):

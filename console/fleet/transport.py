@@ -211,7 +211,9 @@ class HostLink:
 
     # -- the Connection protocol ------------------------------------------------------
 
-    def run(self, command: str, *, timeout: float | None = None, what: str = "", stdin: str | None = None) -> Result:
+    def run(
+        self, command: str, *, timeout: float | None = None, what: str = "", stdin: str | bytes | None = None
+    ) -> Result:
         """Run a shell command on the host, `stdin` fed to it (never argv: see the module
         docstring of console.fleet.connection); a non-zero exit or a timeout is a HostError."""
         limit = timeout or self.inventory.timeouts.command
@@ -219,9 +221,10 @@ class HostLink:
         try:
             ssh = self.open()
         except HostError as exc:
-            raise HostError(f"{label}: {exc.reason}") from None
+            raise HostError(f"{label}: {exc.reason}", reached=False) from None
         try:
-            r = ssh.run(command, timeout=limit, in_stream=False if stdin is None else io.StringIO(stdin))
+            fed = io.StringIO(stdin) if isinstance(stdin, str) else io.BytesIO(stdin) if stdin is not None else False
+            r = ssh.run(command, timeout=limit, in_stream=fed)
         except CommandTimedOut:
             if not self._alive():
                 raise HostError(f"{label}: {self._lost_reason()}") from None
@@ -242,7 +245,7 @@ class HostLink:
         try:
             ssh = self.open()
         except HostError as exc:
-            raise HostError(f"rsync: {exc.reason}") from None
+            raise HostError(f"rsync: {exc.reason}", reached=False) from None
         argv = rsync_argv(source, self.host.address, dest, options, limit)
         try:
             p = Relay(ssh.transport, self.host.address, deadline).run(argv)

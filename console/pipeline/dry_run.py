@@ -1,7 +1,7 @@
 """What `invoke deploy --dry-run` prints: the plan, and per phase the exact command it runs.
 
-The phase lines are made from the declarations the steps use (`steps.ASSETS_RSYNC`,
-`steps.CODE_RSYNC`, the skip reasons of `steps.STEPS`, the builders of `remote`), so the
+The phase lines are made from the declarations the steps use (`delivery.ASSETS_RSYNC`,
+`delivery.CODE_RSYNC`, the skip reasons of `steps.STEPS`, the builders of `remote`), so the
 dry run cannot drift from what a deploy does. Commit subjects and authors are shown
 `printable`, and secrets as `***`.
 """
@@ -13,12 +13,13 @@ from pathlib import Path
 from console.config.inventory import Host, Inventory
 from console.core.text import printable, short
 from console.fleet import remote
+from console.pipeline.delivery import ASSETS_RSYNC, CODE_RSYNC
 from console.pipeline.plan import Plan
-from console.pipeline.steps import ASSETS_RSYNC, CODE_RSYNC, STEPS
+from console.pipeline.steps import STEPS
 from console.trunk.queue import Change
 
 
-def describe(inventory: Inventory, plan: Plan, checkout: Path) -> str:
+def describe(inventory: Inventory, plan: Plan, checkout: Path, live_release: str | None = None) -> str:
     """The plan as --dry-run prints it: phases, chunks, hosts and the exact commands."""
     inv, req = inventory, plan.request
     sample = plan.hosts[0]
@@ -51,6 +52,7 @@ def describe(inventory: Inventory, plan: Plan, checkout: Path) -> str:
         f"hash {inv.assets}/ into versioned names",
         f"    sync-assets  {assets}   (on each host before its code; on every host before any switch)",
         f"    sync-code    {code}   (right after that host's assets)",
+        *_delta(plan, live_release),
         f"    activate     {ssh} {remote.activate(d, plan.release, req.user)}",
         f"    restart      {_skipped(inv, 'restart') or _command(inv, inv.restart or '', sample)}",
         f"    verify       {_skipped(inv, 'verify') or _health(inv, sample, plan.revision)}",
@@ -66,6 +68,16 @@ def _commit(change: Change) -> str:
 def _command(inventory: Inventory, template: str, host: Host) -> str:
     """A template command as it runs on `host`, each secret shown as `***`."""
     return remote.shown(template, host, [s.name for s in inventory.secrets])
+
+
+def _delta(plan: Plan, live_release: str | None) -> list[str]:
+    """What replaces both rsyncs on a host at the live release (console/pipeline/delivery.py)."""
+    if not plan.request.delta or not live_release:
+        return []
+    return [
+        f"                 a host at {live_release} (the live release) as built, while the deploy host keeps its",
+        "                 build, gets both in one command instead: the changed files and new assets on stdin",
+    ]
 
 
 def _skipped(inventory: Inventory, phase: str) -> str:

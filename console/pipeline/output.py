@@ -25,8 +25,9 @@ LINES_PER_PHASE = 200
 #: Characters kept of one line.
 LINE_WIDTH = 240
 #: Commands (by their `what`) whose output is data the step reads, not for people: a
-#: cleanup's survey lists every release's manifest. Only its size is logged.
-DATA_COMMANDS = frozenset({"survey"})
+#: cleanup's survey lists every release's manifest, and a staging (console/fleet/remote.py
+#: `stage`) brings one back. Only the first line and the size are logged.
+DATA_COMMANDS = frozenset({"survey", "stage"})
 
 
 class OutputLog:
@@ -82,7 +83,9 @@ class Echo:
         exc.output = censor(exc.output, self.log.secrets)
         self._write([*exc.output.splitlines(), f"✘ {exc.reason}"])
 
-    def run(self, command: str, *, timeout: float | None = None, what: str = "", stdin: str | None = None) -> Result:
+    def run(
+        self, command: str, *, timeout: float | None = None, what: str = "", stdin: str | bytes | None = None
+    ) -> Result:
         self._write([f"$ {command}"])
         try:
             result = self.inner.run(command, timeout=timeout, what=what, stdin=stdin)
@@ -90,7 +93,9 @@ class Echo:
             self._failed(exc)
             raise
         lines = [*result.stdout.splitlines(), *result.stderr.splitlines()]
-        self._write([f"({len(lines)} lines read)"] if what in DATA_COMMANDS else lines)
+        if what in DATA_COMMANDS:  # the first line is the answer's own; the rest is data
+            lines = [*lines[:1], f"({len(lines) - 1} more lines read)"] if len(lines) > 1 else lines
+        self._write(lines)
         return result
 
     def rsync(self, source: Path, dest: str, options: Sequence[str] = (), *, timeout: float | None = None) -> int:

@@ -34,6 +34,9 @@ class DeployRequest:
     rolling: bool = False
     #: Off only in the test that proves the assets-first order prevents asset 404s.
     assets_first: bool = True
+    #: Off: every host by rsync, none by the change from the live release
+    #: (console/pipeline/delivery.py): bench.deploy's baseline and the tests' control.
+    delta: bool = True
 
 
 @dataclass

@@ -23,7 +23,6 @@ checks that every host has the release, and switches none when one lacks it.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import threading
@@ -49,10 +48,11 @@ from console.fleet.connection import Connect
 from console.fleet.fanout import WIDE, Fanout, Outcome, Stopped, chunked
 from console.fleet.transport import HostLink
 from console.pipeline import dry_run
+from console.pipeline.delivery import choose
 from console.pipeline.plan import DeployRequest, Plan, plan_deploy, plan_over
 from console.pipeline.steps import ACTIVATION, STEPS, Run, has_release
 from console.state.files import private_dir, private_tree, write_private
-from console.trunk.build import Build, build_release
+from console.trunk.build import Build, build_release, stored_build
 from console.trunk.checkout import Checkout
 from console.trunk.git import resolve_commit
 
@@ -62,7 +62,8 @@ T = TypeVar("T")
 class Pipeline:
     """Runs deploys, switches and single steps over the fleet, emitting events as it goes.
 
-    `connect` makes each host's connection (default: Fabric, `transport.HostLink`)."""
+    `connect` makes each host's connection (default: Fabric, `transport.HostLink`);
+    `live_release` is the base a deploy's change is measured from (console/pipeline/delivery.py)."""
 
     def __init__(
         self,
@@ -71,12 +72,14 @@ class Pipeline:
         *,
         stop: threading.Event | None = None,
         live_revision: str | None = None,
+        live_release: str | None = None,
         connect: Connect | None = None,
     ) -> None:
         self.inventory = inventory
         self.emit = emit
         self.stop = stop or threading.Event()
         self.live_revision = live_revision
+        self.live_release = live_release
         self.connect: Connect = connect or HostLink
         self.checkout = Checkout(inventory)
 
@@ -88,7 +91,7 @@ class Pipeline:
 
     def describe(self, plan: Plan) -> str:
         """The plan as --dry-run prints it."""
-        return dry_run.describe(self.inventory, plan, self.checkout.path)
+        return dry_run.describe(self.inventory, plan, self.checkout.path, self.live_release)
 
     # -- builds ---------------------------------------------------------------------
 
@@ -100,13 +103,9 @@ class Pipeline:
         """The newest build (what the single-step tasks ship)."""
         builds = self.inventory.state_dir / "builds"
         try:
-            release = (builds / "LAST").read_text().strip()
-            root = builds / release
-            manifest = json.loads((root / "code" / "manifest.json").read_text())
-            revision = (root / "code" / "REVISION").read_text().strip()
-        except (OSError, ValueError):
+            return stored_build(builds, (builds / "LAST").read_text().strip())
+        except (OSError, ConsoleError):
             raise ConsoleError(f"no build in {builds}: run invoke build first") from None
-        return Build(release, revision, root, manifest)
 
     def _build(self, plan: Plan) -> Build:
         """Build the release into a private `builds/<release>`; a build that fails, a full
@@ -166,6 +165,7 @@ class Pipeline:
             self.emit(PhaseStarted(plan.deploy_id, phase="update"))
             self.emit(PhaseDone(plan.deploy_id, phase="update", ok=1, failed=0, seconds=plan.update_seconds))
             run.build = self._local(plan, "build", lambda: self._build(plan))
+            run.delivery = choose(run, self.live_release)
             if req.assets_first:
                 self._ship(run, fan)
             else:

@@ -2,8 +2,9 @@
 
 `STEPS` is the one table: phase -> its step, its time limit (a `timeouts` key) and why it
 does nothing for an inventory (no restart command, no health check). The deploy, the
-rolling activation, `switch` and the single-step tasks (`invoke restart` ...) all read it,
-and `--dry-run` shows the rsync options declared here, the ones the steps pass.
+rolling activation, `switch` and the single-step tasks (`invoke restart` ...) all read it.
+The two sync steps ask the run's `Delivery` (console/pipeline/delivery.py: rsync, or a
+deploy's change from the live release in one command) how the build reaches the host.
 
 A step talks to its host only through the run's `Connection` (console/fleet/connection.py)
 and returns (bytes sent, message) or raises `HostError`; the fanout turns either into the
@@ -14,6 +15,7 @@ to the run's `OutputLog` (console/pipeline/output.py): the live log's `HostOutpu
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 import urllib.error
@@ -26,17 +28,10 @@ from console.core.events import Event, Subscriber
 from console.core.text import censor, short
 from console.fleet import remote
 from console.fleet.connection import Connect, Connection, HostError, tail
+from console.pipeline.delivery import RSYNC, Delivery
 from console.pipeline.output import Echo, OutputLog
 from console.pipeline.plan import Plan
 from console.trunk.build import Build
-
-#: Whatever the build's modes: readable by all (the web server), writable by the deploy user only.
-RSYNC_MODES = "--chmod=u+rwX,go+rX,go-w"
-#: sync-assets: a hashed name never changes its content, so a file a host has is never sent again.
-ASSETS_RSYNC = ("--ignore-existing", "--mkpath", RSYNC_MODES)
-#: sync-code: --link-dest is relative to the new release dir: unchanged files become hard links
-#: to the live release's, so a one-file change sends one file and costs no disk.
-CODE_RSYNC = ("--delete", "--mkpath", "--link-dest=../../current/", RSYNC_MODES)
 
 
 def _ignore(event: Event) -> None:
@@ -67,6 +62,10 @@ class Run:
     revisions: dict[str, str] = field(default_factory=dict)
     #: host -> the phase its step is in now (a host runs one step at a time)
     working: dict[str, str] = field(default_factory=dict)
+    #: how the sync steps get the build to each host (`delivery.choose` picks it for a deploy)
+    delivery: Delivery = RSYNC
+    #: host -> what its deploy path held once staged, when the staging brought it back (cleanup's survey)
+    surveys: dict[str, remote.Survey] = field(default_factory=dict)
     _connections: dict[str, Connection] = field(default_factory=dict, init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -97,27 +96,11 @@ class Run:
 
 
 def sync_assets(run: Run, host: Host) -> tuple[int, str]:
-    build = run.shipped()
-    sent = run.connection(host).rsync(build.assets, remote.assets_dir(host.deploy_path), ASSETS_RSYNC)
-    return sent, f"{len(build.manifest)} assets"
+    return run.delivery.assets(run, host)
 
 
 def sync_code(run: Run, host: Host) -> tuple[int, str]:
-    connection, release = run.connection(host), run.plan.release
-    try:
-        sent = connection.rsync(run.shipped().code, remote.release_dir(host.deploy_path, release), CODE_RSYNC)
-    except HostError as exc:
-        try:  # never leave a half-staged release behind (a full disk, a cut link)
-            connection.run(
-                remote.remove_release(host.deploy_path, release),
-                what="remove partial staging",
-                timeout=min(10.0, run.inventory.timeouts.command),
-            )
-            exc.reason += "; partial staging removed"
-        except HostError:
-            exc.reason += "; partial staging could not be removed"
-        raise
-    return sent, f"staged {release}"
+    return run.delivery.code(run, host)
 
 
 def has_release(run: Run, host: Host) -> bool:
@@ -178,7 +161,11 @@ def cleanup(run: Run, host: Host) -> tuple[int, str]:
     the assets any kept release's manifest names; remove the rest."""
     keep = run.inventory.keep_releases
     connection = run.connection(host)
-    survey = remote.parse_survey(connection.run(remote.survey(host.deploy_path), what="survey").stdout)
+    survey = run.surveys.get(host.name)
+    if survey is not None and host.name in run.revisions:  # taken when staged; since then activated
+        survey = dataclasses.replace(survey, current=run.plan.release)
+    else:
+        survey = remote.parse_survey(connection.run(remote.survey(host.deploy_path), what="survey").stdout)
     current, manifests = survey.current, survey.manifests
     releases = sorted(r for r in manifests if remote.RELEASE_ID.match(r))
     kept = set(releases[-keep:])

@@ -68,8 +68,15 @@ class Session:
     def pipeline(
         self, emit: Subscriber = _ignore, stop: threading.Event | None = None, *, connect: Connect | None = None
     ) -> Pipeline:
-        """A pipeline that starts from the live revision in the history."""
-        return Pipeline(self.inventory, emit, stop=stop, live_revision=self.history.live_revision(), connect=connect)
+        """A pipeline that starts from the live revision (and release) in the history."""
+        return Pipeline(
+            self.inventory,
+            emit,
+            stop=stop,
+            live_revision=self.history.live_revision(),
+            live_release=self.history.live_release(environment=self.inventory.environment),
+            connect=connect,
+        )
 
     @contextmanager
     def hold(self, user: str, reason: str, *, stop: threading.Event | None = None) -> Iterator[Held]:

@@ -587,6 +587,17 @@ class History:
         )
         return rows[0]["revision"] if rows else None
 
+    def live_release(self, *, environment: str | None = None) -> str | None:
+        """The release of the newest deploy or switch that reached hosts (ok or partial):
+        what the hosts that took part serve (the base a deploy's change is measured from)."""
+        where, params = self._env(environment, "AND")
+        rows = self._read(
+            f"SELECT release FROM deploys WHERE result IN ('ok', 'partial') AND release IS NOT NULL{where} "
+            "ORDER BY started DESC, id DESC LIMIT 1",
+            params,
+        )
+        return rows[0]["release"] if rows else None
+
     def failed_hosts_of_last(self, *, environment: str | None = None) -> list[str]:
         """Hosts that failed in the newest deploy that had failures, less those that
         succeeded in any later deploy or switch: what `invoke deploy --only failed` redoes."""

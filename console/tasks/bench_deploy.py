@@ -8,9 +8,10 @@ host's CPU per host (this process and every program it ran: rsync, sh, socat, ss
 OpenSSH's master connections, read from /proc before they are closed), the hosts' CPU
 per host (every lab sshd and what it ran, read from /proc) and each phase.
 
-`--compare` runs the OpenSSH transport (console/fleet/openssh.py) and the Fabric one
-(the default) in turn on the same fleet, in this one process, alternating which goes
-first, and prints both with the ratio new/old; then what a `switch` right after a
+`--compare` runs the OpenSSH transport (console/fleet/openssh.py), with every host staged
+by rsync as before, and the Fabric one with today's staging (a host at the live release
+gets the change in one command: console/pipeline/delivery.py) in turn on the same fleet,
+in this one process, alternating which goes first, and prints both with the ratio new/old; then what a `switch` right after a
 deploy costs with each (OpenSSH's masters outlive the deploy by 60 s; Fabric's
 connections die with it). Every deploy starts with no open connection, as one an hour
 after the last would. The load average is printed with the figures: on a shared machine
@@ -171,9 +172,9 @@ def _deploy(lab, inventory: Inventory, name: str, sha: str, figures: Figures, sw
     seen: list[Event] = []
     remote0, push0 = _hosts_cpu(lab, settle=True), _own_cpu()
     t0 = time.perf_counter()
-    done = run_deploy(
-        inventory, DeployRequest(user="bench", ref=sha, override="bench"), printer=seen.append, connect=connect
-    )
+    # the baseline is today's deploy before issue 10: OpenSSH, every host by rsync
+    request = DeployRequest(user="bench", ref=sha, override="bench", delta=name == "fabric")
+    done = run_deploy(inventory, request, printer=seen.append, connect=connect)
     wall = time.perf_counter() - t0
     if reader is not None:
         push = _own_cpu() - push0 - reader.cost

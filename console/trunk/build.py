@@ -27,6 +27,10 @@ from console.config.inventory import Inventory
 from console.core.errors import ConsoleError
 
 HASH_LENGTH = 10
+#: Every file of a build has an mtime from STAMP_BASE to before STAMP_END, derived from its
+#: content (`stamp_by_content`): a file of a release with a later one was changed on the host.
+STAMP_BASE = 1_000_000_000
+STAMP_END = STAMP_BASE + 16**7
 
 
 @dataclass(frozen=True)
@@ -45,6 +49,20 @@ class Build:
     @property
     def assets(self) -> Path:
         return self.root / "assets"
+
+
+def stored_build(builds: Path, release: str) -> Build:
+    """The build of `release` kept in `builds` (state_dir/builds); ConsoleError if it is not
+    there whole."""
+    root = builds / release
+    try:
+        manifest = json.loads((root / "code" / "manifest.json").read_text())
+        revision = (root / "code" / "REVISION").read_text().strip()
+    except (OSError, ValueError):
+        raise ConsoleError(f"no build of {release} in {builds}") from None
+    if not (root / "assets").is_dir():
+        raise ConsoleError(f"no build of {release} in {builds}: it has no assets directory")
+    return Build(release, revision, root, manifest)
 
 
 def _minify(path: Path, data: bytes) -> bytes:
@@ -125,5 +143,5 @@ def stamp_by_content(tree: Path) -> None:
     for path in tree.rglob("*"):
         if path.is_file() and not path.is_symlink():
             digest = hashlib.sha256(path.read_bytes()).hexdigest()
-            stamp = 1_000_000_000 + int(digest[:7], 16)
+            stamp = STAMP_BASE + int(digest[:7], 16)
             os.utime(path, (stamp, stamp))

@@ -13,6 +13,8 @@ release that was never staged fails, and the health command prints what is live.
 `fail[(host, phase)] = reason` makes that host's step of that phase fail (a switch's
 "check" of the release too); `on_step(host, phase)` runs as each step begins (a test sets a stop request from it). Every step is
 recorded in order as (host, phase, "start" | "end"), across the threads of a chunk.
+A deploy's one-command staging (`remote.stage`) records both phases, in order, and fails
+as that command would; a host whose live release is not the command's base says so.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import yaml
 
 from console.config.inventory import Host, Inventory, load_inventory
 from console.core.events import DeployDone
+from console.fleet import remote
 from console.fleet.connection import HostError, Result
 from console.pipeline.plan import DeployRequest
 from console.pipeline.run import Pipeline
@@ -69,13 +72,15 @@ class FakeFleet:
         self.calls: list[tuple[str, str, str]] = []
         self.rsync_options: dict[str, tuple[str, ...]] = {}  # phase -> the options the step passed
         self.closed: list[str] = []
-        self.commands: list[tuple[str, str, str, str | None]] = []  # (host, what, command, stdin) of every run
+        self.commands: list[tuple[str, str, str, str | bytes | None]] = []  # (host, what, command, stdin) of every run
         self.staged: dict[str, dict[str, str]] = {}  # host -> release -> revision
         self.current: dict[str, str] = {}  # host -> the revision live on it
+        self.live: dict[str, str] = {}  # host -> the release live on it
+        self.by_delta: list[str] = []  # the hosts staged by one `stage` command, in order
         self._lock = threading.Lock()
 
     def connect(self, inventory: Inventory, host: Host) -> FakeConnection:
-        return FakeConnection(self, host)
+        return FakeConnection(self, host, inventory)
 
     # -- what the tests read ------------------------------------------------------------
 
@@ -105,11 +110,16 @@ class FakeFleet:
 class FakeConnection:
     """One fake host's `Connection`."""
 
-    def __init__(self, fleet: FakeFleet, host: Host) -> None:
+    def __init__(self, fleet: FakeFleet, host: Host, inventory: Inventory) -> None:
         self.fleet = fleet
         self.host = host
+        self.inventory = inventory
 
-    def run(self, command: str, *, timeout: float | None = None, what: str = "", stdin: str | None = None) -> Result:
+    def run(
+        self, command: str, *, timeout: float | None = None, what: str = "", stdin: str | bytes | None = None
+    ) -> Result:
+        if what == "stage":
+            return self._stage(command)
         phase = PHASE_OF[what]
         with self.fleet._lock:
             self.fleet.commands.append((self.host.name, what, command, stdin))
@@ -118,6 +128,33 @@ class FakeConnection:
         result = self.fleet.step(self.host.name, phase, lambda: self._answer(what, command))
         assert isinstance(result, Result)
         return result
+
+    def _stage(self, command: str) -> Result:
+        """`remote.stage`: a host at its base stages both phases (a failure of either with
+        the real command's exit status); any other answers that it is not at the base."""
+        name = self.host.name
+        base = re.search(r"current -ef releases/(\S+) ", command)
+        release = re.search(r"\[ ! -e releases/(\S+) \]", command)
+        assert base and release, command
+        if self.fleet.live.get(name) != base.group(1):
+            return Result(f"{remote.FALLBACK} current is not {base.group(1)}\n", "", 0)
+        code = self.inventory.state_dir / "builds" / release.group(1) / "code"
+
+        def staged() -> int:
+            self.fleet.staged.setdefault(name, {})[release.group(1)] = (code / "REVISION").read_text().strip()
+            return 0
+
+        for phase, work, failed in (
+            ("sync-assets", lambda: 0, remote.ASSETS_FAILED),
+            ("sync-code", staged, remote.CODE_FAILED),
+        ):
+            try:
+                self.fleet.step(name, phase, work)
+            except HostError as exc:
+                raise HostError(f"stage exited {failed}", exit_code=failed, output=exc.output) from None
+        with self.fleet._lock:
+            self.fleet.by_delta.append(name)
+        return Result(f"{remote.STAGED}\n", "", 0)
 
     def _answer(self, what: str, command: str) -> Result:
         name = self.host.name
@@ -131,6 +168,7 @@ class FakeConnection:
             if revision is None:
                 raise HostError("activate exited 1", exit_code=1)
             self.fleet.current[name] = revision
+            self.fleet.live[name] = release.group(1) if release else ""
             return Result(revision + "\n", "", 0)
         if what == "health":
             return Result(self.fleet.current.get(name, "") + "\n", "", 0)
