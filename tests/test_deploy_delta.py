@@ -71,6 +71,10 @@ def test_the_change_goes_in_one_command_and_the_release_ends_as_rsync_leaves_it(
     fleet.change("before-delta", extra={"shop/old/a.txt": "a\n", "shop/old/sub/b.txt": "b\n"})
     assert deploy(fleet.inventory(), override=None).result == "ok"
     base = fleet.current(one)
+    fleet.sh(
+        one,
+        f"mkdir {DEPLOY_PATH}/releases/{base}/shop/__pycache__ && touch {DEPLOY_PATH}/releases/{base}/shop/__pycache__/app.pyc",
+    )
     gone = {"shop/old/a.txt": None, "shop/old/sub/b.txt": None}
     sha = fleet.change("delta", extra={"shop/tool.sh": "#!/bin/sh\necho tool\n", **gone})
     rec = Recorder()
@@ -95,7 +99,8 @@ def test_the_change_goes_in_one_command_and_the_release_ends_as_rsync_leaves_it(
     ]
     assert linked(fleet, one, by_delta, base) == linked(fleet, three, by_rsync, base)
     assert "shop/tool.sh" not in linked(fleet, one, by_delta, base)
-    assert fleet.sh(one, f"ls {DEPLOY_PATH}/releases/{by_delta}/shop").split().count("old") == 0
+    shop = fleet.sh(one, f"ls {DEPLOY_PATH}/releases/{by_delta}/shop").split()
+    assert "old" not in shop and "__pycache__" not in shop  # what the host added to the base stays there
     assert len(linked(fleet, one, by_delta, base)) > 5
     # directories: rsync's modes, and each its own build's mtimes
     dirs_delta = [line for line in listing(fleet, one, f"{DEPLOY_PATH}/releases/{by_delta}") if line.startswith("d ")]
@@ -134,7 +139,7 @@ def test_a_host_not_at_the_live_release_as_built_gets_rsync(fleet):
         e.host: e.lines[0] for e in rec.of(HostOutput) if e.phase == "sync-assets" and e.lines[0].startswith("fallback")
     }
     assert why == {
-        two: f"fallback: a file of {live} was changed on this host",
+        two: f"fallback: files of {live} differ from its build",
         three: f"fallback: current is not {live}",
     }
     for host in fleet.hosts:

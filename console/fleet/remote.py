@@ -19,7 +19,7 @@ from __future__ import annotations
 import re
 import shlex
 import time
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 
 from console.config import templates
@@ -121,6 +121,9 @@ def activate(deploy_path: str, release: str, user: str) -> str:
     )
 
 
+#: What `stage` checks of each file it links from the live release (`stat -c`): size,
+#: mtime and mode, rsync's test for a hard link (`console.pipeline.delta` has the build's).
+LINKED_STAT = "%s %Y %a"
 #: The first line `stage` prints when it staged the release; otherwise it printed
 #: `FALLBACK` and why, changed nothing, and the release goes by rsync.
 STAGED, FALLBACK = "staged", "fallback:"
@@ -135,18 +138,20 @@ def stage(
     base: str,
     base_revision: str,
     release: str,
-    stamps_end: int,
-    check_bytes: int,
-    assets_bytes: int,
+    new_assets: Sequence[str],
+    needed: Sequence[str],
+    linked: Sequence[str],
+    linked_stat: str,
 ) -> str:
-    """Stage `release` on a host at `base` from the payload on stdin (its layout is in
-    console/pipeline/delta.py), in one session: first prove the host is at `base` as
-    built (`current`, its REVISION, no file of it changed since: none has an mtime from
-    `stamps_end` on, past every build's) and has every asset not sent;
-    then the new assets, complete in a directory of their own before each is hard-linked
-    into assets/ (a failure leaves no partial file under a name a later rsync would skip);
-    then `cp -al` of the base and the changed files over it, L's REVISION removed first.
-    Then cleanup's survey. Prints STAGED, or FALLBACK and why, having changed nothing."""
+    """Stage `release` on a host at `base` from the tar on stdin (console/pipeline/delta.py
+    says what is in it), in one session and as few programs as it can (sh, stat, tar and
+    the survey's awk and find). First prove the host is at `base` as built: `current` and
+    REVISION name it, every asset in `needed` is there, and the files of `base` to link
+    (`linked`) have the build's `linked_stat`. Then one tar: the new assets, then the
+    release, hard links to `base`'s files and the changed ones, REVISION last; the new
+    assets' staging directory goes. Then cleanup's survey. Prints STAGED, or FALLBACK and
+    why, having changed nothing. A failed tar removes the release and exits ASSETS_FAILED
+    if an asset is not in place, else CODE_FAILED."""
     d, live, new = q(deploy_path), q(f"releases/{base}"), q(f"releases/{release}")
     incoming = q(f"assets/.incoming-{release}")
 
@@ -154,44 +159,36 @@ def stage(
         return f"|| {{ echo {q(FALLBACK)} {q(why)}; exit 0; }}"
 
     lines = [
-        f"cd {d} || exit 1",
+        f"cd {d} {otherwise('no deploy path')}",
         f"[ -L current ] && [ current -ef {live} ] {otherwise(f'current is not {base}')}",
         f'read -r rev < {live}/REVISION && [ "$rev" = {q(base_revision)} ] {otherwise(f"the REVISION of {base} differs")}',
-        f'[ -z "$(find {live} -type f -newermt @{int(stamps_end) - 1} -print -quit)" ]'
-        f" {otherwise(f'a file of {base} was changed on this host')}",
         f"[ ! -e {new} ] {otherwise(f'{release} is there already')}",
-        'set --; while IFS= read -r a && [ -n "$a" ]; do if [ -e "assets/$a" ]; then set -- "$@" "$a"; fi; done',
     ]
-    if check_bytes:
+    if needed:
+        names = " ".join(q(a) for a in needed)
+        lines.append(f'for a in {names}; do [ -e "assets/$a" ] {otherwise(f"an asset of {release} is missing")}; done')
+    if linked:
+        files = " ".join(q(f) for f in linked)
         lines.append(
-            f"head -c {check_bytes} | (cd assets && xargs -0 ls -d -- >/dev/null 2>&1)"
-            f" {otherwise(f'an asset of {release} is missing')}"
+            f'[ "$(cd {live} && stat -c {q(LINKED_STAT)} -- {files})" = {q(linked_stat)} ]'
+            f" {otherwise(f'files of {base} differ from its build')}"
         )
-    if assets_bytes:
-        lines += [
-            f"failed() {{ rm -rf {incoming}; exit {ASSETS_FAILED}; }}",
-            f"mkdir {incoming} && head -c {assets_bytes} | tar -x -p -f - -C {incoming} || failed",
-            f'if [ $# -gt 0 ]; then (cd {incoming} && rm -f -- "$@") || failed; fi',
-            f"cp -al {incoming}/. assets/ && rm -rf {incoming} || failed",
-        ]
+    placed = " ".join(q(a) for a in new_assets)
     lines += [
-        'set --; while IFS= read -r p && [ -n "$p" ]; do set -- "$@" "$p"; done',
-        f"failed() {{ rm -rf {new}; exit {CODE_FAILED}; }}",
-        f"cp -al {live} {new} && rm -f {new}/REVISION || failed",
-        f'if [ $# -gt 0 ]; then (cd {new} && rm -rf -- "$@") || failed; fi',
-        f"tar -x -p -f - -C {new} || failed",
-        f"echo {STAGED}",
-        survey(deploy_path, base),
+        f"if ! tar -x -p --skip-old-files -f - ; then rm -rf {new} {incoming}",
+        f'  for a in {placed}; do [ -e "assets/$a" ] || exit {ASSETS_FAILED}; done; exit {CODE_FAILED}',
+        "fi",
     ]
+    if new_assets:
+        lines.append(f"rm -rf {incoming}")
+    lines += [f"echo {STAGED}", survey(deploy_path, base)]
     return "\n".join(lines)
 
 
-def parse_staged(answer: str) -> tuple[str, Survey | None]:
-    """`stage`'s answer: "" and the survey when it staged, or why it did not and None."""
+def parse_staged(answer: str) -> Survey | None:
+    """`stage`'s answer: the survey when it staged, None when it did not (FALLBACK)."""
     first, _, rest = answer.partition("\n")
-    if first == STAGED:
-        return "", parse_survey(rest)
-    return first.removeprefix(FALLBACK).strip() or "no answer", None
+    return parse_survey(rest) if first == STAGED else None
 
 
 def survey(deploy_path: str, current: str | None = None) -> str:

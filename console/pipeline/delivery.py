@@ -26,8 +26,8 @@ from console.config.inventory import Host
 from console.core.errors import ConsoleError
 from console.fleet import remote
 from console.fleet.connection import HostError
-from console.pipeline.delta import Delta, NotADelta, delta
-from console.trunk.build import STAMP_END, stored_build
+from console.pipeline.delta import MAX_COMMAND, Delta, NotADelta, delta
+from console.trunk.build import stored_build
 
 if TYPE_CHECKING:
     from console.pipeline.steps import Run
@@ -94,24 +94,36 @@ def _cause(exc: HostError) -> str:
 
 
 class DeltaDelivery:
-    """Hosts at the live release get the change in one command; the others `RSYNC`."""
+    """Hosts at the live release get the change in one command; the others `RSYNC`.
+
+    The command stages the code too (one tar, the assets first): `assets` keeps the
+    code's outcome, and `code`, which the fanout runs right after on the same host,
+    reports it."""
 
     def __init__(self, change: Delta) -> None:
         self.change = change
-        self._code: dict[str, tuple[int, str] | HostError] = {}  # host -> its code's outcome, staged with the assets
+        self._code: dict[str, tuple[int, str] | HostError] = {}  # host -> its code's outcome
         self._by_rsync: set[str] = set()  # hosts not at the live release as built
 
+    def _rsync(self, run: Run, host: Host) -> tuple[int, str]:
+        self._by_rsync.add(host.name)
+        return RSYNC.assets(run, host)
+
     def assets(self, run: Run, host: Host) -> tuple[int, str]:
-        change, build = self.change, run.shipped()
+        change = self.change
         command = remote.stage(
             host.deploy_path,
             base=change.base,
             base_revision=change.base_revision,
             release=change.release,
-            stamps_end=STAMP_END,
-            check_bytes=change.needed_bytes,
-            assets_bytes=change.assets_tar,
+            new_assets=change.new_assets,
+            needed=change.needed,
+            linked=change.linked,
+            linked_stat=change.linked_stat,
         )
+        if len(command) > MAX_COMMAND:  # too many files to name
+            return self._rsync(run, host)
+        assets = f"{len(run.shipped().manifest)} assets, {len(change.new_assets)} new (one tar with the code)"
         try:
             answer = run.connection(host).run(
                 command, stdin=change.payload, what="stage", timeout=run.inventory.timeouts.sync
@@ -121,29 +133,28 @@ class DeltaDelivery:
                 self._code[host.name] = HostError(
                     f"{_cause(exc)}; partial staging removed", exit_code=exc.exit_code, output=exc.output
                 )
-                return change.assets_part, f"{len(build.manifest)} assets, {change.new_assets} sent"
-            if exc.exit_code == remote.ASSETS_FAILED:  # nothing of the code was staged
+                return len(change.payload), assets
+            if exc.exit_code == remote.ASSETS_FAILED:  # and the code is gone
                 raise HostError(_cause(exc), exit_code=exc.exit_code, output=exc.output) from None
             if exc.reached:  # lost or timed out: where it stopped is unknown
                 remove_partial(run, host, exc)
             raise
-        _, survey = remote.parse_staged(answer.stdout)
-        if survey is None:  # `why` is in the live log: the command's first line
-            self._by_rsync.add(host.name)
-            return RSYNC.assets(run, host)
+        survey = remote.parse_staged(answer.stdout)
+        if survey is None:  # not at the live release as built: why is in the live log
+            return self._rsync(run, host)
         run.surveys[host.name] = survey
-        self._code[host.name] = (len(change.payload) - change.assets_part, f"staged {change.release}: {change.summary}")
-        return change.assets_part, f"{len(build.manifest)} assets, {change.new_assets} sent"
+        self._code[host.name] = (0, f"staged {change.release}: {change.summary}")
+        return len(change.payload), assets
 
     def code(self, run: Run, host: Host) -> tuple[int, str]:
         if host.name in self._by_rsync:
             return RSYNC.code(run, host)
         outcome = self._code.pop(host.name, None)
-        if outcome is None:
-            raise HostError("no code was staged with the assets")  # not reached: code follows assets
+        if outcome is None:  # not reached: the fanout runs a host's code only after its assets
+            raise HostError("no code was staged with the assets")
         if isinstance(outcome, HostError):
             raise outcome
-        run.output.write(host.name, "sync-code", [f"(staged by the command of sync-assets: {self.change.summary})"])
+        run.output.write(host.name, "sync-code", [f"(staged by sync-assets' command: {self.change.summary})"])
         return outcome
 
 

@@ -4,30 +4,33 @@ The deploy host keeps the builds of the last few releases (state_dir/builds), so
 host at the live release L it knows, without asking, exactly what rsync would find: the
 content-hashed assets R names that L's build does not have, and the code files that
 differ (rsync's own test for `--link-dest`: type, size, mtime and mode after `--chmod`).
-`delta(base, build)` turns that into one small payload, the same for every host, that
-one command per host (`console.fleet.remote.stage`) applies over the open connection:
-no rsync on either side, no walk of both trees per host.
+`delta(base, build)` turns that into one tar, the same for every host, that one command
+per host (`console.fleet.remote.stage`) extracts in the deploy path over the open
+connection: no rsync on either side, no walk of both trees per host.
 
-The payload is what that command reads on its stdin, in order:
+The tar, in order (names relative to the deploy path):
 
-    css/new.1a2b3c4d5e.css      the assets in the assets tar, one a line (a host that
-    <empty line>                has one already, from an older release, keeps its own)
-    <needed: NUL-separated>     the assets R names that are not sent: the host must have them
-    <assets tar>                (the command is told the size of these two)
-    shop/old.py                 the paths of L that R does not have (or whose type changed)
-    <empty line>
-    <code tar, to the end>      R's directories, its changed files, REVISION last
+    assets/.incoming-R/css/new.1a2b3c4d5e.css    each new asset, whole, in a directory of its own
+    assets/css/new.1a2b3c4d5e.css -> (hard link)  then its name (tar links once the file is
+                                                  complete; a host that has it keeps its own)
+    releases/R/, releases/R/shop/, ...           R's directories,
+    releases/R/shop/app.py -> releases/L/...     hard links to L's files that R has unchanged,
+    releases/R/shop/new.py                       its other files and links,
+    releases/R/REVISION                          and REVISION last: a release whose REVISION
+                                                  is there is staged whole (activate tests it)
 
-The result must be the tree rsync would have made (the lab test compares them): modes
-as `--chmod=u+rwX,go+rX,go-w` makes them (`served_mode`), mtimes to the nanosecond,
-unchanged files hard links to L's. And the host must really have L as built: `current`
-names it, its REVISION is L's and no file of it has an mtime past the build's content
-stamps (an edit on the host gives it one), so a host whose L was edited by hand falls back
-to rsync, as does any host not at L. (A mode changed or a file removed by hand on a host
-is not seen: rsync sees both.)
+So a host's code follows its own assets within one tar, and a tar that stops half-way
+(full disk, cut link) leaves no partial file under an asset's name, which a later rsync
+would skip (`--ignore-existing`). The result is the tree rsync makes (the lab test
+compares them): exactly the build's entries, modes as `--chmod=u+rwX,go+rX,go-w` makes
+them (`served_mode`), mtimes to the nanosecond, unchanged files hard links to L's; what a
+host added to L (a `__pycache__`) is not carried over. The host must really have L as
+built: `current` and REVISION name it, every asset R names that is not sent is there,
+and L's files that R links have the build's size, mtime and mode (what `stat` prints of
+them, `Delta.linked_stat`), or the host says so and gets rsync.
 
-A payload larger than `MAX_PAYLOAD`, or a name with a newline (the lists are lines), is
-not a delta: such a release goes by rsync.
+A tar larger than `MAX_PAYLOAD`, a command longer than `MAX_COMMAND` (it names the files
+to check) or a name with a newline is not a delta: such a release goes by rsync.
 """
 
 from __future__ import annotations
@@ -46,28 +49,30 @@ from console.trunk.build import Build
 
 #: A small change: above this, rsync (whose delta transfer sends only what changed in a
 #: file) or a bulk fanout moves the bytes better. It stays well inside one SSH channel
-#: window (2 MiB), so the payload is sent whole even to a host that stops reading it.
+#: window (2 MiB), so the tar is sent whole even to a host that stops reading it.
 MAX_PAYLOAD = 256 << 10
+#: The command names every file it checks; a shell command line is one argument of
+#: `sh -c`, at most 128 KiB on Linux.
+MAX_COMMAND = 96 << 10
 
 
 @dataclass(frozen=True)
 class Delta:
-    """The change from `base` (L) to `release` (R), and the payload that applies it."""
+    """The change from `base` (L) to `release` (R), and the tar that applies it."""
 
     base: str  # L's release id
     base_revision: str
     release: str
-    payload: bytes
-    needed_bytes: int  # the size of the needed block in the payload
-    assets_tar: int  # the size of the assets tar in the payload
-    assets_part: int  # the payload's bytes up to the end of the assets tar
-    new_assets: int  # assets sent
-    changed: int  # code files (and links) sent
-    deleted: int  # paths of L that R does not have
+    payload: bytes  # the tar
+    new_assets: tuple[str, ...]  # sent, relative to assets/
+    needed: tuple[str, ...]  # not sent: every host must have them already
+    linked: tuple[str, ...]  # R's files hard-linked from L, relative to the release
+    linked_stat: str  # what `stat -c remote.LINKED_STAT` prints of them on a host at L
+    sent: int  # code files and links sent
 
     @property
     def summary(self) -> str:
-        return f"{self.changed} changed, {self.deleted} deleted against {self.base}"
+        return f"{self.sent} files sent, {len(self.linked)} linked from {self.base}"
 
 
 def served_mode(mode: int, is_dir: bool) -> int:
@@ -139,8 +144,9 @@ def _owner(uid: int, gid: int) -> tuple[str, str]:
     return user, group
 
 
-def _add(tar: tarfile.TarFile, name: str, entry: _Entry) -> None:
-    """One entry as rsync -a would leave it: served mode, mtime to the nanosecond, owner."""
+def _add(tar: tarfile.TarFile, name: str, entry: _Entry, link: str = "") -> None:
+    """One entry as rsync -a would leave it: served mode, mtime to the nanosecond, owner;
+    or (`link`) a hard link to that path."""
     st = entry.path.lstat()
     info = tarfile.TarInfo(name)
     info.mode = entry.mode
@@ -154,6 +160,9 @@ def _add(tar: tarfile.TarFile, name: str, entry: _Entry) -> None:
     if entry.kind == "d":
         info.type = tarfile.DIRTYPE
         tar.addfile(info)
+    elif link:
+        info.type, info.linkname = tarfile.LNKTYPE, link
+        tar.addfile(info)
     elif entry.kind == "l":
         info.type, info.linkname = tarfile.SYMTYPE, entry.target
         tar.addfile(info)
@@ -163,15 +172,14 @@ def _add(tar: tarfile.TarFile, name: str, entry: _Entry) -> None:
             tar.addfile(info, f)
 
 
-def _tar(entries: list[tuple[str, _Entry]]) -> bytes:
-    """A tar of `entries` in the order given, ending in its two zero blocks (without the
-    padding to 10 KiB that `tarfile` adds: every byte goes to every host)."""
-    if not entries:
-        return b""
+def _tar(entries: list[tuple[str, _Entry, str]]) -> bytes:
+    """A tar of (name, entry, hard link target or "") in the order given, ending in its two
+    zero blocks (without the padding to 10 KiB that `tarfile` adds: every byte goes to
+    every host)."""
     out = io.BytesIO()
     with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        for name, entry in entries:
-            _add(tar, name, entry)
+        for name, entry, link in entries:
+            _add(tar, name, entry, link)
         end = tar.offset
     return out.getvalue()[:end] + bytes(2 * tarfile.BLOCKSIZE)
 
@@ -183,50 +191,51 @@ def _in_tree_order(names: list[str]) -> list[str]:
     return sorted(names, key=lambda n: Path(n).parts)
 
 
-def _lines(names: list[str]) -> bytes:
-    return "".join(f"{n}\n" for n in names).encode("utf-8", "surrogateescape")
-
-
 def delta(base: Build, build: Build) -> Delta:
-    """The payload that turns a host at `base` into one staged with `build` (see the
-    module docstring); NotADelta when it cannot or should not."""
+    """The tar that turns a host at `base` into one staged with `build` (see the module
+    docstring); NotADelta when it cannot or should not."""
     old_assets, new_assets = _tree(base.assets), _tree(build.assets)
-    sent = sorted(n for n, e in new_assets.items() if e.kind == "f" and n not in old_assets)
-    needed = sorted(n for n, e in new_assets.items() if e.kind == "f" and n in old_assets)
     if any(e.kind == "l" for e in new_assets.values()):
         raise NotADelta("the assets hold a symbolic link")
-    # the directories of the sent assets, so new ones get rsync's modes and times
-    parents = {p.as_posix() for n in sent for p in Path(n).parents if p != Path(".")}
-    assets_tar = _tar([(n, new_assets[n]) for n in _in_tree_order([*parents, *sent])])
+    sent_assets = [n for n, e in new_assets.items() if e.kind == "f" and n not in old_assets]
+    needed = sorted(n for n, e in new_assets.items() if e.kind == "f" and n in old_assets)
+    incoming, live, release = (
+        f"assets/.incoming-{build.release}",
+        f"releases/{base.release}",
+        f"releases/{build.release}",
+    )
+    # each new asset whole in the incoming directory, then its name; their directories
+    # first, so new ones get rsync's modes and times
+    dirs = {p.as_posix() for n in sent_assets for p in Path(n).parents if p != Path(".")}
+    entries = [(f"{incoming}/{n}", new_assets[n], "") for n in _in_tree_order([*dirs, *sent_assets])]
+    entries += [
+        (f"assets/{n}", new_assets[n], f"{incoming}/{n}" if new_assets[n].kind == "f" else "")
+        for n in _in_tree_order([*dirs, *sent_assets])
+    ]
 
     old_code, new_code = _tree(base.code), _tree(build.code)
-    changed = [n for n, e in new_code.items() if e.kind != "d" and (n not in old_code or not e.same(old_code[n]))]
-    gone = {n for n, e in old_code.items() if n not in new_code or new_code[n].kind != e.kind}
-    # only the topmost of what goes: removing a directory removes what is under it
-    deleted = sorted(n for n in gone if not any(p.as_posix() in gone for p in Path(n).parents))
-    dirs = [n for n, e in new_code.items() if e.kind == "d"]
+    # files only (a link is sent: its own times are not the build's), never REVISION
+    linked = sorted(
+        n for n, e in new_code.items() if e.kind == "f" and n != "REVISION" and n in old_code and e.same(old_code[n])
+    )
     root = _Entry("d", served_mode(build.code.stat().st_mode, True), 0, build.code.stat().st_mtime_ns, "", build.code)
-    # every directory (rsync sets their modes and times too), the changed files, and
-    # REVISION always and last: the command removes L's from the new release first, so a
-    # release whose REVISION is there is staged whole (activate tests it)
-    files = [n for n in changed if n != "REVISION"]
-    names = _in_tree_order(dirs + files) + (["REVISION"] if "REVISION" in new_code else [])
-    code_tar = _tar([(".", root)] + [(n, new_code[n]) for n in names])
+    entries.append((release, root, ""))
+    linked_set = set(linked)
+    names = _in_tree_order([n for n in new_code if n != "REVISION"]) + (["REVISION"] if "REVISION" in new_code else [])
+    entries += [(f"{release}/{n}", new_code[n], f"{live}/{n}" if n in linked_set else "") for n in names]
 
-    needed_block = "".join(f"{n}\0" for n in needed).encode("utf-8", "surrogateescape")
-    assets_part = b"".join([_lines(sent), b"\n", needed_block, assets_tar])
-    payload = b"".join([assets_part, _lines(deleted), b"\n", code_tar])
+    payload = _tar(entries)
     if len(payload) > MAX_PAYLOAD:
         raise NotADelta(f"{len(payload)} bytes of change, more than {MAX_PAYLOAD}")
-    return Delta(
+    change = Delta(
         base=base.release,
         base_revision=base.revision,
         release=build.release,
         payload=payload,
-        needed_bytes=len(needed_block),
-        assets_tar=len(assets_tar),
-        assets_part=len(assets_part),
-        new_assets=len(sent),
-        changed=len(files),
-        deleted=len(deleted),
+        new_assets=tuple(sorted(sent_assets)),
+        needed=tuple(needed),
+        linked=tuple(linked),
+        linked_stat="\n".join(f"{e.size} {e.mtime_ns // 10**9} {e.mode:o}" for e in (old_code[n] for n in linked)),
+        sent=len([n for n in names if n not in linked_set and new_code[n].kind != "d"]),
     )
+    return change

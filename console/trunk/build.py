@@ -27,10 +27,6 @@ from console.config.inventory import Inventory
 from console.core.errors import ConsoleError
 
 HASH_LENGTH = 10
-#: Every file of a build has an mtime from STAMP_BASE to before STAMP_END, derived from its
-#: content (`stamp_by_content`): a file of a release with a later one was changed on the host.
-STAMP_BASE = 1_000_000_000
-STAMP_END = STAMP_BASE + 16**7
 
 
 @dataclass(frozen=True)
@@ -143,5 +139,5 @@ def stamp_by_content(tree: Path) -> None:
     for path in tree.rglob("*"):
         if path.is_file() and not path.is_symlink():
             digest = hashlib.sha256(path.read_bytes()).hexdigest()
-            stamp = STAMP_BASE + int(digest[:7], 16)
+            stamp = 1_000_000_000 + int(digest[:7], 16)
             os.utime(path, (stamp, stamp))
