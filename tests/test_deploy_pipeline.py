@@ -154,7 +154,9 @@ def test_assets_first_no_host_switches_before_the_last_asset_arrives_anywhere(fl
     first_live = min(live for _, _, live in seen.values())
     assert first_live > last_asset, f"a host switched {last_asset - first_live:.3f} s before the last asset arrived"
     for host, (code, asset, _) in seen.items():
-        assert min(code) > max(asset), host  # and no code on a host before its own assets
+        # and no code on a host before its own assets (the same clock tick at most: a host at
+        # the live release gets both from one command, the file times' clock ticks in ms)
+        assert min(code) >= max(asset), host
 
     # The control: without the assets-first order (chunk by chunk), the first chunk's hosts
     # switch before the assets reach the hosts of the last chunk.

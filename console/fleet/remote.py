@@ -138,20 +138,21 @@ def stage(
     base: str,
     base_revision: str,
     release: str,
-    new_assets: Sequence[str],
+    assets_bytes: int,
     needed: Sequence[str],
     linked: Sequence[str],
     linked_stat: str,
 ) -> str:
-    """Stage `release` on a host at `base` from the tar on stdin (console/pipeline/delta.py
-    says what is in it), in one session and as few programs as it can (sh, stat, tar and
-    the survey's awk and find). First prove the host is at `base` as built: `current` and
-    REVISION name it, every asset in `needed` is there, and the files of `base` to link
-    (`linked`) have the build's `linked_stat`. Then one tar: the new assets, then the
-    release, hard links to `base`'s files and the changed ones, REVISION last; the new
-    assets' staging directory goes. Then cleanup's survey. Prints STAGED, or FALLBACK and
-    why, having changed nothing. A failed tar removes the release and exits ASSETS_FAILED
-    if an asset is not in place, else CODE_FAILED."""
+    """Stage `release` on a host at `base` from the payload on stdin (console/pipeline/
+    delta.py says what is in it), in one session and as few programs as it can (sh, stat,
+    tar, rm and the survey's awk and find). First prove the host is at `base` as built:
+    `current` and REVISION name it, every asset in `needed` is there, and the files of
+    `base` to link (`linked`) have the build's `linked_stat`. Then the assets' tar (its
+    first `assets_bytes`), each new asset whole before its name, and their staging
+    directory goes; then the code's, hard links to `base`'s files and the changed ones,
+    REVISION last. Then cleanup's survey. Prints STAGED, or FALLBACK and why, having
+    changed nothing; a failed tar removes what it staged and exits ASSETS_FAILED or
+    CODE_FAILED."""
     d, live, new = q(deploy_path), q(f"releases/{base}"), q(f"releases/{release}")
     incoming = q(f"assets/.incoming-{release}")
 
@@ -173,14 +174,12 @@ def stage(
             f'[ "$(cd {live} && stat -c {q(LINKED_STAT)} -- {files})" = {q(linked_stat)} ]'
             f" {otherwise(f'files of {base} differ from its build')}"
         )
-    placed = " ".join(q(a) for a in new_assets)
-    lines += [
-        f"if ! tar -x -p --skip-old-files -f - ; then rm -rf {new} {incoming}",
-        f'  for a in {placed}; do [ -e "assets/$a" ] || exit {ASSETS_FAILED}; done; exit {CODE_FAILED}',
-        "fi",
-    ]
-    if new_assets:
-        lines.append(f"rm -rf {incoming}")
+    if assets_bytes:
+        lines += [
+            f"head -c {assets_bytes} | tar -x -p --skip-old-files -f - || {{ rm -rf {incoming}; exit {ASSETS_FAILED}; }}",
+            f"rm -rf {incoming} || exit {ASSETS_FAILED}",
+        ]
+    lines.append(f"tar -x -p -f - || {{ rm -rf {new}; exit {CODE_FAILED}; }}")
     lines += [f"echo {STAGED}", survey(deploy_path, base)]
     return "\n".join(lines)
 

@@ -116,7 +116,7 @@ class DeltaDelivery:
             base=change.base,
             base_revision=change.base_revision,
             release=change.release,
-            new_assets=change.new_assets,
+            assets_bytes=change.assets_tar,
             needed=change.needed,
             linked=change.linked,
             linked_stat=change.linked_stat,

@@ -4,24 +4,26 @@ The deploy host keeps the builds of the last few releases (state_dir/builds), so
 host at the live release L it knows, without asking, exactly what rsync would find: the
 content-hashed assets R names that L's build does not have, and the code files that
 differ (rsync's own test for `--link-dest`: type, size, mtime and mode after `--chmod`).
-`delta(base, build)` turns that into one tar, the same for every host, that one command
-per host (`console.fleet.remote.stage`) extracts in the deploy path over the open
-connection: no rsync on either side, no walk of both trees per host.
+`delta(base, build)` turns that into a payload, the same for every host, that one
+command per host (`console.fleet.remote.stage`) extracts in the deploy path over the
+open connection: no rsync on either side, no walk of both trees per host.
 
-The tar, in order (names relative to the deploy path):
+Two tars, one after the other (names relative to the deploy path). The assets' (when any
+are new), whose staging directory the command removes before the code's:
 
     assets/.incoming-R/css/new.1a2b3c4d5e.css    each new asset, whole, in a directory of its own
     assets/css/new.1a2b3c4d5e.css -> (hard link)  then its name (tar links once the file is
                                                   complete; a host that has it keeps its own)
+The code's:
     releases/R/, releases/R/shop/, ...           R's directories,
     releases/R/shop/app.py -> releases/L/...     hard links to L's files that R has unchanged,
     releases/R/shop/new.py                       its other files and links,
     releases/R/REVISION                          and REVISION last: a release whose REVISION
                                                   is there is staged whole (activate tests it)
 
-So a host's code follows its own assets within one tar, and a tar that stops half-way
-(full disk, cut link) leaves no partial file under an asset's name, which a later rsync
-would skip (`--ignore-existing`). The result is the tree rsync makes (the lab test
+So a host's code follows its own assets, and a tar that stops half-way (full disk, cut
+link) leaves no partial file under an asset's name, which a later rsync would skip
+(`--ignore-existing`). The result is the tree rsync makes (the lab test
 compares them): exactly the build's entries, modes as `--chmod=u+rwX,go+rX,go-w` makes
 them (`served_mode`), mtimes to the nanosecond, unchanged files hard links to L's; what a
 host added to L (a `__pycache__`) is not carried over. The host must really have L as
@@ -63,7 +65,8 @@ class Delta:
     base: str  # L's release id
     base_revision: str
     release: str
-    payload: bytes  # the tar
+    payload: bytes  # the assets tar (if any assets are new), then the code tar
+    assets_tar: int  # its size
     new_assets: tuple[str, ...]  # sent, relative to assets/
     needed: tuple[str, ...]  # not sent: every host must have them already
     linked: tuple[str, ...]  # R's files hard-linked from L, relative to the release
@@ -213,6 +216,7 @@ def delta(base: Build, build: Build) -> Delta:
         for n in _in_tree_order([*dirs, *sent_assets])
     ]
 
+    assets_entries = len(entries)
     old_code, new_code = _tree(base.code), _tree(build.code)
     # files only (a link is sent: its own times are not the build's), never REVISION
     linked = sorted(
@@ -224,7 +228,8 @@ def delta(base: Build, build: Build) -> Delta:
     names = _in_tree_order([n for n in new_code if n != "REVISION"]) + (["REVISION"] if "REVISION" in new_code else [])
     entries += [(f"{release}/{n}", new_code[n], f"{live}/{n}" if n in linked_set else "") for n in names]
 
-    payload = _tar(entries)
+    assets_tar = _tar(entries[:assets_entries]) if assets_entries else b""
+    payload = assets_tar + _tar(entries[assets_entries:])
     if len(payload) > MAX_PAYLOAD:
         raise NotADelta(f"{len(payload)} bytes of change, more than {MAX_PAYLOAD}")
     change = Delta(
@@ -232,6 +237,7 @@ def delta(base: Build, build: Build) -> Delta:
         base_revision=base.revision,
         release=build.release,
         payload=payload,
+        assets_tar=len(assets_tar),
         new_assets=tuple(sorted(sent_assets)),
         needed=tuple(needed),
         linked=tuple(linked),
