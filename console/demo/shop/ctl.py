@@ -6,19 +6,22 @@ this over ssh, as Debian's python3 (`-I -S`: the shop needs only the standard li
     /usr/bin/python3 -I -S {deploy_path}/current/ctl.py stop
 
 graceful  as `apachectl graceful`: if gunicorn does not run, start it (detached, in its own
-          session) and wait until its worker serves. If it runs, first load the release
-          `current` points to in this process: gunicorn stops altogether when a new worker
-          cannot load the application, so a release whose code or gunicorn.conf.py does not
-          load is refused here and the old worker goes on serving. Then send gunicorn SIGHUP
-          and wait until its new worker serves the new release; the old worker finishes the
-          requests it has and exits (the repository's README says why SIGHUP).
+          session) and wait until its worker serves. If it runs, first load the gunicorn.conf.py
+          `current` points to in this process (one that does not load would stop the master on
+          the SIGHUP). Then send gunicorn SIGHUP and wait until its new worker serves the new
+          release; the old worker finishes the requests it has and exits (the repository's
+          README says why SIGHUP). gunicorn stops altogether when a new worker cannot load the
+          application, so the reload first loads it in a fork of the master (`on_reload` in
+          gunicorn.conf.py): a release that does not load is refused, no worker starts, and
+          the old one goes on serving.
 stop      SIGTERM (gunicorn's graceful stop); wait until the master is gone.
 status    one line: revision, address, master and worker; exit status 3 if it does not run.
 
 Prints one line; exits non-zero with a one-line reason on failure. Files in
 {deploy_path}/run/: gunicorn.pid and gunicorn.log (gunicorn's own), gunicorn.ready
 ("<worker pid> <revision>", written by each worker once it serves: gunicorn.conf.py),
-ctl.lock (one ctl command at a time).
+gunicorn.refused (why a reload started no worker: gunicorn.conf.py), ctl.lock (one ctl
+command at a time).
 """
 
 import fcntl
@@ -96,13 +99,18 @@ class Gunicorn:
         pid, _, revision = read(run_path("gunicorn.ready")).partition(" ")
         return (int(pid), revision) if pid.isdigit() else (0, "")
 
-    def wait_ready(self, alive, timeout, what):
-        """Wait until a worker writes gunicorn.ready; `alive()` says whether to go on waiting."""
+    def wait_ready(self, alive, timeout, what, old=0):
+        """Wait until a worker other than `old` writes gunicorn.ready, or the reload's check
+        writes gunicorn.refused: (worker pid, revision), or (0, why it refused); `alive()`
+        says whether to go on waiting."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             worker, revision = self.ready()
-            if worker:
+            if worker and worker != old:
                 return worker, revision
+            refused = read(run_path("gunicorn.refused"))
+            if refused:
+                return 0, refused
             if not alive():
                 raise Failed(f"gunicorn exited {what}: {last_log_line()}")
             time.sleep(POLL)
@@ -117,11 +125,17 @@ class Gunicorn:
             if option(argv, name) != want:
                 raise Failed(f"gunicorn (pid {pid}) runs with {name} {option(argv, name)!r}, not {want!r}; "
                              "run `ctl.py stop` first")
-        _, serving = self.ready()
-        check_release(args.statsd, serving)
-        os.unlink(run_path("gunicorn.ready"))
+        old, serving = self.ready()
+        refused = f"reload refused, still serving {serving or 'the old release'}: "
+        check_config(refused)
+        try:
+            os.unlink(run_path("gunicorn.refused"))
+        except FileNotFoundError:
+            pass
         os.kill(pid, signal.SIGHUP)
-        worker, revision = self.wait_ready(lambda: bool(cmdline(pid)), args.timeout, "during the reload")
+        worker, revision = self.wait_ready(lambda: bool(cmdline(pid)), args.timeout, "during the reload", old)
+        if not worker:
+            raise Failed(refused + revision)
         return f"reloaded: revision {revision} on {args.bind} (master {pid}, worker {worker})"
 
     def start(self, args):
@@ -164,31 +178,19 @@ class Gunicorn:
         return f"running: revision {revision or '?'} on {option(argv, '--bind')} (master {pid}, worker {worker})"
 
 
-def check_release(statsd, serving):
-    """Load the release `current` points to as a gunicorn worker would: its gunicorn.conf.py,
-    then its WSGI application; Failed (naming what failed) if either does not load."""
+def check_config(refused):
+    """Load the gunicorn.conf.py of the release `current` points to, as the master will on
+    the SIGHUP: one that does not load would make the master exit (and the host serve
+    nothing). Failed (`refused` and what failed) if it does not. The application itself is
+    loaded by the reload, in a fork of the master, before any new worker starts
+    (`on_reload` in gunicorn.conf.py)."""
     release = os.path.realpath(os.path.join(DEPLOY_PATH, "current"))
     config = os.path.join(release, "gunicorn.conf.py")
     try:
         with open(config, encoding="utf-8") as f:
             exec(compile(f.read(), config, "exec"), {"__file__": config, "__name__": "__config__"})
-        os.environ["SHOP_STATSD"] = statsd
-        sys.path.insert(0, release)
-        import shop.wsgi  # noqa: F401
     except Exception as exc:  # noqa: BLE001 - whatever fails, the reload is refused
-        raise Failed(f"reload refused, still serving {serving or 'the old release'}: "
-                     f"{release} does not load: {where(exc, release)}") from None
-
-
-def where(exc, release):
-    """`SyntaxError: ... (pages.py, line 54)` or `KeyError: 'x' (shop/app.py:70)`."""
-    text = f"{type(exc).__name__}: {exc}"
-    if isinstance(exc, SyntaxError):
-        return text  # its message names the file and the line
-    import traceback
-
-    frame = traceback.extract_tb(exc.__traceback__)[-1]
-    return f"{text} ({os.path.relpath(frame.filename, release)}:{frame.lineno})"
+        raise Failed(f"{refused}{config} does not load: {type(exc).__name__}: {exc}") from None
 
 
 COMMANDS = ("graceful", "stop", "status")

@@ -4,7 +4,8 @@ gunicorn reads this file when it starts and again on every reload (SIGHUP), thro
 `current` symlink, so each release brings its own settings. Paths come from where this
 file really is: {deploy_path}/releases/<id>/gunicorn.conf.py. It imports nothing of the
 shop: the master must never hold a release's modules, or the workers it forks after a
-reload would inherit them.
+reload would inherit them (`on_reload` loads the application in a fork, to see that it
+loads, before gunicorn starts the new worker).
 """
 
 import os
@@ -35,6 +36,78 @@ threads = 8
 keepalive = 0
 timeout = 30
 graceful_timeout = 30  # how long an old worker may take to finish its requests
+
+
+def on_reload(server):
+    """Before this reload starts its worker: does the release `current` points to load?
+
+    gunicorn stops altogether when a new worker cannot load the application (and it has
+    already told the old worker to go), so the application is loaded first in a fork of
+    this master, as the worker would be; the master itself never imports it. If it does
+    not load, this reload starts no worker, the old one goes on serving the old release,
+    and run/gunicorn.refused says why (ctl.py reports it). ctl.py has loaded this file
+    itself before the SIGHUP: one that does not load would make the master exit."""
+    why = _loads(server.cfg.wsgi_app, server.cfg.graceful_timeout)
+    if why:
+        server.cfg.set("workers", 0)  # no new worker; the master still wants one worker, the old one
+        path = os.path.join(_run, "gunicorn.refused")
+        with open(f"{path}.{os.getpid()}", "w", encoding="utf-8") as f:
+            f.write(why + "\n")
+        os.replace(f"{path}.{os.getpid()}", path)
+
+
+def _loads(wsgi_app, limit):
+    """Empty if `module:name` imports in a fork of this process within `limit` seconds,
+    else what failed (`SyntaxError: ... (pages.py, line 54)`, `KeyError: 'x' (shop/app.py:70)`).
+    The child exits 0 either way (gunicorn's own reaping takes 3 and 4 for a worker that
+    failed to boot, and stops). Imported here, not at the top: ctl.py loads this file on
+    every reload, and the master has all of them already."""
+    import importlib
+    import select
+    import signal
+    import time
+
+    release = os.path.realpath(os.path.join(_deploy_path, "current"))
+    reader, writer = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: load, say how it went, and leave without Python's shutdown
+        os.close(reader)
+        try:
+            module, _, name = wsgi_app.partition(":")
+            getattr(importlib.import_module(module), name)
+            os._exit(0)
+        except BaseException as exc:  # noqa: BLE001 - whatever fails, the reload is refused
+            os.write(writer, f"{release} does not load: {_where(exc, release)}".encode("utf-8", "replace")[:4000])
+        os._exit(0)
+    os.close(writer)
+    answer, deadline = b"", time.monotonic() + limit
+    try:
+        while select.select([reader], [], [], max(0.0, deadline - time.monotonic()))[0]:
+            chunk = os.read(reader, 4096)
+            if not chunk:
+                return answer.decode("utf-8", "replace").strip()
+            answer += chunk
+        os.kill(pid, signal.SIGKILL)
+        return f"{release} did not load within {limit:g} s"
+    finally:
+        os.close(reader)
+        try:
+            os.waitpid(pid, 0)
+        except ChildProcessError:
+            pass  # gunicorn's SIGCHLD handler reaped it
+
+
+def _where(exc, release):
+    """`SyntaxError: ... (pages.py, line 54)` or `KeyError: 'x' (shop/app.py:70)`."""
+    import traceback
+
+    text = f"{type(exc).__name__}: {exc}"
+    if isinstance(exc, SyntaxError):
+        return text  # its message names the file and the line
+    frame = traceback.extract_tb(exc.__traceback__)[-1]
+    current = os.path.join(_deploy_path, "current")  # the worker's path to the release
+    within = current if frame.filename.startswith(current + os.sep) else release
+    return f"{text} ({os.path.relpath(frame.filename, within)}:{frame.lineno})"
 
 
 def post_worker_init(worker):
