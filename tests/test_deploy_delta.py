@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import json
 import subprocess
-import threading
 import time
 
 import pytest
 
-from console.core.events import HostDone, HostOutput, HostProgress
-from support.fleet import DEPLOY_PATH, Fleet, Recorder, deploy, make_fleet, random_text
+from console.core.events import HostDone, HostOutput
+from support.fleet import DEPLOY_PATH, Fleet, Killer, Recorder, deploy, make_fleet, random_text
 
 pytestmark = pytest.mark.lab
 HOSTS = 4
@@ -174,25 +173,14 @@ def test_a_host_whose_sshd_dies_in_the_one_command_fails_and_the_others_finish(f
     assert deploy(fleet.inventory(), override=None).result == "ok"
     before = fleet.revision(victim)
     fleet.lab.slow(victim, "256kbit")  # the 200 KiB change takes ~6 s to reach it
-    killed = threading.Event()
-
-    def killer(event) -> None:
-        if isinstance(event, HostProgress) and event.phase == "sync-assets" and event.host == victim:
-
-            def kill() -> None:
-                time.sleep(1.0)  # the payload is under way
-                fleet.lab.kill(victim)
-                killed.set()
-
-            threading.Thread(target=kill, daemon=True).start()
-
+    killer = Killer(fleet, victim, "sync-assets")
     try:
         sha = fleet.change("killed", extra={"shop/data/medium.txt": random_text(200 * 1024)})
         rec = Recorder()
         t0 = time.monotonic()
         done = deploy(fleet.inventory(max_failures=1), recorder=lambda e: (rec(e), killer(e)), override=None)
         elapsed = time.monotonic() - t0
-        assert killed.is_set()
+        assert killer.killed.is_set()
         assert done.result == "partial", done
         failed = dict(done.hosts_failed)
         assert list(failed) == [victim] and failed[victim].startswith("sync-assets: stage: "), failed

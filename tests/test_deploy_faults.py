@@ -4,15 +4,13 @@ a changed or unknown host key."""
 
 from __future__ import annotations
 
-import threading
 import time
 
 import pytest
 
-from console.core.events import HostProgress
 from console.lab.keys import known_hosts_entry
 from console.state.history import History
-from support.fleet import TIMEOUTS, Fleet, Recorder, deploy, make_fleet, random_text
+from support.fleet import TIMEOUTS, Fleet, Killer, Recorder, deploy, make_fleet, random_text
 
 pytestmark = pytest.mark.lab
 HOSTS = 6
@@ -47,24 +45,13 @@ def test_a_host_whose_sshd_dies_mid_sync_is_failed_by_name_and_the_others_finish
     victim = fleet.hosts[1]
     heal.append(victim)
     fleet.lab.slow(victim, "256kbit")  # the 512 KiB file below takes ~16 s to reach it
-    sha = fleet.change("kill", extra={"shop/data/blob.txt": random_text(512 * 1024)})
-    killed = threading.Event()
-
-    def killer(event) -> None:
-        if isinstance(event, HostProgress) and event.phase == "sync-code" and event.host == victim:
-
-            def kill() -> None:
-                time.sleep(1.0)  # the transfer is under way
-                fleet.lab.kill(victim)
-                killed.set()
-
-            threading.Thread(target=kill, daemon=True).start()
-
+    sha = fleet.change("kill", extra={"shop/data/blob.txt": random_text(512 * 1024)})  # rsync's, not a delta
+    killer = Killer(fleet, victim, "sync-code")
     rec = Recorder()
     t0 = time.monotonic()
     done = deploy(inventory(fleet), recorder=lambda e: (rec(e), killer(e)), override=None)
     elapsed = time.monotonic() - t0
-    assert killed.is_set()
+    assert killer.killed.is_set()
     assert done.result == "partial", done
     failed = dict(done.hosts_failed)
     assert list(failed) == [victim]

@@ -579,24 +579,21 @@ class History:
 
     def live_revision(self, *, environment: str | None = None) -> str | None:
         """The revision of the newest deploy or switch that reached hosts (ok or partial)."""
-        where, params = self._env(environment, "AND")
-        rows = self._read(
-            f"SELECT revision FROM deploys WHERE result IN ('ok', 'partial'){where} "
-            "ORDER BY started DESC, id DESC LIMIT 1",
-            params,
-        )
-        return rows[0]["revision"] if rows else None
+        return self._live("revision", environment)
 
     def live_release(self, *, environment: str | None = None) -> str | None:
         """The release of the newest deploy or switch that reached hosts (ok or partial):
         what the hosts that took part serve (the base a deploy's change is measured from)."""
+        return self._live("release", environment)
+
+    def _live(self, column: str, environment: str | None) -> str | None:
         where, params = self._env(environment, "AND")
         rows = self._read(
-            f"SELECT release FROM deploys WHERE result IN ('ok', 'partial') AND release IS NOT NULL{where} "
+            f"SELECT {column} FROM deploys WHERE result IN ('ok', 'partial') AND {column} IS NOT NULL{where} "
             "ORDER BY started DESC, id DESC LIMIT 1",
             params,
         )
-        return rows[0]["release"] if rows else None
+        return rows[0][column] if rows else None
 
     def failed_hosts_of_last(self, *, environment: str | None = None) -> list[str]:
         """Hosts that failed in the newest deploy that had failures, less those that

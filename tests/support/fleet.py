@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import os
 import threading
+import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +20,7 @@ from typing import Any
 import yaml
 
 from console.config.inventory import Inventory, load_inventory
-from console.core.events import DeployStarted, Event, HostFailed
+from console.core.events import DeployStarted, Event, HostFailed, HostProgress
 from console.demo.trunk import Trunk, commit_change, create_trunk
 from console.lab import Lab
 from console.pipeline.plan import DeployRequest
@@ -130,6 +131,24 @@ def deploy(
 ):
     """run_deploy as the test user; the override only matters for ranges that need one."""
     return run_deploy(inventory, DeployRequest(user=USER, override=override, **request), printer=recorder)
+
+
+class Killer:
+    """A subscriber that kills `victim`'s sshd `after` seconds into its step of `phase`
+    (the transfer under way); `killed` is set once it has."""
+
+    def __init__(self, fleet: Fleet, victim: str, phase: str, after: float = 1.0) -> None:
+        self.fleet, self.victim, self.phase, self.after = fleet, victim, phase, after
+        self.killed = threading.Event()
+
+    def __call__(self, event: Event) -> None:
+        if isinstance(event, HostProgress) and event.phase == self.phase and event.host == self.victim:
+            threading.Thread(target=self._kill, daemon=True).start()
+
+    def _kill(self) -> None:
+        time.sleep(self.after)
+        self.fleet.lab.kill(self.victim)
+        self.killed.set()
 
 
 def random_text(size: int) -> str:
