@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import subprocess
 import time
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from console.config.inventory import Host, Inventory, SSHSettings, load_inventor
 from console.fleet.connection import HostError
 from console.fleet.hostkeys import known_hosts, lookup_name
 from console.fleet.openssh import OpenSSHLink, _control_dir
+from console.fleet.relay import rsync_argv
 from console.fleet.transport import CONFIG, HostLink
 
 
@@ -192,3 +194,17 @@ def test_rsync_goes_through_socat_where_the_kernel_refuses_pidfd_getfd(lab_inven
     finally:
         link.run(f"rm -rf {dest}")
         link.close()
+
+
+@pytest.mark.parametrize("address", ["198.18.0.5", "::1", "fd00::5"])
+def test_rsync_hands_the_relay_the_host_also_for_an_ipv6_address(tmp_path: Path, address: str) -> None:
+    """rsync reads `::1:/srv/` as a daemon address and never starts its remote shell; in
+    brackets it hands the shell the bare address, which the relay checks against its host."""
+    shell = tmp_path / "rsh"
+    shell.write_text('#!/bin/sh\necho "$1" > "${0%/*}/host"\nexit 1\n')
+    shell.chmod(0o755)
+    (tmp_path / "src").mkdir()
+    argv = rsync_argv(tmp_path / "src", address, "/srv/shop/assets", (), 5)
+    argv[argv.index("-e") + 1] = str(shell)
+    subprocess.run(argv, capture_output=True, timeout=10)
+    assert (tmp_path / "host").read_text().strip() == address

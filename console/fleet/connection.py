@@ -70,6 +70,14 @@ def rsync_failed(exit_code: int, stdout: str, stderr: str, link_failure: str | N
     return HostError(f"rsync exited {exit_code}: {last}", exit_code=exit_code, output=out)
 
 
+def rsync_target(address: str, dest: str) -> str:
+    """rsync's `host:path/` for a directory on a host. An IPv6 address goes in brackets:
+    rsync reads `::1:/srv/` as a daemon address (`::`), and strips the brackets before it
+    hands the host to its remote shell."""
+    host = f"[{address}]" if ":" in address else address
+    return f"{host}:{dest}/"
+
+
 def bytes_sent(stats: str) -> int:
     """What `rsync --stats` says it sent."""
     match = re.search(r"Total bytes sent: ([\d,.]+)", stats)

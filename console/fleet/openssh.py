@@ -23,7 +23,15 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from console.config.inventory import Host, Inventory
-from console.fleet.connection import HostError, Result, bytes_sent, command_failed, rsync_failed, tail
+from console.fleet.connection import (
+    HostError,
+    Result,
+    bytes_sent,
+    command_failed,
+    rsync_failed,
+    rsync_target,
+    tail,
+)
 
 
 def _control_dir(inventory: Inventory) -> Path:
@@ -170,7 +178,7 @@ class OpenSSHLink:
             shlex.join(self.ssh_command()),
             *options,
             f"{source}/",
-            f"{self.host.address}:{dest}/",
+            rsync_target(self.host.address, dest),
         ]
         try:
             p = self._spawn(argv, limit)

@@ -47,6 +47,7 @@ from pathlib import Path
 
 import paramiko
 
+from console.fleet.connection import rsync_target
 from console.fleet.runner import exec_within
 
 #: rsync's remote shell: copies of its pipes at fds 4 and 5 (a builtin's redirection swaps
@@ -287,5 +288,5 @@ def rsync_argv(source: Path, host_token: str, dest: str, options: Sequence[str],
         RSH,
         *options,
         f"{source}/",
-        f"{host_token}:{dest}/",
+        rsync_target(host_token, dest),
     ]
