@@ -1,8 +1,9 @@
 """What a step needs from a host: the transport seam.
 
-The pipeline's steps reach a host only through a `Connection`: run a command, rsync a
-directory, close. The pipeline receives a `Connect` (inventory, host -> Connection) and
-makes one connection per host per run; the Fabric `transport.HostLink` is the default.
+The pipeline's steps reach a host only through a `Connection`: run a command, talk to a
+long one (`stream`: feed its stdin, read its lines as they come), rsync a directory,
+close. The pipeline receives a `Connect` (inventory, host -> Connection) and makes one
+connection per host per run; the Fabric `transport.HostLink` is the default.
 So one transport can take another's place without a step changing, and the failure
 policy can be tested against a fake fleet built from these same types.
 
@@ -15,7 +16,7 @@ never through its argv (which any process on either machine can read) or a log.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -96,6 +97,22 @@ class Connection(Protocol):
         in a failure ("activate timed out after 30 s"); `stdin` is fed to the command
         (text as UTF-8), then closed (None: no input). A non-zero exit, a timeout or a
         refused host key raises `HostError`."""
+        ...
+
+    def stream(
+        self,
+        command: str,
+        *,
+        timeout: float | None = None,
+        what: str = "",
+        feed: Iterable[bytes] = (),
+        on_line: Callable[[str], None] | None = None,
+    ) -> Result:
+        """Run a long command and talk to it while it runs: `feed` is sent to its stdin as
+        it yields (from a thread of its own, so a feed may wait for other hosts; then end
+        of file), and each line the command prints goes to `on_line` as it arrives.
+        Otherwise as `run`: a non-zero exit, a timeout or a lost connection raises
+        `HostError` (whose `exit_code` is None or -1 when the command's own status is unknown)."""
         ...
 
     def rsync(self, source: Path, dest: str, options: Sequence[str] = (), *, timeout: float | None = None) -> int:

@@ -19,7 +19,7 @@ import shlex
 import stat
 import subprocess
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 from console.config.inventory import Host, Inventory
@@ -165,6 +165,19 @@ class OpenSSHLink:
                 raise HostError(f"{label}: {failure}", exit_code=p.returncode, output=tail(p.stderr))
             raise command_failed(label, p.returncode, p.stdout, p.stderr)
         return Result(p.stdout, p.stderr, p.returncode)
+
+    def stream(
+        self,
+        command: str,
+        *,
+        timeout: float | None = None,
+        what: str = "",
+        feed: Iterable[bytes] = (),
+        on_line: Callable[[str], None] | None = None,
+    ) -> Result:
+        """Not for this transport, kept only as bench.deploy's baseline (it measures chunked
+        deploys): the tree strategy talks to its hosts over Fabric."""
+        raise HostError(f"{what or 'stream'}: the OpenSSH transport does not stream; use the Fabric one", reached=False)
 
     def rsync(self, source: Path, dest: str, options: Sequence[str] = (), *, timeout: float | None = None) -> int:
         """rsync a local directory's contents to a path on the host; returns bytes sent."""

@@ -17,12 +17,17 @@ command for its timeout, and two reader threads. `Command` keeps the rest of the
 - every wait has the run's deadline, the exec request's reply included (Paramiko waits
   for that without one): past it the channel is closed and invoke's `CommandTimedOut`
   raised.
+
+`talk` is the same wait for a command one talks to while it runs (`Connection.stream`):
+its stdin fed by a thread as the caller's feed yields, each line of its stdout handed on
+as it arrives.
 """
 
 from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import paramiko
@@ -49,6 +54,72 @@ def exec_within(chan: paramiko.Channel, command: str, deadline: float) -> bool:
     if not chan.event_ready:
         raise paramiko.SSHException("the host closed the session instead of running the command")
     return True
+
+
+def send_pieces(chan: paramiko.Channel, data: bytes) -> None:
+    """`Channel.sendall` in `PIECE`s (sendall of one large buffer is quadratic)."""
+    for start in range(0, len(data), PIECE):
+        chan.sendall(data[start : start + PIECE])
+
+
+class PastDeadline(Exception):
+    """`talk`'s command ran past its deadline (invoke's `CommandTimedOut` for `Command`)."""
+
+
+def talk(
+    transport: paramiko.Transport,
+    command: str,
+    deadline: float,
+    feed: Iterable[bytes],
+    on_line: Callable[[str], None],
+) -> tuple[str, str, int]:
+    """Run `command` on a new channel until it exits or `deadline` (monotonic) passes:
+    `feed` goes to its stdin from a thread of its own (then end of file), each line of its
+    stdout to `on_line` as it arrives. Returns (stdout, stderr, exit status; -1 if the
+    channel closed without one). Past the deadline: `PastDeadline`, the channel closed."""
+    chan = transport.open_session(timeout=max(0.001, deadline - time.monotonic()))
+    try:
+        if not exec_within(chan, command, deadline):
+            raise PastDeadline
+        threading.Thread(target=_feed, args=(chan, feed), name="stream-feed", daemon=True).start()
+        wake = threading.Event()
+        chan.in_buffer.set_event(_Wake(wake))
+        chan.in_stderr_buffer.set_event(_Wake(wake))
+        out: list[bytes] = []
+        err: list[bytes] = []
+        partial = b""
+        while True:
+            wake.clear()
+            while chan.recv_ready():
+                data = chan.recv(PIECE)
+                out.append(data)
+                *lines, partial = (partial + data).split(b"\n")
+                for line in lines:
+                    on_line(line.decode("utf-8", "replace"))
+            while chan.recv_stderr_ready():
+                err.append(chan.recv_stderr(PIECE))
+            if chan.closed or (chan.eof_received and chan.exit_status_ready()):
+                break
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise PastDeadline
+            wake.wait(left)
+        if partial:
+            on_line(partial.decode("utf-8", "replace"))
+        code = chan.exit_status if chan.exit_status_ready() else -1
+        return b"".join(out).decode("utf-8", "replace"), b"".join(err).decode("utf-8", "replace"), code
+    finally:
+        chan.close()
+
+
+def _feed(chan: paramiko.Channel, feed: Iterable[bytes]) -> None:
+    """A command's stdin, piece by piece as `feed` yields, then end of file."""
+    try:
+        for data in feed:
+            send_pieces(chan, data)
+        chan.shutdown_write()
+    except (OSError, EOFError, paramiko.SSHException):
+        pass  # the channel closed under it: the reading side reports why
 
 
 class _Wake:
@@ -94,8 +165,7 @@ class Command(Remote):
         if isinstance(data, str):
             data = data.encode(self.encoding)
         try:
-            for start in range(0, len(data), PIECE):  # sendall of one large buffer is quadratic
-                self.channel.sendall(data[start : start + PIECE])
+            send_pieces(self.channel, data)
             self.channel.shutdown_write()
         except (OSError, EOFError, paramiko.SSHException):
             pass  # the command ended without reading it all: its exit status says how it went

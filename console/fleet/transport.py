@@ -34,7 +34,7 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 import fabric
@@ -46,7 +46,7 @@ from console.fleet.connection import HostError, Result, bytes_sent, command_fail
 from console.fleet.hostkeys import Refused, known_hosts, lookup_name
 from console.fleet.keepalive import WATCHDOG, Liveness
 from console.fleet.relay import Relay, rsync_argv
-from console.fleet.runner import Command
+from console.fleet.runner import Command, PastDeadline, talk
 
 # Paramiko logs its transport thread's errors (a peer that vanished) with tracebacks; the
 # failure reaches the report as a HostError instead, so its log is not printed.
@@ -217,25 +217,54 @@ class HostLink:
         """Run a shell command on the host, `stdin` fed to it (never argv: see the module
         docstring of console.fleet.connection); a non-zero exit or a timeout is a HostError."""
         limit = timeout or self.inventory.timeouts.command
-        label = what or command.split(" ", 1)[0]
+        fed = io.StringIO(stdin) if isinstance(stdin, str) else io.BytesIO(stdin) if stdin is not None else False
+
+        def execute(ssh: fabric.Connection) -> tuple[str, str, int]:
+            r = ssh.run(command, timeout=limit, in_stream=fed)
+            return r.stdout, r.stderr, r.exited
+
+        return self._command(what or command.split(" ", 1)[0], limit, execute)
+
+    def stream(
+        self,
+        command: str,
+        *,
+        timeout: float | None = None,
+        what: str = "",
+        feed: Iterable[bytes] = (),
+        on_line: Callable[[str], None] | None = None,
+    ) -> Result:
+        """Run a long command on a channel of this connection, feeding its stdin and
+        handing on its lines as they come (runner.talk); failures as `run`'s."""
+        limit = timeout or self.inventory.timeouts.command
+
+        def execute(ssh: fabric.Connection) -> tuple[str, str, int]:
+            return talk(ssh.transport, command, time.monotonic() + limit, feed, on_line or _ignore_line)
+
+        return self._command(what or command.split(" ", 1)[0], limit, execute)
+
+    def _command(
+        self, label: str, limit: float, execute: Callable[[fabric.Connection], tuple[str, str, int]]
+    ) -> Result:
+        """`execute` on the open connection (stdout, stderr, exit status), its failures as
+        one HostError: not reached, lost, timed out or a non-zero exit."""
         try:
             ssh = self.open()
         except HostError as exc:
             raise HostError(f"{label}: {exc.reason}", reached=False) from None
         try:
-            fed = io.StringIO(stdin) if isinstance(stdin, str) else io.BytesIO(stdin) if stdin is not None else False
-            r = ssh.run(command, timeout=limit, in_stream=fed)
-        except CommandTimedOut:
+            out, err, code = execute(ssh)
+        except (CommandTimedOut, PastDeadline):
             if not self._alive():
                 raise HostError(f"{label}: {self._lost_reason()}") from None
             raise HostError(f"{label} timed out after {limit:g} s") from None
         except (paramiko.SSHException, EOFError, OSError) as exc:
             raise HostError(f"{label}: {self._lost_reason(exc)}") from None
-        if r.exited == -1 and not self._alive():
-            raise HostError(f"{label}: {self._lost_reason()}", exit_code=-1, output=tail(r.stderr or r.stdout))
-        if r.exited != 0:
-            raise command_failed(label, r.exited, r.stdout, r.stderr)
-        return Result(r.stdout, r.stderr, r.exited)
+        if code == -1 and not self._alive():
+            raise HostError(f"{label}: {self._lost_reason()}", exit_code=-1, output=tail(err or out))
+        if code != 0:
+            raise command_failed(label, code, out, err)
+        return Result(out, err, code)
 
     def rsync(self, source: Path, dest: str, options: Sequence[str] = (), *, timeout: float | None = None) -> int:
         """rsync a local directory's contents to a path on the host over this connection;
@@ -261,3 +290,7 @@ class HostLink:
         """The end of the run: the connection goes (it dies with its process anyway)."""
         with self._lock:
             self._release()
+
+
+def _ignore_line(line: str) -> None:
+    """The listener of a stream nobody reads line by line."""

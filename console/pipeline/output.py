@@ -3,7 +3,8 @@
 The live log (Shipit's and Deployinator's streamed deploy output) needs the output of every
 command, not only the last lines of a failure. It is taken at the `Connection` seam, not
 inside a transport: `Echo` wraps the run's connection to a host and reports each command,
-its output and each rsync, whatever transport is behind it. Before any line becomes an
+its output (a stream's, line by line as it comes) and each rsync, whatever transport is
+behind it. Before any line becomes an
 event it is censored (`console.core.text.censor`: secret-looking values and the
 inventory's webhook URLs) and made printable, and each host gets at most `LINES_PER_PHASE`
 lines per phase: a chatty restart script cannot flood the event log or the console.
@@ -96,6 +97,31 @@ class Echo:
         if what in DATA_COMMANDS:  # the first line is the answer's own; the rest is data
             lines = [*lines[:1], f"({len(lines) - 1} more lines read)"] if len(lines) > 1 else lines
         self._write(lines)
+        return result
+
+    def stream(
+        self,
+        command: str,
+        *,
+        timeout: float | None = None,
+        what: str = "",
+        feed: Iterable[bytes] = (),
+        on_line: Callable[[str], None] | None = None,
+    ) -> Result:
+        lines = command.count("\n") + 1
+        self._write([f"$ {command}" if lines == 1 else f"$ ({what or 'script'}: {lines} lines of sh)"])
+
+        def line(text: str) -> None:
+            self._write([text])
+            if on_line is not None:
+                on_line(text)
+
+        try:
+            result = self.inner.stream(command, timeout=timeout, what=what, feed=feed, on_line=line)
+        except HostError as exc:
+            self._failed(exc)
+            raise
+        self._write(result.stderr.splitlines())
         return result
 
     def rsync(self, source: Path, dest: str, options: Sequence[str] = (), *, timeout: float | None = None) -> int:
