@@ -157,6 +157,7 @@ class Inventory:
     health: Health | None = None  # no key health: verify is skipped with a notice
     keep_releases: int = TOP.default("keep_releases")
     strategy: str = TOP.default("strategy")
+    tree_port: int = TOP.default("tree_port")
     chunk_size: int = TOP.default("chunk_size")
     max_failures: str = TOP.default("max_failures")
     timeouts: Timeouts = Timeouts()

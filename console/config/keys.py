@@ -527,7 +527,20 @@ TOP = Table(
         Key("restart", _template, None, "a command run on each host after the switch"),
         Key("health", _health, None, "how verify proves a host serves the new revision", table=HEALTH),
         Key("keep_releases", integer(2), 5, "releases kept on each host, never removing current or previous"),
-        Key("strategy", choice("chunked"), "chunked", "the fanout strategy"),
+        Key(
+            "strategy",
+            choice("chunked", "tree"),
+            "chunked",
+            "the fanout strategy: chunked (every host by rsync from the push host) or tree "
+            "(a large change relayed host to host, console/pipeline/distribute.py)",
+        ),
+        Key(
+            "tree.port",
+            integer(1024, 65000),
+            7470,
+            "strategy tree: the first of the ports a host listens on for its feeder, one per stripe",
+            field="tree_port",
+        ),
         Key("chunk_size", integer(1, 1000), 10, "hosts in parallel within a chunk, one chunk after another"),
         Key("max_failures", _max_failures, "0", "hosts that may fail: a count (2) or a percent (10%)"),
         Key("timeouts", section(TIMEOUTS), SECTION, "seconds per host, per kind of step", table=TIMEOUTS),
