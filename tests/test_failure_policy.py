@@ -16,6 +16,7 @@ import pytest
 
 from console.core.errors import ConsoleError
 from console.core.events import DeployDone, Notice
+from console.fleet.tree import plan_tree
 from console.pipeline.delivery import ASSETS_RSYNC, CODE_RSYNC
 from console.pipeline.plan import DeployRequest
 from console.pipeline.run import Pipeline
@@ -314,3 +315,20 @@ def test_a_deploy_whose_event_log_cannot_be_written_says_so_in_its_record(tmp_pa
         assert len(record.hosts) == 8
     finally:
         (log_dir / f"{done.deploy_id}.jsonl").unlink()
+
+
+def test_the_dry_run_shows_who_feeds_whom_with_strategy_tree(tmp_path, trunk):
+    inv = inventory(tmp_path, trunk, strategy="tree")
+    pipeline = Pipeline(inv, Recorder(), connect=FakeFleet().connect)
+    text = pipeline.describe(pipeline.plan(DeployRequest(user=USER)))
+    assert "strategy tree: a change of more than 256 KiB of new assets" in text
+    for line in plan_tree(inv.hosts).describe():
+        assert line in text
+
+
+def test_strategy_tree_leaves_a_fleet_with_ipv6_addresses_to_rsync(tmp_path, trunk):
+    hosts = [{"name": name, "address": "::1", "port": 2200 + i} for i, name in enumerate(HOSTS, 1)]
+    fleet, rec = FakeFleet(), Recorder()
+    pipeline = Pipeline(inventory(tmp_path, trunk, strategy="tree", hosts=hosts), rec, connect=fleet.connect)
+    assert pipeline.run(pipeline.plan(DeployRequest(user=USER))).result == "ok"
+    assert any("IPv6 addresses: each host by rsync" in e.message for e in rec.of(Notice))

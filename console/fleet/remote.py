@@ -16,6 +16,7 @@ Host layout (Capistrano's, with content-hashed assets beside it):
 
 from __future__ import annotations
 
+import math
 import re
 import shlex
 import time
@@ -233,3 +234,125 @@ def remove(deploy_path: str, paths: list[str]) -> str:
 
 def read_revision(deploy_path: str) -> str:
     return f"cat {q(deploy_path)}/current/REVISION"
+
+
+# -- the tree strategy (console/fleet/tree.py, console/pipeline/distribute.py) ----------------
+
+#: mbuffer's block: what a relay holds before it passes a piece on (latency per level of a
+#: tree, against wake-ups per byte).
+TREE_BLOCK = 8192
+#: The exit statuses of `tree_receive` before anything was received (the host then gets
+#: the release by rsync alone): its incoming directory, a receiver that does not listen,
+#: no "go" from the push host.
+TREE_SETUP, TREE_LISTEN, TREE_NO_GO = 3, 4, 5
+#: Where the tree leaves what a host received, checked or not, until its part ends.
+TREE_INCOMING = ".incoming"
+
+
+@dataclass(frozen=True)
+class TreeRole:
+    """A host's part in one stripe: how many bytes, from whom (None: stdin, the push host),
+    to whom; the port is the stripe's."""
+
+    stripe: int
+    size: int
+    port: int
+    parent: str | None
+    children: tuple[str, ...]
+
+
+def tree_receive(deploy_path: str, roles: list[TreeRole], *, sums: int, stall: float, patience: float) -> str:
+    """One host's whole part in the tree, as one script (`Connection.stream`):
+
+    1. reads `sums` bytes of checksums from stdin, and starts an mbuffer per stripe that a
+       parent sends it, listening on the stripe's port for that parent's address only; says
+       "listening" once each listens;
+    2. waits for "go" on stdin (every host listens by then), then starts one mbuffer per
+       child, each buffering what it relays (a stalled child never holds up its siblings);
+       a stripe the push host sends comes on stdin after the "go";
+    3. once every stripe has ended, says how much of each came, unpacks each (a stripe is
+       an archive of its own; a file cut short fails its check), checks every file against the sums, and hard-links into the assets
+       directory only the files the sums name and that match them (never over an asset the
+       host has: a name appears whole or not at all). Then nothing of the tree is left.
+
+    An mbuffer gives up after `stall` seconds without a byte moving on the network (a dead
+    parent, a cut child), or `patience` seconds without any progress at all: no receiver
+    outlives its part. Exit 0 once the stripes ended, however much came: what is missing,
+    rsync sends."""
+    d, i = q(deploy_path), q(f"{deploy_path}/{TREE_INCOMING}")
+    opts = f"-q -s {TREE_BLOCK} -W {max(1, math.ceil(patience))} --tcptimeo {max(1, int(stall * 1000))}"
+    lines = [
+        "set -u",
+        "umask 022",
+        "exec 3<&0",
+        "pids=''",
+        f"trap 'kill $pids 2>/dev/null; rm -rf {i}' EXIT",
+        f"rm -rf {i} && mkdir -p {i} && cd {i} || exit {TREE_SETUP}",
+        f"dd bs={sums} count=1 iflag=fullblock of=sums status=none <&3 || exit {TREE_SETUP}",
+    ]
+    parts = " ".join(f"p{role.stripe}" for role in roles)
+    lines.append(f": > {parts.replace(' ', ' && : > ')}")
+    for role in roles:
+        j = role.stripe
+        if role.children:
+            lines.append("mkfifo " + " ".join(f"o{j}.{c}" for c in range(len(role.children))))
+        if role.parent is not None:
+            lines.append(
+                f'mbuffer {opts} -m 1M -I {q(role.parent)}:{role.port}{_outputs(role)} 2>e{j} & r{j}=$! pids="$pids $!"'
+            )
+    for role in roles:
+        if role.parent is None:
+            continue
+        j, port = role.stripe, f"{role.port:04X}"
+        failed = (
+            f'{{ echo "stripe {j + 1}: cannot listen on port {role.port}: $(tail -n 1 e{j})"; exit {TREE_LISTEN}; }}'
+        )
+        lines += [
+            "n=0",
+            f"while ! grep -qs ':{port} [0-9A-F]*:0000 0A' /proc/net/tcp /proc/net/tcp6; do",
+            f"  kill -0 $r{j} 2>/dev/null || {failed}",
+            f"  n=$((n + 1)); [ $n -lt 500 ] || {failed}",
+            "  sleep 0.01",
+            "done",
+        ]
+    lines += ["echo listening", f"read -r go <&3 || exit {TREE_NO_GO}"]
+    for role in roles:
+        j = role.stripe
+        for c, child in enumerate(role.children):
+            # a child that cannot be reached must not block the stripe's receiver: its pipe,
+            # held open from before the relay starts, is drained to the end
+            buffer = min(max(1 << 20, role.size + (1 << 16)), 64 << 20)
+            lines.append(
+                f"{{ mbuffer {opts} -m {buffer} -i - -O {q(child)}:{role.port} <&5 2>e{j}.{c}"
+                f" || {{ tail -n 1 e{j}.{c} >f{j}.{c}; cat <&5 >/dev/null; }}; }} 5<o{j}.{c} & "
+                f's{j}{c}=$! pids="$pids $!"'
+            )
+        if role.parent is None:
+            lines.append(f'mbuffer {opts} -m 1M -i -{_outputs(role)} <&3 2>e{j} & r{j}=$! pids="$pids $!"')
+    for role in roles:
+        j = role.stripe
+        # a relay still waiting for its pipe (the receiver ended before it wrote) gets its end of file
+        unblock = "".join(f"; : <>o{j}.{c}" for c in range(len(role.children)))
+        lines.append(f"wait $r{j}{unblock}; echo 'stripe {j + 1}: ended'")
+        for c, child in enumerate(role.children):
+            lines.append(f'wait $s{j}{c}; [ -s f{j}.{c} ] && echo "stripe {j + 1} to {child} stopped: $(cat f{j}.{c})"')
+    lines += ["pids=''", f"set -- $(stat -c %s {parts})"]
+    for n, role in enumerate(roles, 1):
+        lines.append(f'echo "stripe {role.stripe + 1}: ${n} of {role.size} bytes"')
+    # each stripe is an archive of its own: what came of it whole is used, the rest rsync sends
+    lines += [
+        f"for p in {parts}; do tar -x -p --no-same-owner -f $p 2>/dev/null; done",
+        f"rm -f {parts} o*",
+        "sha256sum -c --strict sums 2>/dev/null | sed -n 's/: OK$//p' >good",
+        'echo "checked: $(wc -l <good) of $(wc -l <sums) files match the push host\'s checksums"',
+        f"xargs -r -d '\\n' cp -l --parents -n -t {d} -- <good",
+        "exit 0",
+    ]
+    return "\n".join(lines)
+
+
+def _outputs(role: TreeRole) -> str:
+    """Where a stripe's receiver writes: its part of the archive, and a pipe per child."""
+    return f" --append -o p{role.stripe}" + "".join(
+        f" --append -o o{role.stripe}.{c}" for c in range(len(role.children))
+    )

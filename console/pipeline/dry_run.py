@@ -13,7 +13,9 @@ from pathlib import Path
 from console.config.inventory import Host, Inventory
 from console.core.text import printable, short
 from console.fleet import remote
+from console.fleet.tree import STRIPES, plan_tree
 from console.pipeline.delivery import ASSETS_RSYNC, CODE_RSYNC
+from console.pipeline.distribute import TREE_MIN
 from console.pipeline.plan import Plan
 from console.pipeline.steps import STEPS
 from console.trunk.queue import Change
@@ -53,6 +55,7 @@ def describe(inventory: Inventory, plan: Plan, checkout: Path, live_release: str
         f"    sync-assets  {assets}   (on each host before its code; on every host before any switch)",
         f"    sync-code    {code}   (right after that host's assets)",
         *_delta(plan, live_release),
+        *_tree(inv, plan),
         f"    activate     {ssh} {remote.activate(d, plan.release, req.user)}",
         f"    restart      {_skipped(inv, 'restart') or _command(inv, inv.restart or '', sample)}",
         f"    verify       {_skipped(inv, 'verify') or _health(inv, sample, plan.revision)}",
@@ -68,6 +71,18 @@ def _commit(change: Change) -> str:
 def _command(inventory: Inventory, template: str, host: Host) -> str:
     """A template command as it runs on `host`, each secret shown as `***`."""
     return remote.shown(template, host, [s.name for s in inventory.secrets])
+
+
+def _tree(inventory: Inventory, plan: Plan) -> list[str]:
+    """Who feeds whom when the tree strategy carries a big change (console/pipeline/distribute.py)."""
+    if inventory.strategy != "tree" or len(plan.hosts) < STRIPES:
+        return []
+    tree = plan_tree(plan.hosts)
+    return [
+        f"                 strategy tree: a change of more than {TREE_MIN >> 10} KiB of new assets goes first through",
+        f"                 the fleet, {STRIPES} stripes of {tree.depth} levels (mbuffer on port {inventory.tree_port}+), then the rsyncs:",
+        *(f"                   {line}" for line in tree.describe()),
+    ]
 
 
 def _delta(plan: Plan, live_release: str | None) -> list[str]:

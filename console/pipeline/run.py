@@ -48,7 +48,8 @@ from console.fleet.connection import Connect
 from console.fleet.fanout import WIDE, Fanout, Outcome, Stopped, chunked
 from console.fleet.transport import HostLink
 from console.pipeline import dry_run
-from console.pipeline.delivery import choose
+from console.pipeline.delivery import RSYNC, choose
+from console.pipeline.distribute import distribute
 from console.pipeline.plan import DeployRequest, Plan, plan_deploy, plan_over
 from console.pipeline.steps import ACTIVATION, STEPS, Run, has_release
 from console.state.files import private_dir, private_tree, write_private
@@ -127,6 +128,15 @@ class Pipeline:
             raise
         self._prune_builds()
         return build
+
+    def _live_build(self) -> Build | None:
+        """The live release's build, if the deploy host still has it (None: no base known)."""
+        if not self.live_release:
+            return None
+        try:
+            return stored_build(self.inventory.state_dir / "builds", self.live_release)
+        except ConsoleError:
+            return None
 
     def _prune_builds(self) -> None:
         builds = sorted((self.inventory.state_dir / "builds").iterdir())
@@ -348,6 +358,10 @@ class Pipeline:
         t0 = time.monotonic()
         for phase in phases:
             self.emit(PhaseStarted(deploy_id, phase=phase, hosts=tuple(h.name for h in hosts)))
+        if inv.strategy == "tree" and run.delivery is RSYNC:  # a big change: its new assets through the fleet first
+            outcomes["sync-assets"].failed.update(distribute(run, hosts, self._live_build()))
+            _mark(run, outcomes["sync-assets"])
+            hosts = [h for h in hosts if h.name not in run.failed]
         for index, chunk in enumerate(chunked(hosts, inv.chunk_size)):
             if index and self.stop.is_set():
                 raise Stopped("sync-assets")
