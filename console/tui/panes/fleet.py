@@ -34,6 +34,7 @@ class FleetPane(Pane):
 
     LABEL = "Fleet [2]"
     PANE_ID = "fleet"
+    FOCUS = "FleetGrid"
 
     def __init__(
         self, hosts: Iterable[str] = (), *, name: str | None = None, id: str | None = None, classes: str | None = None

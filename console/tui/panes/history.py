@@ -20,6 +20,7 @@ class HistoryPane(Pane):
 
     LABEL = "History [4]"
     PANE_ID = "history"
+    FOCUS = "HistoryTable"
 
     def compose(self) -> ComposeResult:
         yield HistoryTable()

@@ -21,6 +21,7 @@ class MetricsPane(Pane):
 
     LABEL = "Metrics [3]"
     PANE_ID = "metrics"
+    FOCUS = "#graphs"
 
     def __init__(self, *, name: str | None = None, id: str | None = None, classes: str | None = None) -> None:
         super().__init__(name=name, id=id, classes=classes)

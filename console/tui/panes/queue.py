@@ -20,6 +20,7 @@ class QueuePane(Pane):
 
     LABEL = "Queue [1]"
     PANE_ID = "queue"
+    FOCUS = "QueueTable"
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="queue-bar"):

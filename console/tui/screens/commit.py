@@ -11,10 +11,10 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
-from textual.widgets import Footer
 
 from console.service import Change
 from console.tui.widgets.commit_detail import CommitDetail
+from console.tui.widgets.console_footer import ConsoleFooter
 
 if TYPE_CHECKING:
     from console.tui.app import ConsoleApp
@@ -40,7 +40,7 @@ class CommitScreen(ModalScreen[None]):
         with VerticalScroll() as box:
             box.border_title = f"commit {self.change.short}"
             yield CommitDetail()
-        yield Footer()
+        yield ConsoleFooter()
 
     def on_mount(self) -> None:
         self.query_one(CommitDetail).show(self.change, self.included, files_shown=1000)

@@ -19,9 +19,10 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
-from textual.widgets import Button, Footer, Static
+from textual.widgets import Button, Static
 from textual.widgets.button import ButtonVariant
 
+from console.tui.widgets.console_footer import ConsoleFooter
 from console.tui.workers import service_worker
 
 if TYPE_CHECKING:
@@ -62,7 +63,7 @@ class ConfirmAction(ModalScreen[T | None], Generic[T]):
             with Horizontal(id="buttons"):
                 yield Button("Confirm", id="confirm", variant=self.variant, disabled=True)
                 yield Button("Cancel", id="cancel")
-        yield Footer()
+        yield ConsoleFooter()
 
     def on_mount(self) -> None:
         self.query_one("#cancel", Button).focus()

@@ -20,11 +20,12 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
-from textual.widgets import Button, Checkbox, Footer, Input, Label, Static
+from textual.widgets import Button, Checkbox, Input, Label, Static
 
 from console.core.text import printable, short
 from console.service import Preview
 from console.tui.theme import palette
+from console.tui.widgets.console_footer import ConsoleFooter
 from console.tui.widgets.queue_table import blocked_reason
 from console.tui.workers import service_worker
 
@@ -72,7 +73,7 @@ class ConfirmDeploy(ModalScreen[str | None]):
                 yield Static(Text("preparing the plan…", style="dim italic"), id="plan")
             else:
                 yield from self._compose_preview(self.preview)
-        yield Footer()
+        yield ConsoleFooter()
 
     def _compose_preview(self, p: Preview) -> ComposeResult:
         colors = palette(self)

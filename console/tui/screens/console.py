@@ -19,8 +19,7 @@ from textual import getters, on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.timer import Timer
-from textual.widget import Widget
-from textual.widgets import Footer, TabbedContent
+from textual.widgets import TabbedContent
 
 from console.service import LockInfo
 from console.tui.feed import DeployFeed, FleetBatch
@@ -28,11 +27,10 @@ from console.tui.format import duration
 from console.tui.panes.fleet import FleetPane
 from console.tui.panes.history import HistoryPane
 from console.tui.panes.metrics import MetricsPane
+from console.tui.panes.pane import Pane
 from console.tui.panes.queue import QueuePane
 from console.tui.screens.operator import OperatorActions
-from console.tui.widgets.fleet_grid import FleetGrid
-from console.tui.widgets.history_table import HistoryTable
-from console.tui.widgets.queue_table import QueueTable
+from console.tui.widgets.console_footer import ConsoleFooter
 from console.tui.widgets.status_header import StatusHeader
 from console.tui.workers import service_worker
 
@@ -80,7 +78,7 @@ class ConsoleScreen(OperatorActions):
             yield FleetPane(self.app.service.host_names)
             yield MetricsPane()
             yield HistoryPane()
-        yield Footer()
+        yield ConsoleFooter()
 
     def on_mount(self) -> None:
         app = self.app
@@ -188,20 +186,28 @@ class ConsoleScreen(OperatorActions):
     # -- events from widgets ------------------------------------------------------
     @on(TabbedContent.TabActivated)
     def _tab_activated(self, event: TabbedContent.TabActivated) -> None:
-        pane = event.pane.id
-        targets: dict[str, type[Widget]] = {"queue": QueueTable, "fleet": FleetGrid, "history": HistoryTable}
-        target = targets.get(pane or "")
-        if target is not None:
-            self.query_one(target).focus()
-        if pane == "metrics":
+        """A tab came to the front (a number key, a click on the tab): its pane takes the focus.
+
+        A message about a tab that is no longer in front (the person switched again
+        meanwhile) changes nothing."""
+        tabs = self.query_one(TabbedContent)
+        if event.pane.id != tabs.active or not isinstance(event.pane, Pane):
+            return
+        self._focus_pane(event.pane)
+        if event.pane.id == "metrics":
             self.load_metrics()
+
+    def _focus_pane(self, pane: Pane) -> None:
+        focused = self.focused
+        if focused is None or pane not in focused.ancestors:
+            self.set_focus(pane.focus_target)
 
     # -- actions ------------------------------------------------------------------
     def action_tab(self, tab: str) -> None:
-        # Drop the focus first: a focused widget left in the old pane would pull the tabs
-        # back to its own pane (the metrics pane has nothing to take the focus).
-        self.set_focus(None)
+        """Bring pane `tab` to the front with the focus in it (also when it is in front already)."""
+        pane = self.query_one(f"#{tab}", Pane)
         self.query_one(TabbedContent).active = tab
+        self._focus_pane(pane)
 
     def action_refresh(self) -> None:
         self.refresh_all()

@@ -11,7 +11,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.screen import ModalScreen
-from textual.widgets import DataTable, Footer, Static
+from textual.widgets import DataTable, Static
 
 from console.core.events import PHASES
 from console.core.progress import DeployView
@@ -19,6 +19,7 @@ from console.core.text import printable, short
 from console.tui.format import duration, human_bytes, plain
 from console.tui.screens.host_detail import HostDetailScreen
 from console.tui.theme import palette
+from console.tui.widgets.console_footer import ConsoleFooter
 from console.tui.widgets.fleet_grid import FleetGrid
 from console.tui.widgets.fleet_legend import FleetLegend
 from console.tui.widgets.phase_bars import PhaseBars
@@ -54,7 +55,7 @@ class DeployDetailScreen(ModalScreen[None]):
             yield FleetLegend()
             yield PhaseBars()
             yield DataTable(cursor_type="row", zebra_stripes=True)
-        yield Footer()
+        yield ConsoleFooter()
 
     def on_mount(self) -> None:
         table = self.query_one(DataTable)

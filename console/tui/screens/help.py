@@ -17,7 +17,9 @@ from textual.binding import BindingType as AnyBinding
 from textual.containers import VerticalScroll
 from textual.dom import DOMNode
 from textual.screen import ModalScreen
-from textual.widgets import Footer, Static
+from textual.widgets import Static
+
+from console.tui.widgets.console_footer import ConsoleFooter
 
 #: A section of the help: its title, the classes whose bindings it lists, and extra rows.
 Section = tuple[str, tuple[type[DOMNode], ...], tuple[tuple[str, str], ...]]
@@ -73,7 +75,7 @@ class HelpScreen(ModalScreen[None]):
         with VerticalScroll() as box:
             box.border_title = "keys"
             yield Static(self.table(), id="keys")
-        yield Footer()
+        yield ConsoleFooter()
 
     def table(self) -> Table:
         table = Table(box=None, show_header=False, expand=True, padding=(0, 1))

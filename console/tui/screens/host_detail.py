@@ -10,11 +10,11 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
-from textual.widgets import Footer
 
 from console.core.events import PHASES
 from console.core.progress import HostView
 from console.tui.format import plain
+from console.tui.widgets.console_footer import ConsoleFooter
 from console.tui.widgets.host_card import HostCard
 
 if TYPE_CHECKING:
@@ -50,7 +50,7 @@ class HostDetailScreen(ModalScreen[None]):
         with VerticalScroll() as scroll:
             scroll.border_title = plain(f"host {self.host}", 80)
             yield HostCard()
-        yield Footer()
+        yield ConsoleFooter()
 
     def on_mount(self) -> None:
         self._render_host()

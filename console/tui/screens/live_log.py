@@ -21,7 +21,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.screen import ModalScreen
-from textual.widgets import Footer, RichLog, Static
+from textual.widgets import RichLog, Static
 
 from console.core.events import (
     DeployDone,
@@ -39,6 +39,7 @@ from console.core.events import (
 from console.core.text import printable, short
 from console.tui.format import duration
 from console.tui.theme import Palette, palette
+from console.tui.widgets.console_footer import ConsoleFooter
 from console.tui.workers import service_worker
 
 if TYPE_CHECKING:
@@ -151,7 +152,7 @@ class LiveLogScreen(ModalScreen[None]):
             box.border_title = f"live log: {self.deploy_id}" + (f", host {self.host}" if self.host else "")
             yield Static(Text("following…", style="italic"), id="log-state")
             yield RichLog(id="log", max_lines=MAX_LINES, markup=False, highlight=False, wrap=False)
-        yield Footer()
+        yield ConsoleFooter()
 
     def on_mount(self) -> None:
         self.format = LogLines(palette(self), self.host)

@@ -17,12 +17,13 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
-from textual.widgets import Button, Footer, Input, Static
+from textual.widgets import Button, Input, Static
 
 from console.core.text import local_time, printable
 from console.service import LockInfo
 from console.tui.format import ago
 from console.tui.theme import palette
+from console.tui.widgets.console_footer import ConsoleFooter
 from console.tui.workers import service_worker
 
 if TYPE_CHECKING:
@@ -78,7 +79,7 @@ class LockScreen(ModalScreen[LockRequest | None]):
                 yield Button("Take lock", id="take", variant="warning", disabled=True)
                 yield Button("Release lock", id="release", disabled=True)
                 yield Button("Cancel", id="cancel")
-        yield Footer()
+        yield ConsoleFooter()
 
     def on_mount(self) -> None:
         reason = self.query_one("#reason", Input)

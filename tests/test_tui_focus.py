@@ -1,0 +1,96 @@
+"""Pilot tests of the console over a long session: tab switches keep the focus where the
+person is, settle when they stop, and leave nothing behind (issue 13, items 1 and 6)."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+
+import pytest
+from textual import events
+from textual.widgets import TabbedContent
+from textual.widgets._footer import FooterKey
+
+from console.tui.widgets.console_footer import ConsoleFooter
+from console.tui.widgets.fleet_grid import FleetGrid
+from console.tui.widgets.history_table import HistoryTable
+from console.tui.widgets.queue_table import QueueTable
+from support.pilot import pilot_test, until
+from support.tui_fixtures import FakeService, make_app
+
+pytestmark = pytest.mark.timeout(120)
+
+
+def footer_keys() -> int:
+    """FooterKey objects alive in this process (shown or leaked)."""
+    gc.collect()
+    return sum(1 for o in gc.get_objects() if isinstance(o, FooterKey))
+
+
+def type_keys(app, *keys: str) -> None:
+    """Keys as a terminal sends them, back to back, without waiting for the app in between."""
+    for key in keys:
+        event = events.Key(key, key)
+        event.set_sender(app)
+        app._driver.send_message(event)
+
+
+@pilot_test
+async def test_footer_keys_stay_bounded_over_tab_switches():
+    app = make_app(FakeService(hosts=50))
+    async with app.run_test(size=(160, 45)) as pilot:
+        screen = app.console_screen
+        await until(pilot, lambda: screen.query_one(QueueTable).row_count == 5)
+        footer = screen.query_one(ConsoleFooter)
+        await pilot.pause(0.2)
+        shown = len(footer.query(FooterKey))
+        for i in range(80):
+            await pilot.press("1234"[i % 4])
+        await pilot.pause(0.3)
+        assert len(footer.query(FooterKey)) in (shown, shown + 2)  # the fleet grid adds f and enter
+        # every old key was released: what lives is what is shown (the fleet's or the others')
+        assert footer_keys() <= shown + 2
+        assert footer.watcher_count == len(footer.query(FooterKey)) - 1  # the palette key binds nothing
+        # rebuilt when the keys change (to and from the fleet tab), not on every focus change
+        assert footer.rebuilds <= 2 * 80 // 4 + 3
+
+
+@pilot_test
+async def test_quick_tab_switches_settle_on_the_last():
+    """`2 4 1 3 2` typed faster than the console handles them: each tab comes to the front
+    once, in order, the fleet tab stays in front with its grid focused, and nothing moves
+    afterwards (a late Focus event used to pull its tab back, and two could chase each
+    other for as long as the console ran)."""
+    app = make_app(FakeService(hosts=50))
+    async with app.run_test(size=(160, 45)) as pilot:
+        screen = app.console_screen
+        tabs = screen.query_one(TabbedContent)
+        await until(pilot, lambda: screen.query_one(QueueTable).row_count == 5)
+        fronts: list[str] = []
+        focus_changes: list[object] = []
+        tabs.watch(tabs, "active", lambda active: fronts.append(active), init=False)
+        screen.watch(screen, "focused", lambda focused: focus_changes.append(focused), init=False)
+        type_keys(app, "2", "4", "1", "3", "2")
+        await until(pilot, lambda: len(fronts) >= 5)
+        await asyncio.sleep(1.0)
+        settled = len(focus_changes)
+        await asyncio.sleep(1.0)
+        assert fronts == ["fleet", "history", "queue", "metrics", "fleet"]
+        assert len(focus_changes) == settled == 5
+        assert isinstance(screen.focused, FleetGrid)
+
+
+@pilot_test
+async def test_the_current_tabs_number_keeps_the_focus_in_it():
+    app = make_app(FakeService(hosts=50))
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = app.console_screen
+        await until(pilot, lambda: screen.query_one(QueueTable).row_count == 5)
+        for key, widget in (("1", QueueTable), ("2", FleetGrid), ("2", FleetGrid), ("4", HistoryTable)):
+            await pilot.press(key)
+            await pilot.pause(0.05)
+            assert isinstance(screen.focused, widget), (key, screen.focused)
+        await pilot.press("2", "2", "f")  # f (next failed) still reaches the grid
+        assert any("No failed hosts" in n.message for n in app._notifications)
+        await pilot.press("3")
+        assert screen.focused is screen.query_one("#graphs")
