@@ -31,7 +31,7 @@ from console.session.abort import abort
 from console.session.detach import start_detached, start_detached_switch
 from console.session.hold import Session, current_user
 from console.session.runs import ensure_statsd, only_hosts, previous_release
-from console.state.history import DeployRecord, HostRecord
+from console.state.history import DeployRecord, HostRecord, Marker
 from console.state.lock import LockInfo
 from console.trunk.checkout import Checkout
 from console.trunk.ddl import DdlHit
@@ -45,6 +45,7 @@ __all__ = [
     "HostRecord",
     "KeyMetric",
     "LockInfo",
+    "Marker",
     "Preview",
     "open_service",
 ]
@@ -93,6 +94,10 @@ class EngineService:
     @property
     def key_metrics(self) -> tuple[KeyMetric, ...]:
         return self.inventory.metrics.key
+
+    @property
+    def metrics_baseline(self) -> float:
+        return self.inventory.metrics.baseline
 
     def live_revision(self) -> str | None:
         return self.session.history.live_revision(environment=self.environment)
@@ -209,7 +214,7 @@ class EngineService:
     ) -> list[tuple[float, float | None]]:
         return list(source_for(self.inventory, metric).series(metric, start, end, step))
 
-    def markers(self, since: float) -> list[tuple[float, str]]:
+    def markers(self, since: float) -> list[Marker]:
         return self.session.history.markers(since, environment=self.environment)
 
     def verdicts(self, deploy_id: str) -> list[WatchVerdict]:

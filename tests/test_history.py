@@ -269,8 +269,17 @@ def test_markers_verdicts_and_audit(tmp_path: Path) -> None:
     h = History(tmp_path)
     run_deploy(h, "d1", ts=1000.0, revision="a" * 40)
     run_deploy(h, "d2", ts=2000.0, revision="b" * 40, failed={"web001": "x"})
-    assert h.markers(1500.0) == [(2000.0, "deploy bbbbbbb by alice"), (2001.0, "deploy bbbbbbb partial")]
-    assert len(h.markers(0)) == 4
+    h.record(started("d3", ts=3000.0, revision="c" * 40))  # refused on every host: nothing switched
+    h.record(DeployDone("d3", result="failed", seconds=2.0, hosts_failed=(("web001", "x"),), ts=3002.0))
+    run_deploy(h, "d4", ts=4000.0, revision="a" * 40, action="switch")
+    h.record(started("d5", ts=5000.0, revision="e" * 40))  # running, nothing switched yet: no line
+    assert [(m.deploy_id, m.kind, m.ts, m.label) for m in h.markers(1500.0)] == [
+        ("d2", "deploy", 2000.2, "bbbbbbb alice partial"),  # at its first switch (HostDone of activate)
+        ("d3", "failed", 3002.0, "ccccccc alice failed"),
+        ("d4", "switch", 4000.2, "aaaaaaa alice ok"),
+    ]
+    assert [m.deploy_id for m in h.markers(0)] == ["d1", "d2", "d3", "d4"]
+    assert h.get("d2").activated == 2000.2 and h.get("d3").activated is None
     for final in (False, True):
         h.record(
             WatchVerdict(
@@ -284,12 +293,33 @@ def test_markers_verdicts_and_audit(tmp_path: Path) -> None:
             )
         )
     assert [v.final for v in h.verdicts("d2")] == [False, True]
+    # the list of deploys carries their verdicts too, as one deploy does (issue 13, item 5)
+    assert {d.id: [v.final for v in d.verdicts] for d in h.deploys()} == {
+        "d5": [],
+        "d4": [],
+        "d3": [],
+        "d2": [False, True],
+        "d1": [],
+    }
     assert [v.dry_run for v in h.verdicts("d2", final_only=True)] == [True]
     h.add_audit("lab", "bob", "force-unlock", "took over alice's lock", ts=10.0)
     h.add_audit("prod", "carol", "lock", "freeze", ts=20.0)
     assert [a.who for a in h.audit()] == ["carol", "bob"]
     assert [a.action for a in h.audit(environment="lab")] == ["force-unlock"]
     assert h.audit()[0].to_dict()["time"]
+
+
+def test_the_list_of_deploys_reads_every_verdict_in_one_query(tmp_path: Path) -> None:
+    h = History(tmp_path)
+    for i in range(30):
+        run_deploy(h, f"d{i:02}", ts=1000.0 + i)
+        h.record(WatchVerdict(f"d{i:02}", metric="checkouts", verdict="ok", summary="41 → 40", ts=1000.5 + i))
+    reads: list[str] = []
+    real_read = h._read
+    h._read = lambda sql, params=(): reads.append(sql) or real_read(sql, params)
+    records = h.deploys(50)
+    assert len(records) == 30 and all(len(r.verdicts) == 1 for r in records)
+    assert len(reads) == 2  # the deploys, then the verdicts of all of them
 
 
 WRITER = """
@@ -393,7 +423,7 @@ def test_a_version_1_history_is_upgraded_in_place(tmp_path: Path) -> None:
     run_deploy(h, "new", ts=2000.0, previous="b" * 40, ref="v1.2")
     assert (h.get("new").previous_revision, h.get("new").ref) == ("b" * 40, "v1.2")
     with sqlite3.connect(tmp_path / "history.sqlite") as db:
-        assert db.execute("PRAGMA user_version").fetchone()[0] == history.SCHEMA_VERSION == 2
+        assert db.execute("PRAGMA user_version").fetchone()[0] == history.SCHEMA_VERSION == 3
         columns = {row[1] for row in db.execute("PRAGMA table_info(deploys)")}
     db.close()
-    assert {"previous_revision", "revision"} <= columns and not {"from_revision", "to_revision"} & columns
+    assert {"previous_revision", "revision", "activated"} <= columns and not {"from_revision", "to_revision"} & columns

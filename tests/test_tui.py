@@ -219,7 +219,7 @@ async def test_history_opens_a_deploy_with_its_hosts():
     app = make_app(service)
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.press("4")
-        await until(pilot, lambda: app.console_screen.query_one("HistoryTable").row_count == 3)
+        await until(pilot, lambda: app.console_screen.query_one("HistoryTable").row_count == 4)
         await pilot.press("enter")
         await until(pilot, lambda: isinstance(app.screen, DeployDetailScreen))
         await until(pilot, lambda: app.screen.view.started is not None)
@@ -285,7 +285,7 @@ async def test_a_failed_call_is_one_line_on_every_screen_and_the_console_goes_on
         service.history = FakeService(hosts=10).history
         service.events = broken
         await pilot.press("r", "4")
-        await until(pilot, lambda: app.console_screen.query_one("HistoryTable").row_count == 3)
+        await until(pilot, lambda: app.console_screen.query_one("HistoryTable").row_count == 4)
         app.clear_notifications()
         await pilot.press("enter")
         await until(pilot, lambda: isinstance(app.screen, DeployDetailScreen))

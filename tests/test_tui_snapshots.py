@@ -32,7 +32,7 @@ async def until(pilot, condition, timeout: float = 10.0) -> None:
 def queue_loaded(app) -> bool:
     screen = app.console_screen
     tables = screen.query("QueueTable, HistoryTable")
-    return len(tables) == 2 and [t.row_count for t in tables] == [5, 3]
+    return len(tables) == 2 and [t.row_count for t in tables] == [5, 4]
 
 
 def running_service() -> FakeService:

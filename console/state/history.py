@@ -43,7 +43,8 @@ from console.core.text import clean, local_time, short
 from console.state.files import pid_alive, private_dir, private_file
 
 #: 2: the revision columns take the events' names (from_revision, to_revision before).
-SCHEMA_VERSION = 2
+#: 3: `deploys.activated`, when the first host was switched (the deploy's marker on the graphs).
+SCHEMA_VERSION = 3
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS deploys (
@@ -62,6 +63,7 @@ CREATE TABLE IF NOT EXISTS deploys (
     hosts         INTEGER NOT NULL DEFAULT 0,
     pid           INTEGER,
     started       REAL NOT NULL,
+    activated     REAL,                   -- when the first host was switched; NULL: none was
     ended         REAL,
     seconds       REAL,
     result        TEXT,                   -- ok, partial, failed, aborted; NULL while running
@@ -112,6 +114,7 @@ _UPGRADES: dict[int, tuple[str, ...]] = {
         "ALTER TABLE deploys RENAME COLUMN from_revision TO previous_revision",
         "ALTER TABLE deploys RENAME COLUMN to_revision TO revision",
     ),
+    2: ("ALTER TABLE deploys ADD COLUMN activated REAL",),
 }
 
 
@@ -147,9 +150,47 @@ class AuditRecord:
         return {**asdict(self), "time": local_time(self.ts)}
 
 
+@dataclass(frozen=True)
+class Marker:
+    """A deploy or switch as a line on the metric graphs (Deployinator's deploy lines).
+
+    `kind` says what the graphs should tell apart: `deploy` (its code went live on some
+    hosts: ok, partial, still running, or failed after the first switch), `failed` (no host
+    was switched: nothing changed for users) and `switch` (the fleet went back to an
+    earlier release). `ts` is when the first host was switched, or, for a deploy that
+    switched none, when it ended (or started, while it runs)."""
+
+    ts: float
+    kind: str
+    deploy_id: str
+    revision: str | None
+    user: str
+    result: str | None
+
+    @classmethod
+    def of(cls, d: DeployRecord) -> Marker | None:
+        """The marker of a deploy or switch (None for a deploy that has switched nothing yet)."""
+        if d.action == "switch":
+            kind = "switch"
+        elif d.activated is not None:
+            kind = "deploy"
+        elif d.result is not None:
+            kind = "failed"
+        else:
+            return None
+        ts = d.activated if d.activated is not None else (d.ended if d.ended is not None else d.started)
+        return cls(ts, kind, d.id, d.revision, d.user, d.result)
+
+    @property
+    def label(self) -> str:
+        """`ab12cd3 alice ok`: what the graph writes beside the line."""
+        return " ".join(p for p in (short(self.revision), self.user, self.result or "running") if p)
+
+
 @dataclass
 class DeployRecord:
-    """One deploy or switch. `hosts` is filled by `History.get` only."""
+    """One deploy or switch. `hosts` is filled by `History.get` only; `verdicts` by
+    `History.get` and `History.deploys`."""
 
     id: str
     environment: str
@@ -166,6 +207,7 @@ class DeployRecord:
     commits: int = 0
     host_count: int = 0
     pid: int | None = None
+    activated: float | None = None
     ended: float | None = None
     seconds: float | None = None
     result: str | None = None
@@ -196,7 +238,7 @@ class DeployRecord:
 
 _DEPLOY_COLUMNS = (
     "id, environment, action, user, started, override, release, previous_revision, revision, ref, "
-    "strategy, rolling, commits, hosts, pid, ended, seconds, result, message, phases"
+    "strategy, rolling, commits, hosts, pid, activated, ended, seconds, result, message, phases"
 )
 
 
@@ -217,6 +259,7 @@ def _deploy(row: sqlite3.Row) -> DeployRecord:
         commits=row["commits"],
         host_count=row["hosts"],
         pid=row["pid"],
+        activated=row["activated"],
         ended=row["ended"],
         seconds=row["seconds"],
         result=row["result"],
@@ -454,7 +497,15 @@ class History:
             view.apply(event)
             if isinstance(event, HostProgress):
                 return []
-            return [self._host_upsert(event.deploy_id, view.hosts[event.host])]
+            statements = [self._host_upsert(event.deploy_id, view.hosts[event.host])]
+            if isinstance(event, HostDone) and event.phase == "activate":
+                statements.append(
+                    (
+                        "UPDATE deploys SET activated = ? WHERE id = ? AND activated IS NULL",
+                        (event.ts, event.deploy_id),
+                    )
+                )
+            return statements
         if isinstance(event, PhaseDone):
             view = self._view(event.deploy_id)
             view.apply(event)
@@ -550,13 +601,21 @@ class History:
         return (f" {prefix} environment = ?", (environment,)) if environment else ("", ())
 
     def deploys(self, limit: int = 50, *, environment: str | None = None) -> list[DeployRecord]:
-        """The newest deploys and switches first (without host rows)."""
+        """The newest deploys and switches first, with their verdicts (without host rows).
+
+        Two queries however many deploys: the verdicts of all of them are read at once."""
         where, params = self._env(environment)
         rows = self._read(
             f"SELECT {_DEPLOY_COLUMNS} FROM deploys{where} ORDER BY started DESC, id DESC LIMIT ?",
             (*params, limit),
         )
-        return [_deploy(r) for r in rows]
+        records = [_deploy(r) for r in rows]
+        if records:
+            by_id = {r.id: r for r in records}
+            marks = ", ".join("?" * len(by_id))
+            for row in self._read(f"SELECT * FROM verdicts WHERE deploy_id IN ({marks}) ORDER BY ts, id", tuple(by_id)):
+                by_id[row["deploy_id"]].verdicts.append(_verdict(row))
+        return records
 
     def get(self, deploy_id: str) -> DeployRecord:
         """One deploy with its hosts and verdicts; ConsoleError if there is none."""
@@ -616,21 +675,16 @@ class History:
         )
         return [r["host"] for r in failed]
 
-    def markers(self, since: float, *, environment: str | None = None) -> list[tuple[float, str]]:
-        """Deploy start and end times since `since`, with a label, oldest first (graph lines)."""
+    def markers(self, since: float, *, environment: str | None = None) -> list[Marker]:
+        """One marker per deploy and switch whose line falls at or after `since`, oldest first."""
         where, params = self._env(environment, "AND")
         rows = self._read(
-            f"SELECT {_DEPLOY_COLUMNS} FROM deploys WHERE (started >= ? OR ended >= ?){where} ORDER BY started",
-            (since, since, *params),
+            f"SELECT {_DEPLOY_COLUMNS} FROM deploys WHERE (started >= ? OR activated >= ? OR ended >= ?){where} "
+            "ORDER BY started",
+            (since, since, since, *params),
         )
-        marks: list[tuple[float, str]] = []
-        for d in map(_deploy, rows):
-            what = f"{d.action} {short(d.revision)}".strip()
-            if d.started >= since:
-                marks.append((d.started, f"{what} by {d.user}"))
-            if d.ended is not None and d.ended >= since:
-                marks.append((d.ended, f"{what} {d.result}"))
-        return sorted(marks)
+        marks = [m for m in map(Marker.of, map(_deploy, rows)) if m is not None and m.ts >= since]
+        return sorted(marks, key=lambda m: m.ts)
 
     def verdicts(self, deploy_id: str, *, final_only: bool = False) -> list[WatchVerdict]:
         extra = " AND final = 1" if final_only else ""

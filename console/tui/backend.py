@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from typing import Protocol
 
 from console.core.events import Event, WatchVerdict
-from console.service import Change, DeployRecord, KeyMetric, LockInfo, Preview
+from console.service import Change, DeployRecord, KeyMetric, LockInfo, Marker, Preview
 
 
 class ConsoleService(Protocol):
@@ -35,6 +35,10 @@ class ConsoleService(Protocol):
     @property
     def key_metrics(self) -> tuple[KeyMetric, ...]:
         """The key metrics watched after a deploy."""
+
+    @property
+    def metrics_baseline(self) -> float:
+        """Seconds of each key metric before a deploy that its watch compares against."""
 
     def live_revision(self) -> str | None:
         """The commit the fleet serves now, or None before the first deploy."""
@@ -97,8 +101,8 @@ class ConsoleService(Protocol):
     ) -> list[tuple[float, float | None]]:
         """Samples of a key metric, one per `step` seconds."""
 
-    def markers(self, since: float) -> list[tuple[float, str]]:
-        """Deploy start and end times since `since`, with a label."""
+    def markers(self, since: float) -> list[Marker]:
+        """One marker per deploy and switch since `since` (when it went live, and how it ended)."""
 
     def verdicts(self, deploy_id: str) -> list[WatchVerdict]:
         """The watch verdicts of a deploy, oldest first."""

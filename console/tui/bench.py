@@ -19,7 +19,7 @@ from collections.abc import Iterator
 
 from console.core.errors import ConsoleError
 from console.core.events import PHASES, DeployStarted, Event, HostDone, HostProgress, PhaseStarted, WatchVerdict
-from console.service import Change, DeployRecord, KeyMetric, LockInfo, Preview
+from console.service import Change, DeployRecord, KeyMetric, LockInfo, Marker, Preview
 
 FLEET_PHASES = ("sync-assets", "sync-code", "activate", "restart", "verify")
 
@@ -32,6 +32,7 @@ class BenchService:
         self.environment = "bench"
         self.host_names = tuple(f"web{i:04d}" for i in range(1, hosts + 1))
         self.key_metrics: tuple[KeyMetric, ...] = ()
+        self.metrics_baseline = 120.0
         self.rate = rate
         self.sent = 0
         self.began = 0.0
@@ -125,7 +126,7 @@ class BenchService:
     ) -> list[tuple[float, float | None]]:
         return []
 
-    def markers(self, since: float) -> list[tuple[float, str]]:
+    def markers(self, since: float) -> list[Marker]:
         return []
 
     def verdicts(self, deploy_id: str) -> list[WatchVerdict]:

@@ -8,8 +8,8 @@ calls `palette(self)`, which reads the same variables from the app's current the
 theme that sets `host-failed` recolours the grid, the legend and the host detail at once,
 and a theme that does not gets these defaults (`ConsoleApp.get_theme_variable_defaults`).
 
-The metric plots are drawn by plotext, in plotext's own colour names (`PLOT_LINE`,
-`PLOT_MARKER`), not in Textual colours.
+The metric plots are drawn by plotext, which takes the same colours as RGB triples
+(`rgb(colour)`).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from types import MappingProxyType
 
+from textual.color import Color
 from textual.dom import DOMNode
 from textual.theme import Theme
 
@@ -62,8 +63,16 @@ class Palette:
     """A host's output lines."""
     cursor: str = "#ffffff"
     """The fleet grid's cursor, drawn on the colour of its host's state."""
+    line: str = "#00afd7"
+    """A key metric's line on its graph."""
+    switch: str = "#d787ff"
+    """A switch back to an earlier release (its line on the graphs)."""
     hosts: Mapping[str, str] = field(default_factory=_host_defaults)
     """Host state -> its colour (one for each of `HOST_STATES`)."""
+
+    def marker(self, kind: str) -> str:
+        """The colour of a deploy marker on the graphs, by its kind (`console.service.Marker`)."""
+        return {"deploy": self.attention, "failed": self.failed, "switch": self.switch}.get(kind, self.pending)
 
     def host(self, state: str) -> str:
         """The colour of a host state (`pending` for a state this palette does not know)."""
@@ -101,10 +110,6 @@ THEME = Theme(
     variables=DEFAULT_PALETTE.variables(),
 )
 
-#: plotext colour names: the metric line, and the vertical line at each deploy.
-PLOT_LINE = "cyan"
-PLOT_MARKER = "orange"
-
 _cache: tuple[dict[str, str], Palette] | None = None
 
 
@@ -115,3 +120,8 @@ def palette(node: DOMNode) -> Palette:
     if _cache is None or _cache[0] is not variables:
         _cache = (variables, Palette.of(variables))
     return _cache[1]
+
+
+def rgb(color: str) -> tuple[int, int, int]:
+    """A palette colour as plotext takes it: `(r, g, b)`."""
+    return Color.parse(color).rgb

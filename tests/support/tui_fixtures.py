@@ -30,7 +30,7 @@ from console.core.events import (
     WatchVerdict,
 )
 from console.core.text import short
-from console.service import Change, DdlHit, DeployRecord, KeyMetric, LockInfo, Preview
+from console.service import Change, DdlHit, DeployRecord, KeyMetric, LockInfo, Marker, Preview
 
 NOW = 1_700_000_000.0
 FLEET_PHASES = ("sync-assets", "sync-code", "activate", "restart", "verify", "cleanup")
@@ -108,12 +108,27 @@ def _record(
     result: str,
     message: str,
     commits: int,
-    verdict: str,
+    verdict: str | None,
     *,
     action: str = "deploy",
+    switched: bool = True,
 ) -> DeployRecord:
-    """A finished deploy that started `age` seconds before NOW, with one checkouts verdict."""
+    """A finished deploy that started `age` seconds before NOW, with one checkouts verdict
+    (none when `verdict` is None); `switched`: its first host was switched 80% of the way."""
     started = NOW - age
+    verdicts = (
+        []
+        if verdict is None
+        else [
+            WatchVerdict(
+                deploy_id,
+                metric="checkouts/min",
+                verdict=verdict,
+                summary=f"checkouts/min {verdict}",
+                ts=started + took + 60,
+            )
+        ]
+    )
     return DeployRecord(
         id=deploy_id,
         environment="production",
@@ -124,19 +139,12 @@ def _record(
         previous_revision=previous,
         revision=revision,
         commits=commits,
+        activated=started + took * 0.8 if switched else None,
         ended=started + took,
         seconds=took,
         result=result,
         message=message,
-        verdicts=[
-            WatchVerdict(
-                deploy_id,
-                metric="checkouts/min",
-                verdict=verdict,
-                summary=f"checkouts/min {verdict}",
-                ts=started + took + 60,
-            )
-        ],
+        verdicts=verdicts,
     )
 
 
@@ -291,8 +299,11 @@ class FakeService:
         self.key_metrics = (
             KeyMetric("checkouts/min", "shop.checkout.completed", stat="rate", unit="/min", bad="down", limit=0.2),
             KeyMetric("p95 page ms", "shop.page.render", stat="p95", unit="ms", bad="up", limit=0.5),
+            KeyMetric("errors", "shop.errors", stat="rate", unit="/min", bad="up", limit=0.5, dry_run=True),
         )
+        self.series_start: dict[str, float] = {}  # metric name -> no samples before this time
         self._queue = list(sample_queue() if queue is None else queue)
+        self.metrics_baseline = 120.0
         self.revision: str | None = "0badc0de" * 5
         self.lock: LockInfo | None = None
         self.user = "ada"
@@ -308,17 +319,38 @@ class FakeService:
         self.failed_last: tuple[str, ...] = ()  # hosts that failed last time ("only failed")
         self.gate: threading.Event | None = None  # when set, preview() and lock_status() wait for it
         self._next = 42
-        # `History.deploys()` leaves `verdicts` empty today (issue 13, item 5); these records
-        # carry them as `History.get()` fills them, so the History tab shows its verdict column.
+        # with their verdicts, as `History.deploys()` returns them
+        # with their verdicts, as `History.deploys()` returns them; the newest three within the
+        # metrics window: a switch back, a deploy that switched no host, a good deploy
         self.records: list[DeployRecord] = [
             _record(
-                "d-0041", "grace", _sha(40), "0badc0de" * 5, 600, 88, "ok", "deployed by grace, took 88 s", 2, "ok"
+                "d-0041", "grace", _sha(38), "0badc0de" * 5, 600, 88, "ok", "deployed by grace, took 88 s", 2, "ok"
             ),
             _record(
-                "d-0040", "ken", _sha(39), _sha(40), 5400, 110, "partial", "2 hosts failed: web017, web230", 1, "ok"
+                "d-0040",
+                "ken",
+                _sha(38),
+                _sha(40),
+                700,
+                25,
+                "failed",
+                "no host was switched: sync-assets failed on 12 hosts (10 allowed)",
+                1,
+                None,
+                switched=False,
             ),
+            _record("d-0039", "ada", _sha(39), _sha(38), 800, 10, "ok", "switched back", 0, None, action="switch"),
             _record(
-                "d-0039", "ada", _sha(38), _sha(39), 9000, 10, "ok", "switched back", 0, "degraded", action="switch"
+                "d-0038",
+                "ken",
+                _sha(37),
+                _sha(39),
+                5400,
+                110,
+                "partial",
+                "2 hosts failed: web017, web230",
+                1,
+                "degraded",
             ),
         ]
         self.streams["d-0041"] = script_deploy("d-0041", self.host_names, "0badc0de" * 5, t0=NOW - 600)
@@ -515,20 +547,21 @@ class FakeService:
         t = start
         while t <= end:
             k = (t - start) / step
-            if metric.bad == "down":
+            if t < self.series_start.get(metric.name, start):
+                value = None
+            elif metric.dry_run:
+                value = 0.0  # no errors: a flat line at 0
+            elif metric.bad == "down":
                 value = 40 + 4 * math.sin(k / 6) + (k % 3)
             else:
                 value = 180 + 25 * math.cos(k / 9) + (k % 5) * 2
-            out.append((t, round(value, 1)))
+            out.append((t, value if value is None else round(value, 1)))
             t += step
         return out
 
-    def markers(self, since: float) -> list[tuple[float, str]]:
-        marks = []
-        for r in self.records:
-            if r.started >= since:
-                marks.append((r.started, f"{r.id} start"))
-        return marks
+    def markers(self, since: float) -> list[Marker]:
+        marks = [Marker.of(r) for r in self.records]
+        return sorted((m for m in marks if m is not None and m.ts >= since), key=lambda m: m.ts)
 
     def verdicts(self, deploy_id: str) -> list[WatchVerdict]:
         return [e for e in self.streams.get(deploy_id, []) if isinstance(e, WatchVerdict)]

@@ -1,15 +1,18 @@
-"""Metrics [3]: every key metric over the last minutes, the deploy markers, the verdicts."""
+"""Metrics [3]: every key metric over the last minutes, a line at each deploy, the verdicts."""
 
 from __future__ import annotations
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import VerticalScroll
 from textual.widgets import Static
 
 from console.core.events import WatchVerdict
+from console.service import Marker
 from console.tui.panes.pane import Pane
-from console.tui.theme import PLOT_MARKER
+from console.tui.theme import palette
 from console.tui.widgets.metric_graph import MetricGraph
+from console.tui.widgets.metric_plot import MARKER_GLYPHS, MARKER_NAMES
 from console.tui.workers import service_worker
 
 #: Per key metric (by its index): its samples, and the verdict the service has for it.
@@ -29,13 +32,19 @@ class MetricsPane(Pane):
         """Verdicts of the deploy being followed, newer than what the service last said."""
 
     def compose(self) -> ComposeResult:
-        yield Static(
-            f"last {self.app.metrics_window // 60:.0f} minutes; {PLOT_MARKER} lines mark deploys",
-            id="metrics-hint",
-        )
+        yield Static(self._legend(), id="metrics-legend")
         with VerticalScroll(id="graphs"):
             for i, metric in enumerate(self.app.service.key_metrics):
                 yield MetricGraph(metric, id=f"metric-{i}")
+
+    def _legend(self) -> Text:
+        colors = palette(self)
+        text = Text(no_wrap=True, overflow="ellipsis")
+        text.append(f"last {self.app.metrics_window / 60:.0f} minutes, local time   ", style="dim")
+        for kind, glyph in MARKER_GLYPHS.items():
+            text.append(f"{glyph} ", style=f"bold {colors.marker(kind)}")
+            text.append(f"{MARKER_NAMES[kind]}   ")
+        return text
 
     @service_worker("metrics")
     def load(self, deploy_id: str | None) -> None:
@@ -58,7 +67,9 @@ class MetricsPane(Pane):
         ]
         self.app.call_from_thread(self._show, samples, markers, now)
 
-    def _show(self, samples: Samples, markers: list[tuple[float, str]], now: float) -> None:
+    def _show(self, samples: Samples, markers: list[Marker], now: float) -> None:
+        start = now - self.app.metrics_window
+        baseline = self.app.service.metrics_baseline
         for i, series, verdict in samples:
             shown = self.live_verdicts.get(self.app.service.key_metrics[i].name) or verdict
-            self.query_one(f"#metric-{i}", MetricGraph).show(series, markers, shown, now)
+            self.query_one(f"#metric-{i}", MetricGraph).show(series, markers, shown, start, now, baseline)

@@ -1,5 +1,6 @@
-"""One key metric: a plot of the last minutes with a vertical line at each deploy, and
-the watch verdict (ok / degraded, with numbers) beside it."""
+"""One key metric: its plot over the last minutes with a line at each deploy, and beside it
+the value now, the rule, how much baseline a deploy now would be judged against, and the
+watch verdict (ok / degraded, with numbers)."""
 
 from __future__ import annotations
 
@@ -9,16 +10,22 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.widgets import Static
-from textual_plotext import PlotextPlot
 
 from console.core.events import WatchVerdict
-from console.service import KeyMetric
+from console.service import KeyMetric, Marker
 from console.tui.format import plain
-from console.tui.theme import PLOT_LINE, PLOT_MARKER, palette
+from console.tui.theme import palette
+from console.tui.widgets.metric_plot import MetricPlot, Series
+
+
+def baseline_seconds(series: Series, now: float, baseline: float) -> float:
+    """Seconds of the `baseline` window before `now` that have samples in `series`."""
+    first = next((t for t, v in series if v is not None and t >= now - baseline), None)
+    return 0.0 if first is None else min(baseline, now - first)
 
 
 class MetricGraph(Horizontal):
-    """A key metric over time, deploy markers, and its verdict."""
+    """A key metric over time, its deploy markers, and its verdict."""
 
     def __init__(
         self, metric: KeyMetric, *, name: str | None = None, id: str | None = None, classes: str | None = None
@@ -28,58 +35,44 @@ class MetricGraph(Horizontal):
         self.border_title = plain(metric.name + (f" ({metric.unit})" if metric.unit else ""), 80)
 
     def compose(self) -> ComposeResult:
-        yield PlotextPlot()
+        yield MetricPlot()
         yield Static(Text("waiting for samples…", style="dim"), classes="verdict")
 
     def show(
         self,
-        series: Sequence[tuple[float, float | None]],
-        markers: Sequence[tuple[float, str]],
+        series: Series,
+        markers: Sequence[Marker],
         verdict: WatchVerdict | None,
+        start: float,
         now: float,
+        baseline: float,
     ) -> None:
-        """Draw the samples (x in minutes before `now`), the markers and the verdict."""
-        plot = self.query_one(PlotextPlot)
-        plt = plot.plt
-        plt.clear_figure()
-        xs = [(t - now) / 60 for t, v in series if v is not None]
-        ys = [v for t, v in series if v is not None]
-        if xs:
-            plt.plot(xs, ys, marker="braille", color=PLOT_LINE)
-            start = (series[0][0] - now) / 60
-            plt.xlim(start, 0)
-            for t, _label in markers:
-                x = (t - now) / 60
-                if start <= x <= 0:
-                    plt.vline(x, PLOT_MARKER)
-        plt.xlabel("minutes ago")
-        plt.title(self.metric.name)
-        plot.refresh()
-        self.query_one(".verdict", Static).update(self._verdict_text(verdict, ys[-1] if ys else None))
+        """Plot the samples over [start, now] with the markers; write the value now, how much
+        of the `baseline` seconds a deploy now would be judged against, and the verdict."""
+        self.query_one(MetricPlot).show(series, markers, start, now)
+        last = next((v for _, v in reversed(series) if v is not None), None)
+        have = baseline_seconds(series, now, baseline)
+        self.query_one(".verdict", Static).update(self._verdict_text(verdict, last, have, baseline))
 
-    def _verdict_text(self, verdict: WatchVerdict | None, last: float | None) -> Text:
+    def _verdict_text(self, verdict: WatchVerdict | None, last: float | None, have: float, baseline: float) -> Text:
         colors = palette(self)
         text = Text()
         unit = f" {self.metric.unit}" if self.metric.unit else ""
         text.append("now ", style="dim")
-        text.append(f"{last:,.1f}{unit}\n" if last is not None else "no data\n", style="bold")
-        bad = "falls" if self.metric.bad == "down" else "rises"
-        text.append(f"degraded if it {bad} {self.metric.limit:.0%}\n", style="dim")
+        text.append(f"{last:,.1f}{unit}" if last is not None else "no data", style="bold")
+        bad = "-" if self.metric.bad == "down" else "+"
+        text.append(f"  limit {bad}{self.metric.limit:.0%}", style="dim")
         if self.metric.dry_run:
-            text.append("dry run: never halts\n", style="italic dim")
+            text.append("\ndry run: never halts", style="italic dim")
+        if have < baseline:
+            text.append(f"\nbaseline building: {have:.0f} of {baseline:.0f} s", style=colors.caution)
         if verdict is None:
             text.append("\nno verdict yet", style="dim")
             return text
         text.append("\n")
         color = {"ok": colors.ok, "degraded": colors.failed, "no data": colors.pending}.get(verdict.verdict, "")
         text.append(f" {verdict.verdict.upper()} ", style=f"reverse bold {color}".rstrip())
-        if verdict.final:
-            text.append(" final", style="dim")
-        text.append(f"\n{verdict.summary}\n")
-        if verdict.baseline is not None and verdict.current is not None:
-            text.append(f"baseline {verdict.baseline:,.1f} → {verdict.current:,.1f}", style="dim")
-            if verdict.change is not None:
-                text.append(f" ({verdict.change:+.0%})", style="dim")
-            text.append("\n")
-        text.append(f"deploy {verdict.deploy_id}", style="dim")
+        text.append(" final" if verdict.final else " watching", style="dim")
+        text.append(f"  {verdict.deploy_id}", style="dim")
+        text.append(f"\n{verdict.summary}")
         return text

@@ -1,0 +1,101 @@
+"""The metric graphs tell the truth: round ticks, a labelled 0, clock times, one labelled
+line per deploy by its kind, and how much baseline a deploy now would get (issue 13, item 3)."""
+
+from __future__ import annotations
+
+import itertools
+import math
+import re
+
+import pytest
+
+from console.tui.axes import clock_ticks, tick_label, value_ticks
+from console.tui.widgets.metric_graph import MetricGraph
+from console.tui.widgets.metric_plot import MARKER_GLYPHS, MetricPlot
+from support.pilot import pilot_test, rendered, until
+from support.tui_fixtures import NOW, FakeService, make_app
+
+pytestmark = pytest.mark.timeout(60)
+
+
+@pytest.mark.parametrize(
+    ("low", "high", "most", "ticks"),
+    [
+        (160, 360, 5, [100, 200, 300, 400]),  # not 160, 210, 260, ...
+        (180, 207, 5, [180, 190, 200, 210]),
+        (0.2, 0.9, 5, [0.2, 0.4, 0.6, 0.8, 1.0]),
+        (0, 0, 5, [0, 1]),  # all zero: an axis from a labelled 0
+        (40, 40, 5, [36, 38, 40, 42, 44]),  # a flat line sits in the middle
+        (0.3, 41, 3, [0, 50]),  # a rate never goes below 0
+        (12_000, 19_000, 5, [12_000, 14_000, 16_000, 18_000, 20_000]),
+    ],
+)
+def test_value_ticks_are_round_and_cover_the_data(low, high, most, ticks):
+    assert value_ticks(low, high, most) == ticks
+
+
+def test_tick_labels_are_as_short_as_their_step():
+    assert [tick_label(v, 100) for v in (0, 100, 300)] == ["0", "100", "300"]
+    assert [tick_label(v, 0.2) for v in (0.2, 1.0)] == ["0.2", "1.0"]
+    assert [tick_label(v, 2000) for v in (12_000, 20_000)] == ["12k", "20k"]
+    assert tick_label(12_500, 500) == "12.5k" and tick_label(3_000_000, 1_000_000) == "3M"
+
+
+def test_clock_ticks_fall_on_round_minutes_and_fit_the_width():
+    end = NOW
+    for most in (2, 4, 8, 16):
+        ticks = clock_ticks(end - 900, end, most)
+        assert 1 <= len(ticks) <= most
+        steps = {b - a for a, b in itertools.pairwise(ticks)}
+        assert len(steps) <= 1
+        assert all(end - 900 <= t <= end and t % 60 == 0 for t in ticks)
+    assert len(clock_ticks(end - 900, end, 16)) == 15  # every minute when there is room
+
+
+def plot_text(app, index: int) -> str:
+    return rendered(app.console_screen.query_one(f"#metric-{index}", MetricGraph).query_one(MetricPlot))
+
+
+@pilot_test
+async def test_graphs_have_round_ticks_clock_times_and_a_labelled_line_per_deploy():
+    service = FakeService(hosts=20)
+    app = make_app(service)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.press("3")
+        await until(pilot, lambda: "┤" in plot_text(app, 0))
+        legend = rendered(app.console_screen.query_one("#metrics-legend"))
+        assert "▲ deploy" in legend and "✕ failed, no host switched" in legend and "◀ switch back" in legend
+        for index in range(3):
+            text = plot_text(app, index)
+            lines = text.splitlines()
+            assert len(lines) >= 6, text  # readable at 100x30: more than a row or two of plot
+            ticks = [float(m) for m in re.findall(r"^\s*([\d.]+)┤", text, re.M)]
+            assert len(ticks) >= 2
+            step = ticks[0] - ticks[1]
+            assert step > 0 and all(abs((a - b) - step) < 1e-9 for a, b in itertools.pairwise(ticks))
+            assert round(step / 10 ** math.floor(math.log10(step)), 6) in (1, 2, 5)  # 1, 2 or 5 x 10^n
+            # one labelled line per deploy in the window, by kind: the switch back, the deploy
+            # that switched no host, the good deploy
+            for kind, revision in (("switch", "26a741e"), ("failed", "28852fc"), ("deploy", "0badc0d")):
+                assert f"{MARKER_GLYPHS[kind]} {revision}" in text, (kind, text)
+            times = re.findall(r"\b\d\d:\d\d\b", lines[-1])
+            assert len(times) >= 3 and all(t[-1] in "05" for t in times)  # every 5 minutes at 100 columns
+        # the errors series is all zero: a flat line on a labelled 0
+        zero_row = next(line for line in plot_text(app, 2).splitlines() if line.lstrip().startswith("0┤"))
+        assert set(zero_row.split("┤")[1].rstrip("│")) == {"⣀"}
+
+
+@pilot_test
+async def test_a_young_fleet_says_how_much_baseline_a_deploy_would_get():
+    service = FakeService(hosts=20)
+    for metric in service.key_metrics:
+        service.series_start[metric.name] = NOW - 45  # the demo started 45 s ago
+    app = make_app(service)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("3")
+        graph = app.console_screen.query_one("#metric-1", MetricGraph)
+        await until(pilot, lambda: "baseline building" in rendered(graph.query_one(".verdict")))
+        assert "baseline building: 45 of 120 s" in rendered(graph.query_one(".verdict"))
+        service.series_start.clear()
+        await pilot.press("r")
+        await until(pilot, lambda: "baseline building" not in rendered(graph.query_one(".verdict")))
