@@ -160,7 +160,7 @@ async def test_switch_back_from_a_history_row():
     app = make_app(service)
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.press("4")
-        await until(pilot, lambda: app.console_screen.query_one("HistoryTable").row_count == 3)
+        await until(pilot, lambda: app.console_screen.query_one("HistoryTable").row_count == 4)
         await pilot.press("down", "s")  # d-0040, the partial deploy before the live one
         dialog = await proposal_shown(pilot)
         release = service.records[1].release
@@ -182,7 +182,7 @@ async def test_a_history_row_that_shipped_nothing_is_not_switched_to():
     app = make_app(service)
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.press("4")
-        await until(pilot, lambda: app.console_screen.query_one("HistoryTable").row_count == 3)
+        await until(pilot, lambda: app.console_screen.query_one("HistoryTable").row_count == 4)
         await pilot.press("down", "s")
         await until(pilot, lambda: notified(app, "d-0040 put no release on the hosts"))
         assert not isinstance(app.screen, ConfirmAction) and service.switched == []
@@ -194,7 +194,7 @@ async def test_switch_to_this_release_from_the_deploy_detail():
     app = make_app(service)
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.press("4")
-        await until(pilot, lambda: app.console_screen.query_one("HistoryTable").row_count == 3)
+        await until(pilot, lambda: app.console_screen.query_one("HistoryTable").row_count == 4)
         await pilot.press("enter")
         await until(pilot, lambda: isinstance(app.screen, DeployDetailScreen) and app.screen.view.done is not None)
         release = app.screen.view.started.release

@@ -47,12 +47,13 @@ async def test_footer_keys_stay_bounded_over_tab_switches():
         for i in range(80):
             await pilot.press("1234"[i % 4])
         await pilot.pause(0.3)
-        assert len(footer.query(FooterKey)) in (shown, shown + 2)  # the fleet grid adds f and enter
-        # every old key was released: what lives is what is shown (the fleet's or the others')
-        assert footer_keys() <= shown + 2
-        assert footer.watcher_count == len(footer.query(FooterKey)) - 1  # the palette key binds nothing
-        # rebuilt when the keys change (to and from the fleet tab), not on every focus change
-        assert footer.rebuilds <= 2 * 80 // 4 + 3
+        now = len(footer.query(FooterKey))
+        assert abs(now - shown) <= 2  # each pane's own keys (enter, f) differ a little
+        # every old key was released: what lives is what is shown
+        assert footer_keys() == now
+        assert footer.watcher_count == now - 1  # the palette key binds nothing
+        # rebuilt once per switch at most (each pane has keys of its own), not per focus change
+        assert footer.rebuilds <= 80 + 2
 
 
 @pilot_test

@@ -9,6 +9,7 @@ import re
 
 import pytest
 
+from console.core.text import short
 from console.tui.axes import clock_ticks, tick_label, value_ticks
 from console.tui.widgets.metric_graph import MetricGraph
 from console.tui.widgets.metric_plot import MARKER_GLYPHS, MetricPlot
@@ -74,10 +75,11 @@ async def test_graphs_have_round_ticks_clock_times_and_a_labelled_line_per_deplo
             step = ticks[0] - ticks[1]
             assert step > 0 and all(abs((a - b) - step) < 1e-9 for a, b in itertools.pairwise(ticks))
             assert round(step / 10 ** math.floor(math.log10(step)), 6) in (1, 2, 5)  # 1, 2 or 5 x 10^n
-            # one labelled line per deploy in the window, by kind: the switch back, the deploy
-            # that switched no host, the good deploy
-            for kind, revision in (("switch", "26a741e"), ("failed", "28852fc"), ("deploy", "0badc0d")):
-                assert f"{MARKER_GLYPHS[kind]} {revision}" in text, (kind, text)
+            # one labelled line per deploy in the window, by kind: the deploy that switched no
+            # host, the switch back, the partial deploy and the good one
+            kinds = {"d-0038": "failed", "d-0039": "switch", "d-0040": "deploy", "d-0041": "deploy"}
+            for record in service.records:
+                assert f"{MARKER_GLYPHS[kinds[record.id]]} {short(record.revision)}" in text, (record.id, text)
             times = re.findall(r"\b\d\d:\d\d\b", lines[-1])
             assert len(times) >= 3 and all(t[-1] in "05" for t in times)  # every 5 minutes at 100 columns
         # the errors series is all zero: a flat line on a labelled 0

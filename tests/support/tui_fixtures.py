@@ -319,38 +319,28 @@ class FakeService:
         self.failed_last: tuple[str, ...] = ()  # hosts that failed last time ("only failed")
         self.gate: threading.Event | None = None  # when set, preview() and lock_status() wait for it
         self._next = 42
-        # with their verdicts, as `History.deploys()` returns them
-        # with their verdicts, as `History.deploys()` returns them; the newest three within the
-        # metrics window: a switch back, a deploy that switched no host, a good deploy
+        # with their verdicts, as `History.deploys()` returns them; all four within the metrics
+        # window: a good deploy, a partial one, a switch back, a deploy that switched no host
         self.records: list[DeployRecord] = [
             _record(
-                "d-0041", "grace", _sha(38), "0badc0de" * 5, 600, 88, "ok", "deployed by grace, took 88 s", 2, "ok"
+                "d-0041", "grace", _sha(40), "0badc0de" * 5, 600, 88, "ok", "deployed by grace, took 88 s", 2, "ok"
+            ),
+            _record("d-0040", "ken", _sha(39), _sha(40), 700, 60, "partial", "2 hosts failed: web017, web230", 1, "ok"),
+            _record(
+                "d-0039", "ada", _sha(38), _sha(39), 800, 10, "ok", "switched back", 0, "degraded", action="switch"
             ),
             _record(
-                "d-0040",
+                "d-0038",
                 "ken",
+                _sha(39),
                 _sha(38),
-                _sha(40),
-                700,
+                850,
                 25,
                 "failed",
                 "no host was switched: sync-assets failed on 12 hosts (10 allowed)",
                 1,
                 None,
                 switched=False,
-            ),
-            _record("d-0039", "ada", _sha(39), _sha(38), 800, 10, "ok", "switched back", 0, None, action="switch"),
-            _record(
-                "d-0038",
-                "ken",
-                _sha(37),
-                _sha(39),
-                5400,
-                110,
-                "partial",
-                "2 hosts failed: web017, web230",
-                1,
-                "degraded",
             ),
         ]
         self.streams["d-0041"] = script_deploy("d-0041", self.host_names, "0badc0de" * 5, t0=NOW - 600)
