@@ -12,7 +12,7 @@ import threading
 
 import pytest
 from rich.console import Console
-from textual.widgets import Button, Checkbox, Footer, Input, RichLog
+from textual.widgets import Button, Checkbox, Input, RichLog
 
 from console.core.events import WatchVerdict
 from console.tui.screens.commit import CommitScreen
@@ -24,6 +24,7 @@ from console.tui.screens.help import HelpScreen
 from console.tui.screens.host_detail import HostDetailScreen
 from console.tui.screens.live_log import LiveLogScreen
 from console.tui.screens.lock import LockScreen
+from console.tui.widgets.console_footer import ConsoleFooter
 from console.tui.widgets.fleet_legend import FleetLegend
 from support.pilot import pilot_test, rendered, until
 from support.tui_fixtures import NOW, FakeService, LockInfo, cut_at, make_app, sample_queue, script_deploy
@@ -437,7 +438,7 @@ async def test_a_dialog_shows_its_own_keys_in_its_footer():
         await pilot.press("d")
         await until(pilot, lambda: isinstance(app.screen, ConfirmDeploy) and bool(app.screen.query("#confirm")))
         dialog = app.screen
-        assert dialog.query_one(Footer)
+        assert "Cancel" in rendered(dialog.query_one(ConsoleFooter))
         shown = {b.binding.description for b in dialog.active_bindings.values() if b.binding.show}
         assert {"Cancel", "Next field"} <= shown and "Deploy" not in shown  # not the main screen's keys
 
