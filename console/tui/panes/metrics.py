@@ -5,6 +5,7 @@ from __future__ import annotations
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import VerticalScroll
+from textual.geometry import Size
 from textual.widgets import Static
 
 from console.core.events import WatchVerdict
@@ -12,11 +13,12 @@ from console.service import Marker
 from console.tui.panes.pane import Pane
 from console.tui.theme import palette
 from console.tui.widgets.metric_graph import MetricGraph
-from console.tui.widgets.metric_plot import MARKER_GLYPHS, MARKER_NAMES
+from console.tui.widgets.metric_plot import MARKER_GLYPHS, MARKER_NAMES, Drawn, MetricPlot, Style, draw
 from console.tui.workers import service_worker
 
-#: Per key metric (by its index): its samples, and the verdict the service has for it.
-Samples = list[tuple[int, list[tuple[float, float | None]], WatchVerdict | None]]
+#: Per key metric (by its index): its samples, the verdict the service has for it, and its
+#: plot drawn on the worker thread.
+Samples = list[tuple[int, list[tuple[float, float | None]], WatchVerdict | None, Drawn | None]]
 
 
 class MetricsPane(Pane):
@@ -46,14 +48,21 @@ class MetricsPane(Pane):
             text.append(f"{MARKER_NAMES[kind]}   ")
         return text
 
-    @service_worker("metrics")
     def load(self, deploy_id: str | None) -> None:
-        """Samples, deploy markers and the verdicts of `deploy_id` (default: the newest deploy)."""
+        """Samples, deploy markers and the verdicts of `deploy_id` (default: the newest deploy),
+        fetched and drawn on a worker thread; nothing while this tab is not in front."""
+        if not self.display:
+            return
+        plots = [graph.query_one(MetricPlot) for graph in self.query(MetricGraph)]
+        self._load(deploy_id, [plot.size for plot in plots], plots[0].style if plots else None)
+
+    @service_worker("metrics")
+    def _load(self, deploy_id: str | None, sizes: list[Size], style: Style | None) -> None:
         service = self.app.service
         now = self.app.clock()
-        window = self.app.metrics_window
-        step = max(1.0, window / 120)
-        markers = service.markers(now - window)
+        start = now - self.app.metrics_window
+        step = max(1.0, self.app.metrics_window / 120)
+        markers = service.markers(start)
         if deploy_id is None:
             records = service.history(1)
             deploy_id = records[0].id if records else None
@@ -61,15 +70,18 @@ class MetricsPane(Pane):
         if deploy_id:
             for verdict in service.verdicts(deploy_id):
                 verdicts[verdict.metric] = verdict
-        samples: Samples = [
-            (i, service.metric_series(m, now - window, now, step), verdicts.get(m.name))
-            for i, m in enumerate(service.key_metrics)
-        ]
+        samples: Samples = []
+        for i, metric in enumerate(service.key_metrics):
+            series = service.metric_series(metric, start, now, step)
+            drawn = None
+            if style is not None and i < len(sizes) and sizes[i].area:
+                drawn = Drawn(sizes[i], style, draw(series, markers, start, now, sizes[i], style))
+            samples.append((i, series, verdicts.get(metric.name), drawn))
         self.app.call_from_thread(self._show, samples, markers, now)
 
     def _show(self, samples: Samples, markers: list[Marker], now: float) -> None:
         start = now - self.app.metrics_window
         baseline = self.app.service.metrics_baseline
-        for i, series, verdict in samples:
+        for i, series, verdict, drawn in samples:
             shown = self.live_verdicts.get(self.app.service.key_metrics[i].name) or verdict
-            self.query_one(f"#metric-{i}", MetricGraph).show(series, markers, shown, start, now, baseline)
+            self.query_one(f"#metric-{i}", MetricGraph).show(series, markers, shown, start, now, baseline, drawn)

@@ -15,7 +15,7 @@ from console.core.events import WatchVerdict
 from console.service import KeyMetric, Marker
 from console.tui.format import plain
 from console.tui.theme import palette
-from console.tui.widgets.metric_plot import MetricPlot, Series
+from console.tui.widgets.metric_plot import Drawn, MetricPlot, Series
 
 
 def baseline_seconds(series: Series, now: float, baseline: float) -> float:
@@ -46,10 +46,12 @@ class MetricGraph(Horizontal):
         start: float,
         now: float,
         baseline: float,
+        drawn: Drawn | None = None,
     ) -> None:
-        """Plot the samples over [start, now] with the markers; write the value now, how much
-        of the `baseline` seconds a deploy now would be judged against, and the verdict."""
-        self.query_one(MetricPlot).show(series, markers, start, now)
+        """Plot the samples over [start, now] with the markers (`drawn`: already drawn); write
+        the value now, how much of the `baseline` seconds a deploy now would be judged
+        against, and the verdict."""
+        self.query_one(MetricPlot).show(series, markers, start, now, drawn)
         last = next((v for _, v in reversed(series) if v is not None), None)
         have = baseline_seconds(series, now, baseline)
         self.query_one(".verdict", Static).update(self._verdict_text(verdict, last, have, baseline))
