@@ -96,21 +96,31 @@ def stop_traffic(inventory: Inventory) -> None:
     _traffic_pidfile(inventory).unlink(missing_ok=True)
 
 
-def start_demo(hosts: int = 20, *, traffic: bool = True, echo=print) -> Path:
-    """Bring the whole demo up from scratch; returns the demo inventory path."""
+def start_demo(
+    hosts: int = 20,
+    *,
+    traffic: bool = True,
+    echo=print,
+    name: str = NAME,
+    inventory_path: Path = INVENTORY,
+    statsd_port: int = STATSD_PORT,
+) -> Path:
+    """Bring the whole demo up from scratch; returns the demo inventory path. `name`, its
+    inventory and StatsD port make a demo of another name beside it (`invoke bench.soak`)."""
     t0 = time.monotonic()
-    lab = Lab(NAME)
+    lab = Lab(name)
     echo(f"demo: bringing up {hosts} lab hosts ...")
-    trunk_path = LAB_ROOT / f"{NAME}-trunk.git"
+    trunk_path = _trunk_path(name)
     shutil.rmtree(trunk_path, ignore_errors=True)  # every demo starts from the same history
     # dated from an hour ago, so the queue's ages read minutes, as on a working day
     trunk = create_trunk(trunk_path, start=datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1))
-    path = lab.up(hosts, inventory_path=INVENTORY.resolve(), extra={"repo": str(trunk.path)})
+    path = lab.up(hosts, inventory_path=Path(inventory_path).resolve(), extra={"repo": str(trunk.path)})
     # The lab picks its address block; the shop sends StatsD to the deploy machine's address on it.
-    st = labstate.load(NAME)
+    st = labstate.load(name)
     address = deploy_address(st.slot) if st and st.netns else "127.0.0.1"
     data = yaml.safe_load(path.read_text())
-    data.update(demo_extra(trunk, f"{address}:{STATSD_PORT}"))
+    data.update(demo_extra(trunk, f"{address}:{statsd_port}"))
+    data["environment"] = name
     path.write_text(
         "# The demo fleet, written by deploy-console --demo (invoke demo.up).\n" + yaml.safe_dump(data, sort_keys=False)
     )
@@ -133,16 +143,20 @@ def start_demo(hosts: int = 20, *, traffic: bool = True, echo=print) -> Path:
     return path
 
 
-def stop_demo() -> None:
+def stop_demo(*, name: str = NAME, inventory_path: Path = INVENTORY) -> None:
     """Stop traffic and the collector, take the lab down."""
-    path = INVENTORY.resolve()
+    path = Path(inventory_path).resolve()
     if path.exists():
         inventory = load_inventory(path)
         stop_traffic(inventory)
         stop_collector(inventory)
-    Lab(NAME).down()
+    Lab(name).down()
     path.unlink(missing_ok=True)
-    shutil.rmtree(LAB_ROOT / f"{NAME}-trunk.git", ignore_errors=True)
+    shutil.rmtree(_trunk_path(name), ignore_errors=True)
+
+
+def _trunk_path(name: str) -> Path:
+    return LAB_ROOT / f"{name}-trunk.git"
 
 
 def _traffic_main(inventory_path: str, rate: str) -> int:
