@@ -107,3 +107,32 @@ async def test_the_current_tabs_number_keeps_the_focus_in_it():
         assert any("No failed hosts" in n.message for n in app._notifications)
         await pilot.press("3")
         assert screen.focused is screen.query_one("#graphs")
+
+
+@pilot_test
+async def test_closed_dialogs_leave_nothing_behind():
+    """Each painted widget's StylesCache, with its rendered lines, used to stay in an
+    lru_cache of Textual's after the widget was gone (textual#6665; console.tui.textual_fixes)."""
+    from textual._styles_cache import StylesCache
+
+    def alive() -> int:
+        gc.collect()
+        return sum(1 for o in gc.get_objects() if isinstance(o, StylesCache))
+
+    app = make_app(FakeService(hosts=50))
+    async with app.run_test(size=(160, 45)) as pilot:
+        screen = app.console_screen
+        await until(pilot, lambda: screen.query_one(QueueTable).row_count == 5)
+
+        async def dialogs() -> None:
+            for keys in (("1", "question_mark"), ("1", "k"), ("1", "d"), ("4", "enter"), ("2", "enter")):
+                await pilot.press(*keys)
+                await pilot.pause(0.2)
+                await pilot.press("escape")
+                await pilot.pause(0.1)
+
+        await dialogs()
+        before = alive()
+        for _ in range(4):
+            await dialogs()
+        assert alive() <= before + 40  # the last dialog's widgets may linger (its worker's context)

@@ -23,10 +23,13 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.worker import Worker, WorkerState
 
+from console.tui import textual_fixes
 from console.tui.backend import ConsoleService
 from console.tui.screens.console import ConsoleScreen
 from console.tui.theme import DEFAULT_PALETTE, THEME
 from console.tui.workers import failure_line
+
+textual_fixes.patch()
 
 
 class ConsoleApp(App[None]):
