@@ -35,6 +35,7 @@ from console.state.history import DeployRecord, HostRecord, Marker
 from console.state.lock import LockInfo
 from console.trunk.checkout import Checkout
 from console.trunk.ddl import DdlHit
+from console.trunk.git import run_git
 from console.trunk.queue import Change, Queue, included, position_refusal, queue_for, refusals
 
 __all__ = [
@@ -44,6 +45,7 @@ __all__ = [
     "EngineService",
     "HostRecord",
     "KeyMetric",
+    "LiveRelease",
     "LockInfo",
     "Marker",
     "Preview",
@@ -71,6 +73,19 @@ class Preview:
     """The hosts that failed last time and have not caught up: what "only failed" deploys to."""
 
 
+@dataclass(frozen=True)
+class LiveRelease:
+    """What the fleet serves now: the commit, and the deploy or switch that put it there."""
+
+    revision: str
+    subject: str  # '' when the commit is not in the deploy host's checkout
+    author: str
+    deploy_id: str
+    action: str  # deploy or switch
+    deployed_by: str
+    since: float  # when its first host was switched (else when it ended)
+
+
 class EngineService:
     """The engine as one console sees it (one inventory, one user)."""
 
@@ -81,6 +96,7 @@ class EngineService:
         self.checkout = Checkout(inventory)
         self._fetched = 0.0
         self._fetch_lock = threading.Lock()
+        self._commits: dict[str, tuple[str, str]] = {}  # sha -> (subject, author), for live_release
         ensure_statsd(inventory)
 
     @property
@@ -101,6 +117,25 @@ class EngineService:
 
     def live_revision(self) -> str | None:
         return self.session.history.live_revision(environment=self.environment)
+
+    def live_release(self) -> LiveRelease | None:
+        record = self.session.history.live_deploy(environment=self.environment)
+        if record is None or not record.revision:
+            return None
+        subject, author = self._commits.get(record.revision) or self._commit(record.revision)
+        since = record.activated or record.ended or record.started
+        return LiveRelease(record.revision, subject, author, record.id, record.action, record.user, since)
+
+    def _commit(self, sha: str) -> tuple[str, str]:
+        """The subject and author of a commit of trunk, ('', '') if the checkout lacks it."""
+        try:
+            subject, _, author = (
+                run_git(self.checkout.path, "log", "-1", "--format=%s%x00%an", sha).strip().partition("\0")
+            )
+        except ConsoleError:
+            return "", ""
+        self._commits[sha] = (subject, author)
+        return subject, author
 
     def queue(self) -> list[Change]:
         with self._fetch_lock:

@@ -23,7 +23,9 @@ from console.core.events import (
     WatchVerdict,
 )
 
-#: Host states in the order a healthy host passes through them, then the bad one.
+#: Host states in the order a healthy host passes through them, then the two a deploy can
+#: end a host in otherwise: `unchanged` (the deploy ended before switching it: it serves the
+#: release it had) and `failed`.
 HOST_STATES: tuple[str, ...] = (
     "waiting",
     "assets",
@@ -31,8 +33,14 @@ HOST_STATES: tuple[str, ...] = (
     "switching",
     "restarting",
     "verified",
+    "unchanged",
     "failed",
 )
+
+#: The states of a host that has not been switched yet: at DeployDone, a host in one of them
+#: that the deploy does not name ok (a step run, `invoke sync-code`, names its hosts ok)
+#: becomes `unchanged`.
+NOT_SWITCHED = frozenset({"waiting", "assets", "staged"})
 
 # What a host has reached when it is working on (first) or has finished (second) a phase.
 _STATE_BY_PHASE: dict[str, tuple[str, str]] = {
@@ -121,6 +129,10 @@ class DeployView:
             self.verdicts[event.metric] = event
         elif isinstance(event, DeployDone):
             self.done = event
+            ok = set(event.hosts_ok)
+            for host in self.hosts.values():
+                if host.state in NOT_SWITCHED and host.name not in ok:
+                    host.state = "unchanged"  # a finished deploy leaves nobody "in progress"
         return None
 
     def _apply_host(self, event: HostProgress | HostDone | HostFailed) -> str:

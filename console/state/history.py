@@ -38,7 +38,7 @@ from console.core.events import (
     PhaseDone,
     WatchVerdict,
 )
-from console.core.progress import DeployView, HostView
+from console.core.progress import NOT_SWITCHED, DeployView, HostView
 from console.core.text import clean, local_time, short
 from console.state.files import pid_alive, private_dir, private_file
 
@@ -517,7 +517,9 @@ class History:
             ]
         if isinstance(event, DeployDone):
             view = self._view(event.deploy_id)
-            view.apply(event)
+            ok = set(event.hosts_ok)
+            unswitched = [h for h in view.hosts.values() if h.state in NOT_SWITCHED and h.name not in ok]
+            view.apply(event)  # those become unchanged
             statements = [
                 (
                     "UPDATE deploys SET ended = ?, seconds = ?, result = ?, message = ? WHERE id = ?",
@@ -532,6 +534,10 @@ class History:
             for host in event.hosts_ok:
                 hv = view.hosts.get(host) or self._stored_host(event.deploy_id, host)
                 statements.append(self._host_upsert(event.deploy_id, hv, ok=True))
+            failed = {host for host, _ in event.hosts_failed}
+            for hv in unswitched:
+                if hv.name not in failed:
+                    statements.append(self._host_upsert(event.deploy_id, hv))
             return statements
         if isinstance(event, WatchVerdict):
             v = event
@@ -645,14 +651,25 @@ class History:
         what the hosts that took part serve (the base a deploy's change is measured from)."""
         return self._live("release", environment)
 
+    def live_deploy(self, *, environment: str | None = None) -> DeployRecord | None:
+        """The newest deploy or switch that reached hosts (ok or partial): the record of what
+        the fleet serves (who put it there, when)."""
+        row = self._live_row(_DEPLOY_COLUMNS, "revision", environment)
+        return _deploy(row) if row else None
+
     def _live(self, column: str, environment: str | None) -> str | None:
+        row = self._live_row(column, column, environment)
+        return row[column] if row else None
+
+    def _live_row(self, columns: str, needed: str, environment: str | None) -> sqlite3.Row | None:
+        """`columns` of the newest deploy or switch that reached hosts and has `needed`."""
         where, params = self._env(environment, "AND")
         rows = self._read(
-            f"SELECT {column} FROM deploys WHERE result IN ('ok', 'partial') AND {column} IS NOT NULL{where} "
+            f"SELECT {columns} FROM deploys WHERE result IN ('ok', 'partial') AND {needed} IS NOT NULL{where} "
             "ORDER BY started DESC, id DESC LIMIT 1",
             params,
         )
-        return rows[0][column] if rows else None
+        return rows[0] if rows else None
 
     def failed_hosts_of_last(self, *, environment: str | None = None) -> list[str]:
         """Hosts that failed in the newest deploy that had failures, less those that

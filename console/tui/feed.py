@@ -81,7 +81,14 @@ class DeployFeed:
                 self._phase_done.clear()
                 self._counts = view.counts()
                 self._reset = True
-            elif isinstance(event, (PhaseStarted, PhaseDone, WatchVerdict, DeployDone)):
+            elif isinstance(event, DeployDone):
+                states = {name: host.state for name, host in view.hosts.items()}
+                view.apply(event)  # hosts never switched become unchanged
+                for name, host in view.hosts.items():
+                    if host.state != states[name]:
+                        self._count(states[name], host.state)
+                        self._dirty.add(name)
+            elif isinstance(event, (PhaseStarted, PhaseDone, WatchVerdict)):
                 view.apply(event)
             elif isinstance(event, Notice):
                 view.apply(event)
