@@ -204,7 +204,8 @@ def history(c, inventory=None, json_=False, limit=None):
 @task(help={"inventory": INVENTORY_HELP, "json": "print as JSON"})
 @clear_errors
 def queue(c, inventory=None, json_=False):
-    """The reviewed-change queue: commits on trunk after the live revision, oldest first."""
+    """The reviewed-change queue: commits on trunk after the live revision, newest first, as the
+    console lists them (1 is the oldest: the next to go out; --json lists them oldest first)."""
     inv = _inventory(inventory)
     session = Session(inv)
     pipeline = session.pipeline()
@@ -216,7 +217,10 @@ def queue(c, inventory=None, json_=False):
         departing = [to_json(ch) for ch in found.departing]
         print(json.dumps({"live": live, "queue": [to_json(ch) for ch in changes], "departing": departing}, indent=1))
         return
-    print(f"{inv.environment}: live {short(live, 'nothing')}, {len(changes)} undeployed commits")
+    print(
+        f"{inv.environment}: live {short(live, 'nothing')}, {len(changes)} undeployed commits,"
+        " newest first (a deploy of one ships it and every one below it)"
+    )
     if not found.live_known:
         print(
             f"  live {short(live)} is not in trunk's repository: the queue is all of {inv.branch} (deploy with --override)"
@@ -229,7 +233,7 @@ def queue(c, inventory=None, json_=False):
         for ch in found.departing:
             print(f"      {ch.short} {printable(ch.subject, 120)} ({printable(ch.author, 60)})")
     now = time.time()
-    for n, ch in enumerate(changes, 1):
+    for n, ch in reversed(list(enumerate(changes, 1))):
         flags = ("" if ch.approved else " [NOT REVIEWED]") + (" [DDL]" if ch.ddl else "")
         subject, author = printable(ch.subject, 120), printable(ch.author, 60)
         print(f"  {n:>2}. {ch.short} {subject} ({author}, {int((now - ch.time) // 60)} min ago){flags}")
