@@ -15,7 +15,7 @@ from console.tui.screens.confirm_deploy import ConfirmDeploy
 from console.tui.screens.deploy_detail import DeployDetailScreen
 from console.tui.screens.host_detail import HostDetailScreen
 from console.tui.screens.lock import LockScreen
-from console.tui.theme import DEFAULT_PALETTE, THEME, palette
+from console.tui.theme import DEFAULT_PALETTE, TEXTUAL_VARIABLES, THEME, palette
 from console.tui.widgets.commit_detail import CommitDetail
 from console.tui.widgets.fleet_grid import FleetGrid
 from console.tui.widgets.fleet_legend import FleetLegend
@@ -201,14 +201,16 @@ async def test_failed_host_shows_its_reason_in_the_detail():
         await until(pilot, lambda: not isinstance(app.screen, HostDetailScreen))
 
 
+@pytest.mark.parametrize(("hosts", "cell"), [(300, 1), (40, len("■ web001  "))])
 @pilot_test
-async def test_click_on_a_host_cell_opens_its_detail():
-    service = FakeService(hosts=40)
+async def test_click_on_a_host_cell_opens_its_detail(hosts, cell):
+    """Dense cells (one character per host) and named ones (a fleet whose names fit)."""
+    service = FakeService(hosts=hosts)
     app = make_app(service)
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.press("2")
         grid = app.console_screen.query_one(FleetGrid)
-        await pilot.click(FleetGrid, offset=(1 + 4, 0))  # padding 1, fifth cell
+        await pilot.click(FleetGrid, offset=(1 + 4 * cell, 0))  # padding 1, fifth cell
         await until(pilot, lambda: isinstance(app.screen, HostDetailScreen))
         assert app.screen.host == "web005" and grid.cursor == 4
 
@@ -305,7 +307,7 @@ async def test_the_console_theme_declares_every_colour_the_code_uses():
     assert set(DEFAULT_PALETTE.hosts) == set(HOST_STATES)
     for name, value in THEME.variables.items():
         Color.parse(value)  # usable as $name in console.tcss
-        assert name.startswith(("console-", "host-")), name
+        assert name.startswith(("console-", "host-")) or name in TEXTUAL_VARIABLES, name
     app = make_app(FakeService(hosts=10))
     async with app.run_test(size=(120, 40)) as pilot:
         assert app.current_theme.name == "deploy-console"

@@ -7,6 +7,8 @@ one per host state. `console.tcss` uses the variables; code that builds Rich `Te
 calls `palette(self)`, which reads the same variables from the app's current theme. So a
 theme that sets `host-failed` recolours the grid, the legend and the host detail at once,
 and a theme that does not gets these defaults (`ConsoleApp.get_theme_variable_defaults`).
+`TEXTUAL_VARIABLES` are the few of Textual's own variables the theme sets (the highlighted
+table row, for contrast).
 
 The metric plots are drawn by plotext, which takes the same colours as RGB triples
 (`rgb(colour)`).
@@ -32,6 +34,7 @@ def _host_defaults() -> Mapping[str, str]:
             "switching": "#d7af00",
             "restarting": "#d787ff",
             "verified": "#5fd75f",
+            "unchanged": "#8787af",
             "failed": "#ff3f3f",
         }
     )
@@ -96,6 +99,10 @@ class Palette:
 _COLOR_NAMES = tuple(f.name for f in fields(Palette) if f.name != "hosts")
 DEFAULT_PALETTE = Palette()
 
+#: Textual's own theme variables the console sets: the highlighted row of a table, white on a
+#: blue dark enough for 7:1 (Textual's light text on $primary is 3.8:1, under WCAG's 4.5:1).
+TEXTUAL_VARIABLES = MappingProxyType({"block-cursor-background": "#0a5a9c", "block-cursor-foreground": "#ffffff"})
+
 #: The deploy console's theme: the values of Textual's "textual-dark", plus the palette.
 THEME = Theme(
     name="deploy-console",
@@ -107,7 +114,7 @@ THEME = Theme(
     success="#4EBF71",
     foreground="#e0e0e0",
     dark=True,
-    variables=DEFAULT_PALETTE.variables(),
+    variables={**DEFAULT_PALETTE.variables(), **TEXTUAL_VARIABLES},
 )
 
 _cache: tuple[dict[str, str], Palette] | None = None

@@ -7,11 +7,12 @@ import functools
 
 
 def pilot_test(fn):
-    """Run an async test on a fresh event loop (the project has no async pytest plugin)."""
+    """Run an async test on a fresh event loop (the project has no async pytest plugin); its
+    arguments (fixtures, parameters) pass through."""
 
     @functools.wraps(fn)
-    def run() -> None:
-        asyncio.run(fn())
+    def run(*args, **kwargs) -> None:
+        asyncio.run(fn(*args, **kwargs))
 
     return run
 

@@ -1,8 +1,10 @@
-"""The fleet grid: every host one character cell, coloured by its state.
+"""The fleet grid: every host one character cell, its state's glyph in its state's colour.
 
 500 hosts fit in five rows of a 120-column terminal. The grid is a single widget that
 renders run-length `Strip`s, not one widget per host, so a repaint costs a few segments
-per row however many hosts changed.
+per row however many hosts changed. A fleet small enough for its names to fit in a third
+of the height it is given gets a cell per host with its name (`■ web007`), so 20 hosts
+on a wide terminal read as a table, not as one short row of dots.
 """
 
 from __future__ import annotations
@@ -23,12 +25,21 @@ from textual.widget import Widget
 
 from console.tui.theme import Palette, palette
 
-CELL = "■"
-CURSOR = "◆"
+#: Host state -> the character of its cell: each state is told apart without colour too.
+GLYPHS = {
+    "waiting": "·",
+    "assets": "a",
+    "staged": "s",
+    "switching": "»",
+    "restarting": "r",
+    "verified": "■",
+    "unchanged": "○",
+    "failed": "✗",
+}
 
 
 class FleetGrid(Widget, can_focus=True):
-    """Every host of the fleet as one coloured cell; cursor keys move, enter opens."""
+    """Every host of the fleet as one cell (`GLYPHS`); cursor keys move, enter opens."""
 
     BINDINGS = [
         Binding("left", "move(-1)", "Prev host", show=False),
@@ -82,6 +93,7 @@ class FleetGrid(Widget, can_focus=True):
         self._palette: Palette | None = None
         self._styles: dict[str, Style] = {}
         self._cursor_styles: dict[str, Style] = {}
+        self._cell = 1  # columns per host: 1, or room for the glyph and the name
         self.set_hosts(hosts)
 
     # -- data ---------------------------------------------------------------------
@@ -123,10 +135,14 @@ class FleetGrid(Widget, can_focus=True):
     # -- geometry -----------------------------------------------------------------
     @property
     def columns(self) -> int:
-        return max(1, self.content_size.width)
+        """Hosts per row."""
+        return max(1, self.content_size.width // self._cell)
 
     def get_content_height(self, container: Size, viewport: Size, width: int) -> int:
-        return max(1, math.ceil(len(self._hosts) / max(1, width)))
+        named = max((len(h) for h in self._hosts), default=0) + 3  # "■ web007  "
+        rows_named = math.ceil(len(self._hosts) / max(1, width // named))
+        self._cell = named if named <= width and rows_named <= max(2, container.height // 3) else 1
+        return max(1, math.ceil(len(self._hosts) / max(1, width // self._cell)))
 
     def _cell_styles(self) -> None:
         """Build a Rich style per host state once per palette (the theme's colours)."""
@@ -141,27 +157,47 @@ class FleetGrid(Widget, can_focus=True):
         cols = self.columns
         start = y * cols
         states = self._states[start : start + cols]
+        width = self.content_size.width
         if not states:
-            return Strip.blank(cols, self.rich_style)
+            return Strip.blank(width, self.rich_style)
+        segments = self._named(start, states) if self._cell > 1 else self._dense(start, states)
+        strip = Strip(segments)
+        return strip.extend_cell_length(width).apply_style(self.rich_style)
+
+    def _cursor_style(self, state: str) -> Style:
+        return self._cursor_styles[state] if self.has_focus else self._styles[state] + Style(reverse=True)
+
+    def _dense(self, start: int, states: list[str]) -> list[Segment]:
+        """One character per host, in runs of one state."""
         cursor = self.cursor - start
         segments: list[Segment] = []
         run_state, run = states[0], 0
         for x, state in enumerate(states):
             if x == cursor:
                 if run:
-                    segments.append(Segment(CELL * run, self._styles[run_state]))
-                segments.append(Segment(CURSOR if self.has_focus else CELL, self._cursor_styles[state]))
+                    segments.append(Segment(GLYPHS.get(run_state, "?") * run, self._styles[run_state]))
+                segments.append(Segment(GLYPHS.get(state, "?"), self._cursor_style(state)))
                 run_state, run = state, 0
                 continue
             if state != run_state and run:
-                segments.append(Segment(CELL * run, self._styles[run_state]))
+                segments.append(Segment(GLYPHS.get(run_state, "?") * run, self._styles[run_state]))
                 run = 0
             run_state = state
             run += 1
         if run:
-            segments.append(Segment(CELL * run, self._styles[run_state]))
-        strip = Strip(segments, len(states))
-        return strip.extend_cell_length(cols).apply_style(self.rich_style)
+            segments.append(Segment(GLYPHS.get(run_state, "?") * run, self._styles[run_state]))
+        return segments
+
+    def _named(self, start: int, states: list[str]) -> list[Segment]:
+        """`■ web007` per host, each in a cell of the same width."""
+        segments: list[Segment] = []
+        for x, state in enumerate(states):
+            name = self._hosts[start + x]
+            cell = f"{GLYPHS.get(state, '?')} {name}"
+            style = self._cursor_style(state) if start + x == self.cursor else self._styles[state]
+            segments.append(Segment(cell, style))
+            segments.append(Segment(" " * (self._cell - len(cell))))
+        return segments
 
     # -- interaction --------------------------------------------------------------
     def watch_cursor(self, cursor: int) -> None:
@@ -204,7 +240,8 @@ class FleetGrid(Widget, can_focus=True):
         offset = event.get_content_offset(self)
         if offset is None:
             return
-        index = offset.y * self.columns + offset.x
-        if 0 <= index < len(self._hosts) and offset.x < self.columns:
+        column = offset.x // self._cell
+        index = offset.y * self.columns + column
+        if 0 <= index < len(self._hosts) and column < self.columns:
             self.cursor = index
             self.post_message(self.HostSelected(self, self._hosts[index]))

@@ -13,8 +13,10 @@ from textual.widgets import DataTable
 
 from console.core.text import short
 from console.service import DeployRecord
-from console.tui.format import ago, duration, plain
+from console.tui.format import duration, plain
 from console.tui.theme import Palette, palette
+from console.tui.widgets.age_column import AgeColumn
+from console.tui.widgets.stretch import stretch
 
 
 def verdict_of(record: DeployRecord) -> str:
@@ -60,6 +62,7 @@ class HistoryTable(DataTable):
     def __init__(self, *, name: str | None = None, id: str | None = None, classes: str | None = None) -> None:
         super().__init__(name=name, id=id, classes=classes, cursor_type="row", zebra_stripes=True)
         self.records: dict[str, DeployRecord] = {}
+        self.ages = AgeColumn("when")
 
     @property
     def current(self) -> DeployRecord | None:
@@ -88,6 +91,7 @@ class HistoryTable(DataTable):
         colors = palette(self)
         keep = self.cursor_row
         self.clear()
+        self.ages.clear()
         self.records = {rec.id: rec for rec in records}
         for rec in records:
             took = duration(rec.ended - rec.started) if rec.ended else "…"
@@ -96,7 +100,7 @@ class HistoryTable(DataTable):
             verdict_style = {"ok": colors.ok, "degraded": f"bold {colors.failed}"}.get(verdict, "dim")
             self.add_row(
                 plain(rec.id, 40, style="bold"),
-                ago(now - rec.started) if now else "",
+                self.ages.cell(rec.id, rec.started, now),
                 plain(rec.user, 40),
                 plain(rec.action, 10),
                 f"{short(rec.previous_revision, '-')} → {short(rec.revision, '-')}",
@@ -109,6 +113,13 @@ class HistoryTable(DataTable):
             )
         if self.row_count:
             self.move_cursor(row=min(keep, self.row_count - 1))
+
+    def on_resize(self) -> None:
+        stretch(self, "message")
+
+    def show_ages(self, now: float) -> None:
+        """Keep the "when" column fresh (the console calls it every second)."""
+        self.ages.refresh(self, now)
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         event.stop()

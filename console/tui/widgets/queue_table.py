@@ -12,8 +12,10 @@ from textual.message import Message
 from textual.widgets import DataTable
 
 from console.service import Change
-from console.tui.format import ago, plain
+from console.tui.format import plain
 from console.tui.theme import palette
+from console.tui.widgets.age_column import AgeColumn
+from console.tui.widgets.stretch import stretch
 
 
 def blocked_reason(change: Change) -> str:
@@ -60,6 +62,7 @@ class QueueTable(DataTable):
     def __init__(self, *, name: str | None = None, id: str | None = None, classes: str | None = None) -> None:
         super().__init__(name=name, id=id, classes=classes, cursor_type="row", zebra_stripes=True)
         self.changes: list[Change] = []  # oldest first, as the service returns them
+        self.ages = AgeColumn("age")
 
     def on_mount(self) -> None:
         self.add_column("review", key="review", width=10)
@@ -97,6 +100,7 @@ class QueueTable(DataTable):
         keep = self.current.sha if self.current is not None else None
         self.changes = list(changes)
         self.clear()
+        self.ages.clear()
         for change in reversed(self.changes):
             if change.approved:
                 review = Text("✔ reviewed", style=colors.ok)
@@ -112,7 +116,7 @@ class QueueTable(DataTable):
                 Text(change.short, style=f"bold {colors.commit}"),
                 subject,
                 plain(change.author, 60),
-                ago(now - change.time) if now else "",
+                self.ages.cell(change.sha, change.time, now),
                 key=change.sha,
             )
         if keep is None or not any(c.sha == keep for c in self.changes):
@@ -121,6 +125,13 @@ class QueueTable(DataTable):
         if keep is not None:
             self.move_cursor(row=self.get_row_index(keep))
         self._announce()
+
+    def on_resize(self) -> None:
+        stretch(self, "subject")
+
+    def show_ages(self, now: float) -> None:
+        """Keep the ages fresh (the console calls it every second)."""
+        self.ages.refresh(self, now)
 
     def _announce(self) -> None:
         change = self.current

@@ -1,0 +1,36 @@
+"""A table column of "how long ago" texts (`5s`, `4m`) that stay fresh: the console's tick
+rewrites the cells whose text has changed, and only those."""
+
+from __future__ import annotations
+
+from textual.widgets import DataTable
+
+from console.tui.format import ago
+
+
+class AgeColumn:
+    """The ages of one column of a `DataTable`, by row key."""
+
+    def __init__(self, column: str) -> None:
+        self.column = column
+        self._times: dict[str, float] = {}
+        self._shown: dict[str, str] = {}
+
+    def cell(self, row: str, ts: float, now: float) -> str:
+        """The text of a new row's cell (`now` 0: no clock, no age)."""
+        self._times[row] = ts
+        self._shown[row] = ago(now - ts) if now else ""
+        return self._shown[row]
+
+    def clear(self) -> None:
+        """The table was cleared."""
+        self._times.clear()
+        self._shown.clear()
+
+    def refresh(self, table: DataTable, now: float) -> None:
+        """Rewrite the cells that read differently at `now`."""
+        for row, ts in self._times.items():
+            text = ago(now - ts)
+            if text != self._shown[row]:
+                self._shown[row] = text
+                table.update_cell(row, self.column, text)
