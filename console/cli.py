@@ -51,6 +51,14 @@ def _inventory(args: argparse.Namespace) -> Path:
     return Path(args.inventory)
 
 
+def left_running(deploy_id: str, inventory: Path) -> str:
+    """What closing the console mid-deploy says: the deploy goes on, and how to see it again."""
+    return (
+        f"{deploy_id} goes on: a deploy runs on its own, not in the console. Follow it with "
+        f"`invoke status --follow -i {inventory}`, or open the console again (`deploy-console -i {inventory}`)."
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
@@ -63,7 +71,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from console.service import open_service  # imported late: it may be heavy
         from console.tui.app import ConsoleApp
 
-        ConsoleApp(open_service(inventory)).run()
+        app = ConsoleApp(open_service(inventory))
+        app.run()
+        if app.left_running:
+            print(left_running(app.left_running, inventory))
     except ConsoleError as err:
         print(f"deploy-console: {clean(str(err), newlines=True)}", file=sys.stderr)
         return 1

@@ -35,6 +35,13 @@ def duration(seconds: float | None) -> str:
     return f"{minutes}m {rest:02d}s"
 
 
+def estimate(seconds: float) -> str:
+    """`about 40s`, `about 1m 10s`: a guess, so in whole seconds (10 s steps past a minute)."""
+    if seconds < 60:
+        return f"about {max(1, round(seconds))}s"
+    return f"about {duration(round(seconds / 10) * 10)}"
+
+
 def human_bytes(n: int) -> str:
     """`0 B`, `12.3 KB`, `4.5 MB`."""
     size = float(n)

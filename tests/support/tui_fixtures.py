@@ -30,7 +30,7 @@ from console.core.events import (
     WatchVerdict,
 )
 from console.core.text import short
-from console.service import Change, DdlHit, DeployRecord, KeyMetric, LockInfo, Marker, Preview
+from console.service import Change, DdlHit, DeployRecord, KeyMetric, LiveRelease, LockInfo, Marker, Preview
 
 NOW = 1_700_000_000.0
 FLEET_PHASES = ("sync-assets", "sync-code", "activate", "restart", "verify", "cleanup")
@@ -112,6 +112,7 @@ def _record(
     *,
     action: str = "deploy",
     switched: bool = True,
+    phases: dict[str, float] | None = None,
 ) -> DeployRecord:
     """A finished deploy that started `age` seconds before NOW, with one checkouts verdict
     (none when `verdict` is None); `switched`: its first host was switched 80% of the way."""
@@ -144,6 +145,7 @@ def _record(
         seconds=took,
         result=result,
         message=message,
+        phases=dict(phases or {}),
         verdicts=verdicts,
     )
 
@@ -323,9 +325,31 @@ class FakeService:
         # window: a good deploy, a partial one, a switch back, a deploy that switched no host
         self.records: list[DeployRecord] = [
             _record(
-                "d-0041", "grace", _sha(40), "0badc0de" * 5, 600, 88, "ok", "deployed by grace, took 88 s", 2, "ok"
+                "d-0041",
+                "grace",
+                _sha(40),
+                "0badc0de" * 5,
+                600,
+                88,
+                "ok",
+                "deployed by grace, took 88 s",
+                2,
+                "ok",
+                phases=dict(zip(PHASES, (2, 3, 28, 20, 10, 15, 6, 4), strict=True)),
             ),
-            _record("d-0040", "ken", _sha(39), _sha(40), 700, 60, "partial", "2 hosts failed: web017, web230", 1, "ok"),
+            _record(
+                "d-0040",
+                "ken",
+                _sha(39),
+                _sha(40),
+                700,
+                60,
+                "partial",
+                "2 hosts failed: web017, web230",
+                1,
+                "ok",
+                phases=dict(zip(PHASES, (2, 2, 18, 14, 8, 10, 4, 2), strict=True)),
+            ),
             _record(
                 "d-0039", "ada", _sha(38), _sha(39), 800, 10, "ok", "switched back", 0, "degraded", action="switch"
             ),
@@ -349,6 +373,17 @@ class FakeService:
     # -- state ---------------------------------------------------------------------
     def live_revision(self) -> str | None:
         return self.revision
+
+    def live_release(self) -> LiveRelease | None:
+        """The live revision as d-0041 (grace's deploy, 10 minutes ago) put it there."""
+        if self.revision is None:
+            return None
+        live = next((r for r in self.records if r.revision == self.revision and r.result in ("ok", "partial")), None)
+        if live is None:
+            return LiveRelease(self.revision, "", "", "", "deploy", self.user, NOW)
+        since = live.activated or live.ended or live.started
+        subject = "Show prices with tax in every country" if self.revision == "0badc0de" * 5 else ""
+        return LiveRelease(self.revision, subject, "Grace Hopper", live.id, live.action, live.user, since)
 
     def queue(self) -> list[Change]:
         return list(self._queue)

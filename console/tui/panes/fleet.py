@@ -1,7 +1,9 @@
 """Fleet [2]: the deploy shown, live: every host's state, the phases, and what happened.
 
 The screen follows the deploy and hands this pane one coalesced `FleetBatch` at a time
-(`show`); the pane keeps UI-side copies of the hosts for the host line and the host detail.
+(`show`); the pane keeps UI-side copies of the hosts for the host line and the host detail,
+and says where the deploy stands (`DeployStatus`: phase, chunk i of n, elapsed, time left
+by this environment's past deploys), ticking every second (`tick`).
 """
 
 from __future__ import annotations
@@ -13,11 +15,12 @@ from textual import on
 from textual.app import ComposeResult
 from textual.widgets import RichLog, Static
 
-from console.core.events import PHASES
+from console.core.events import LOCAL_PHASES, PHASES
 from console.core.progress import HostView
 from console.core.text import printable, short
+from console.tui.deploy_status import DeployStatus, Timing, current_chunk
 from console.tui.feed import FleetBatch
-from console.tui.format import duration, plain
+from console.tui.format import duration, estimate, plain
 from console.tui.panes.pane import Pane
 from console.tui.screens.host_detail import HostDetailScreen
 from console.tui.theme import palette
@@ -44,7 +47,12 @@ class FleetPane(Pane):
         self.deploy_id = ""
         self.hosts: dict[str, HostView] = {}  # UI-side copies, for the host line and detail
         self.phases: tuple[str, ...] = PHASES
+        self.timing: Timing | None = None
+        """How long this environment's deploys take, per phase (set when attaching)."""
+        self.status: DeployStatus | None = None
+        """Where the deploy shown stands, as of its last batch."""
         self._failed_logged: set[str] = set()
+        self._done_logged = ""  # the deploy whose end the activity log says
 
     def compose(self) -> ComposeResult:
         yield Static(Text("No deploy yet. Press d on the queue to deploy.", style="dim"), id="deploy-line")
@@ -58,12 +66,13 @@ class FleetPane(Pane):
         """Forget the deploy shown; `deploy_id` is about to be followed."""
         self.deploy_id = deploy_id
         self.hosts = {}
+        self.status = None
         self._failed_logged = set()
         self.query_one("#activity", RichLog).clear()
         self.query_one("#deploy-line", Static).update(Text(f"attaching to {deploy_id}…", style="italic"))
 
-    def show(self, batch: FleetBatch) -> Text:
-        """Repaint with what changed; returns the deploy line shown (the header repeats it)."""
+    def show(self, batch: FleetBatch, now: float) -> DeployStatus:
+        """Repaint with what changed; returns where the deploy stands (the header says it too)."""
         colors = palette(self)
         grid = self.query_one(FleetGrid)
         if batch.reset and batch.started is not None:
@@ -83,35 +92,59 @@ class FleetPane(Pane):
                 self._failed_logged.add(name)
                 if len(self._failed_logged) <= LOGGED_FAILURES:
                     log.write(plain(f"{name} failed in {host.phase}: {host.reason}", 400, style=colors.failed))
-        line = self._deploy_line(batch)
-        self.query_one("#deploy-line", Static).update(line)
+        self.status = self._status(batch)
+        self.tick(now)
+        if batch.done is not None and self._done_logged != batch.deploy_id:
+            self._done_logged = batch.deploy_id
+            log.write(self._deploy_line(self.status, now))
         highlighted = grid.current_host
         if highlighted is not None and highlighted in batch.hosts:
             self._show_host_line(highlighted)
-        return line
+        return self.status
 
-    def _deploy_line(self, batch: FleetBatch) -> Text:
+    def _status(self, batch: FleetBatch) -> DeployStatus:
+        running = tuple(p.name for p in batch.phases.values() if p.state == "running")
+        started = batch.started
+        chunk = 0
+        if started is not None and batch.done is None:
+            fanout = [p for p in running if p not in LOCAL_PHASES]
+            chunk = current_chunk(started.chunks, self.hosts, fanout[0]) if fanout else 0
+        left = self.timing.remaining(batch.phases, batch.phase_done) if self.timing else None
+        return DeployStatus(batch.deploy_id, started, batch.done, running, chunk, left, self.timing, batch.last_ts)
+
+    def tick(self, now: float) -> None:
+        """Say again where the deploy stands: its time ticks while it runs."""
+        if self.status is not None:
+            self.query_one("#deploy-line", Static).update(self._deploy_line(self.status, now))
+
+    def _deploy_line(self, status: DeployStatus, now: float) -> Text:
         colors = palette(self)
-        s, d = batch.started, batch.done
+        s, d = status.started, status.done
         text = Text(no_wrap=True, overflow="ellipsis")
-        text.append(f"{batch.deploy_id} ", style="bold")
+        text.append(f"{status.deploy_id} ", style="bold")
         if s is None:
             text.append("waiting for the deploy to start", style="italic")
             return text
-        text.append(f"{s.action} {short(s.revision, '-')} by {printable(s.user, 64)}, {s.commits} commits, ")
-        text.append(f"{len(s.chunks)} chunks ")
+        text.append(f"{s.action} {short(s.revision, '-')} by {printable(s.user, 64)}, {s.commits} commits")
         if d is None:
-            running = [p.name for p in batch.phases.values() if p.state == "running"]
-            text.append(f"running {', '.join(running) or ''} ", style=f"bold {colors.running}")
-            text.append(duration(max(0.0, batch.last_ts - s.ts)), style="dim")
+            text.append(" · running ", style=f"bold {colors.running}")
+            text.append(", ".join(status.running) or "…", style=f"bold {colors.running}")
+            if status.chunk:
+                text.append(f" · chunk {status.chunk} of {len(s.chunks)}")
+            text.append(f" · {duration(status.elapsed(now))}")
+            eta = status.eta(now)
+            if eta is not None and status.timing is not None:
+                text.append(f" · {estimate(eta)} left", style=colors.commit)
+                text.append(f" (median of {status.timing.deploys} past deploys)", style="dim")
         else:
             result = {"ok": colors.ok, "partial": colors.caution}.get(d.result, colors.failed)
+            text.append(" · ")
             text.append(f"{d.result}", style=f"bold {result}")
             text.append(f" in {duration(d.seconds)}")
-            if d.hosts_failed:
-                text.append(f", {len(d.hosts_failed)} failed", style=colors.failed)
+            if d.message:
+                text.append(f": {printable(d.message, 120)}", style=result)
         if s.override:
-            text.append(f"  override: {printable(s.override)}", style=colors.attention)
+            text.append(f"  override: {printable(s.override, 120)}", style=colors.attention)
         return text
 
     def _show_host_line(self, name: str) -> None:

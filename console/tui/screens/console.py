@@ -15,13 +15,14 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING
 
-from textual import getters, on
+from textual import events, getters, on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.timer import Timer
 from textual.widgets import TabbedContent
 
-from console.service import LockInfo
+from console.service import LiveRelease, LockInfo
+from console.tui.deploy_status import TIMING_DEPLOYS, Timing
 from console.tui.feed import DeployFeed, FleetBatch
 from console.tui.format import duration
 from console.tui.panes.fleet import FleetPane
@@ -31,6 +32,8 @@ from console.tui.panes.pane import Pane
 from console.tui.panes.queue import QueuePane
 from console.tui.screens.operator import OperatorActions
 from console.tui.widgets.console_footer import ConsoleFooter
+from console.tui.widgets.history_table import HistoryTable
+from console.tui.widgets.queue_table import QueueTable
 from console.tui.widgets.status_header import StatusHeader
 from console.tui.workers import service_worker
 
@@ -87,12 +90,20 @@ class ConsoleScreen(OperatorActions):
         header.hosts = len(app.service.host_names)
         header.now = app.clock()
         self._flush_timer = self.set_interval(app.flush_interval, self.flush, pause=True)
+        self.set_interval(1.0, self.tick)
         self.refresh_all()
         self.set_interval(app.poll_interval, self.poll)
         self.set_interval(app.metrics_interval, self.load_metrics)
 
+    def on_resize(self, event: events.Resize) -> None:
+        """Lay out for the terminal there is: below 32 rows the queue's buttons go (the footer
+        has their keys) and the detail panes shrink, so the lists keep their rows."""
+        self.set_class(event.size.height < 32, "-short")
+
     def on_unmount(self) -> None:
         self._stop.set()
+        if self.feed is not None and not self.done_seen and self.feed.view.started is not None:
+            self.app.left_running = self.feed.deploy_id
 
     # -- background calls ---------------------------------------------------------
     def refresh_all(self) -> None:
@@ -108,18 +119,35 @@ class ConsoleScreen(OperatorActions):
 
     @service_worker("poll")
     def poll(self) -> None:
-        """Live revision, lock, and a deploy running elsewhere to attach to."""
+        """What is live, the lock, and a deploy running elsewhere to attach to (or, in a
+        console that shows none yet, the last deploy: a reopened console shows its grid)."""
         service = self.app.service
-        revision = service.live_revision()
+        live = service.live_release()
         lock = service.lock_status()
         running = service.running_deploy()
-        self.app.call_from_thread(self._polled, revision, lock, running)
+        if running is None and self.feed is None:
+            last = service.history(1)
+            running = last[0].id if last else None
+        self.app.call_from_thread(self._polled, live, lock, running)
 
-    def _polled(self, revision: str | None, lock: LockInfo | None, running: str | None) -> None:
+    def _polled(self, live: LiveRelease | None, lock: LockInfo | None, show: str | None) -> None:
         header = self.query_one(StatusHeader)
-        header.revision, header.lock_info, header.now = revision, lock, self.app.clock()
-        if running and (self.feed is None or self.feed.deploy_id != running):
-            self.attach(running)
+        header.live, header.lock_info, header.now = live, lock, self.app.clock()
+        if show and (self.feed is None or self.feed.deploy_id != show):
+            self.attach(show)
+
+    def tick(self) -> None:
+        """Every second: the deploy's time, "since" and "ago" texts, the tables' ages."""
+        now = self.app.clock()
+        self.query_one(StatusHeader).now = now
+        self.query_one(FleetPane).tick(now)
+        self.query_one(QueuePane).query_one(QueueTable).show_ages(now)
+        self.query_one(HistoryPane).query_one(HistoryTable).show_ages(now)
+
+    @service_worker("timing")
+    def _load_timing(self) -> None:
+        timing = Timing.of(self.app.service.history(3 * TIMING_DEPLOYS))
+        self.app.call_from_thread(setattr, self.query_one(FleetPane), "timing", timing)
 
     # -- following a deploy -------------------------------------------------------
     def attach(self, deploy_id: str) -> None:
@@ -132,6 +160,7 @@ class ConsoleScreen(OperatorActions):
         self.done_seen = False
         self.query_one(MetricsPane).live_verdicts = {}
         self.query_one(FleetPane).attaching(deploy_id)
+        self._load_timing()
         self._follow(self.feed, self._stop)
         if self._flush_timer is not None:
             self._flush_timer.resume()
@@ -163,10 +192,10 @@ class ConsoleScreen(OperatorActions):
     def apply_batch(self, batch: FleetBatch) -> None:
         self.batches += 1
         self.events = batch.events
-        line = self.query_one(FleetPane).show(batch)
+        status = self.query_one(FleetPane).show(batch, self.app.clock())
         header = self.query_one(StatusHeader)
         header.counts = dict(batch.counts)
-        header.deploy = line.plain
+        header.status = status
         self.query_one(MetricsPane).live_verdicts = batch.verdicts
         self.offer_switch_back(batch.deploy_id, batch.verdicts, self._switch_offered)
         if batch.done is not None and not self.done_seen:

@@ -1,4 +1,10 @@
-"""The header: environment, live revision, lock, fleet size and health, the current deploy."""
+"""The header: the environment, the lock, what is live (commit, subject, author, who deployed
+it and when), the fleet, and where the deploy shown stands.
+
+Two lines that never wrap: each is cut with an ellipsis at the width it has, so what
+matters most comes first (the lock before the live commit's subject, the deploy's state
+before the host counts).
+"""
 
 from __future__ import annotations
 
@@ -6,10 +12,13 @@ from rich.text import Text
 from textual.reactive import reactive
 from textual.widget import Widget
 
+from console.core.progress import HOST_STATES
 from console.core.text import printable, short
-from console.service import LockInfo
-from console.tui.format import ago
+from console.service import LiveRelease, LockInfo
+from console.tui.deploy_status import DeployStatus
+from console.tui.format import ago, duration, estimate
 from console.tui.theme import palette
+from console.tui.widgets.fleet_grid import GLYPHS
 
 
 class StatusHeader(Widget):
@@ -18,8 +27,8 @@ class StatusHeader(Widget):
     environment: reactive[str] = reactive("")
     """The environment this console deploys to."""
 
-    revision: reactive[str | None] = reactive(None)
-    """The commit the fleet serves now."""
+    live: reactive[LiveRelease | None] = reactive(None)
+    """What the fleet serves now, and who put it there when."""
 
     lock_info: reactive[LockInfo | None] = reactive(None, always_update=True)
     """The lock holder (who, reason, since, stale) or None."""
@@ -30,23 +39,27 @@ class StatusHeader(Widget):
     counts: reactive[dict[str, int]] = reactive(dict, always_update=True)
     """Hosts per state in the deploy shown (empty when none)."""
 
-    deploy: reactive[str] = reactive("")
-    """A line about the deploy shown, e.g. `d-0004 running, 1m 02s`."""
+    status: reactive[DeployStatus | None] = reactive(None, always_update=True)
+    """Where the deploy shown stands (None: no deploy shown)."""
 
     now: reactive[float] = reactive(0.0)
-    """The console's clock, for "since" texts."""
+    """The console's clock, for "since" texts and the deploy's time."""
 
     def __init__(self, *, name: str | None = None, id: str | None = None, classes: str | None = None) -> None:
         super().__init__(name=name, id=id, classes=classes)
 
     def render(self) -> Text:
+        text = self._where()
+        text.append("\n")
+        text.append_text(self._deploy())
+        return text
+
+    def _where(self) -> Text:
         colors = palette(self)
         text = Text(no_wrap=True, overflow="ellipsis")
         text.append(" deploy console ", style="bold reverse")
-        text.append("  ")
+        text.append(" ")
         text.append(self.environment or "?", style="bold")
-        text.append("  live ")
-        text.append(short(self.revision) if self.revision else "none yet", style=f"bold {colors.commit}")
         text.append("  lock ")
         lock = self.lock_info
         if lock is None:
@@ -56,20 +69,51 @@ class StatusHeader(Widget):
             stale = " (stale)" if lock.stale else ""
             text.append(f"held by {printable(lock.who, 64)}{held}{stale}", style=f"bold {colors.attention}")
             if lock.reason:
-                text.append(f": {printable(lock.reason)}", style=colors.attention)
-        text.append("\n")
-        text.append(f"{self.hosts} hosts", style="bold")
-        counts = self.counts
-        if counts:
-            for state in ("verified", "failed", "waiting"):
-                if counts.get(state):
-                    text.append(f"  {state} {counts[state]}", style=colors.host(state))
-            busy = sum(v for k, v in counts.items() if k not in ("verified", "failed", "waiting"))
-            if busy:
-                text.append(f"  in progress {busy}", style=colors.host("assets"))
-        text.append("   ")
-        if self.deploy:
-            text.append(self.deploy, style="italic")
+                text.append(f": {printable(lock.reason, 80)}", style=colors.attention)
+        text.append("  live ")
+        live = self.live
+        if live is None:
+            text.append("nothing yet", style="dim")
+            return text
+        text.append(short(live.revision), style=f"bold {colors.commit}")
+        how = "switched back" if live.action == "switch" else "deployed"
+        when = f" {ago(self.now - live.since)} ago" if self.now and live.since else ""
+        text.append(f" {how} by {printable(live.deployed_by, 40)}{when}")
+        if live.subject:
+            text.append(": ")
+            text.append(printable(live.subject, 120), style="bold")
+            if live.author:
+                text.append(f" ({printable(live.author, 40)})", style="dim")
+        return text
+
+    def _deploy(self) -> Text:
+        colors = palette(self)
+        text = Text(no_wrap=True, overflow="ellipsis")
+        text.append(f" {self.hosts} hosts", style="bold")
+        status = self.status
+        if status is None:
+            text.append("  no deploy shown", style="dim")
+            return text
+        text.append(f"  {status.deploy_id} ", style="bold")
+        d = status.done
+        if d is None:
+            text.append("running ", style=f"bold {colors.running}")
+            text.append(", ".join(status.running) or "…", style=colors.running)
+            if status.chunk and status.started is not None:
+                text.append(f", chunk {status.chunk} of {len(status.started.chunks)}")
+            text.append(f", {duration(status.elapsed(self.now))}")
+            eta = status.eta(self.now)
+            if eta is not None:
+                text.append(f", {estimate(eta)} left", style=colors.commit)
         else:
-            text.append("no deploy running", style="dim")
+            result = {"ok": colors.ok, "partial": colors.caution}.get(d.result, colors.failed)
+            text.append(d.result, style=f"bold {result}")
+            text.append(f" in {duration(d.seconds)}")
+            if d.message:
+                text.append(f": {printable(d.message, 80)}", style=result)
+        text.append(" ")
+        for state in HOST_STATES:
+            count = self.counts.get(state, 0)
+            if count:
+                text.append(f"  {GLYPHS[state]} {count} {state}", style=colors.host(state))
         return text
