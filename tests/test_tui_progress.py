@@ -66,11 +66,13 @@ async def test_the_deploy_line_ticks_every_second_with_its_chunk_and_time_left()
         await until(pilot, lambda: "left" in line(app))
         before = line(app)
         assert "running activate · chunk 8 of 20" in before, before
-        assert "30.0s" in before and "(median of 2 past deploys)" in before
+        assert "30.0s" in before and "(by 2 past deploys)" in before
         app.clock.now = NOW + 5  # no event for five seconds: the time goes on anyway
         await until(pilot, lambda: "35.0s" in line(app), timeout=3)
         header = rendered(screen.query_one(StatusHeader))
-        assert "d-0099 running activate, chunk 8 of 20, 35.0s" in header and "left" in header
+        assert "d-0099 running activate · chunk 8 of 20 · 35.0s" in header and "left" in header
+        app.clock.now = NOW + 600  # far past what the past deploys took
+        await until(pilot, lambda: "longer than usual" in line(app), timeout=3)
 
 
 @pilot_test
@@ -118,6 +120,8 @@ async def test_a_reopened_console_shows_the_last_deploy():
         assert screen.query_one(FleetLegend).counts == {"verified": 30}
         assert "d-0041 deploy 0badc0d by ada" in line(app) and "ok in" in line(app)
         assert "No deploy yet" not in line(app)
+        await pilot.pause(0.2)
+        assert not any("d-0041" in n.message for n in app._notifications)  # it ended long ago: no "just finished"
 
 
 @pilot_test

@@ -15,9 +15,14 @@ import statistics
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
+from rich.text import Text
+
 from console.core.events import LOCAL_PHASES, DeployDone, DeployStarted
 from console.core.progress import HostView, PhaseView
+from console.core.text import printable
 from console.service import DeployRecord
+from console.tui.format import duration, estimate
+from console.tui.theme import Palette
 
 #: Past deploys the timing is taken from, at most.
 TIMING_DEPLOYS = 10
@@ -99,3 +104,30 @@ class DeployStatus:
         if self.left is None or self.done is not None:
             return None
         return max(0.0, self.left - max(0.0, now - self.last_ts))
+
+    def text(self, now: float, colors: Palette) -> Text:
+        """`running restart · chunk 30 of 50 · 1m 34s · about 13s left`, or once it ended
+        `failed in 9.0s: no host was switched …`: what the header and the fleet pane say."""
+        text = Text(no_wrap=True, overflow="ellipsis")
+        d = self.done
+        if d is not None:
+            result = {"ok": colors.ok, "partial": colors.caution}.get(d.result, colors.failed)
+            text.append(d.result, style=f"bold {result}")
+            text.append(f" in {duration(d.seconds)}")
+            if d.message:
+                text.append(f": {printable(d.message, 120)}", style=result)
+            return text
+        if self.started is None:
+            text.append("waiting for the deploy to start", style="italic")
+            return text
+        text.append("running ", style=f"bold {colors.running}")
+        text.append(", ".join(self.running) or "…", style=f"bold {colors.running}")
+        if self.chunk:
+            text.append(f" · chunk {self.chunk} of {len(self.started.chunks)}")
+        text.append(f" · {duration(self.elapsed(now))}")
+        eta = self.eta(now)
+        if eta is not None and self.timing is not None:
+            left = f"{estimate(eta)} left" if eta > 0 else "longer than usual"
+            text.append(f" · {left}", style=colors.commit)
+            text.append(f" (by {self.timing.deploys} past deploys)", style="dim")
+        return text

@@ -20,7 +20,7 @@ from console.core.progress import HostView
 from console.core.text import printable, short
 from console.tui.deploy_status import DeployStatus, Timing, current_chunk
 from console.tui.feed import FleetBatch
-from console.tui.format import duration, estimate, plain
+from console.tui.format import plain
 from console.tui.panes.pane import Pane
 from console.tui.screens.host_detail import HostDetailScreen
 from console.tui.theme import palette
@@ -119,31 +119,13 @@ class FleetPane(Pane):
 
     def _deploy_line(self, status: DeployStatus, now: float) -> Text:
         colors = palette(self)
-        s, d = status.started, status.done
+        s = status.started
         text = Text(no_wrap=True, overflow="ellipsis")
         text.append(f"{status.deploy_id} ", style="bold")
-        if s is None:
-            text.append("waiting for the deploy to start", style="italic")
-            return text
-        text.append(f"{s.action} {short(s.revision, '-')} by {printable(s.user, 64)}, {s.commits} commits")
-        if d is None:
-            text.append(" · running ", style=f"bold {colors.running}")
-            text.append(", ".join(status.running) or "…", style=f"bold {colors.running}")
-            if status.chunk:
-                text.append(f" · chunk {status.chunk} of {len(s.chunks)}")
-            text.append(f" · {duration(status.elapsed(now))}")
-            eta = status.eta(now)
-            if eta is not None and status.timing is not None:
-                text.append(f" · {estimate(eta)} left", style=colors.commit)
-                text.append(f" (median of {status.timing.deploys} past deploys)", style="dim")
-        else:
-            result = {"ok": colors.ok, "partial": colors.caution}.get(d.result, colors.failed)
-            text.append(" · ")
-            text.append(f"{d.result}", style=f"bold {result}")
-            text.append(f" in {duration(d.seconds)}")
-            if d.message:
-                text.append(f": {printable(d.message, 120)}", style=result)
-        if s.override:
+        if s is not None:
+            text.append(f"{s.action} {short(s.revision, '-')} by {printable(s.user, 64)}, {s.commits} commits · ")
+        text.append_text(status.text(now, colors))
+        if s is not None and s.override:
             text.append(f"  override: {printable(s.override, 120)}", style=colors.attention)
         return text
 

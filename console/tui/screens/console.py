@@ -70,6 +70,7 @@ class ConsoleScreen(OperatorActions):
         self.batches = 0  # batches applied (tests and the bench read it)
         self.events = 0  # events folded into the view shown
         self.done_seen = False
+        self._end_known = False  # the deploy shown had ended before it was shown (no notice of its end)
         self._flush_timer: Timer | None = None
         self._switch_offered: set[str] = set()  # deploys whose DEGRADED verdict offered a switch back
 
@@ -124,17 +125,17 @@ class ConsoleScreen(OperatorActions):
         service = self.app.service
         live = service.live_release()
         lock = service.lock_status()
-        running = service.running_deploy()
-        if running is None and self.feed is None:
+        show, ended = service.running_deploy(), False
+        if show is None and self.feed is None:
             last = service.history(1)
-            running = last[0].id if last else None
-        self.app.call_from_thread(self._polled, live, lock, running)
+            show, ended = (last[0].id, True) if last else (None, False)
+        self.app.call_from_thread(self._polled, live, lock, show, ended)
 
-    def _polled(self, live: LiveRelease | None, lock: LockInfo | None, show: str | None) -> None:
+    def _polled(self, live: LiveRelease | None, lock: LockInfo | None, show: str | None, ended: bool) -> None:
         header = self.query_one(StatusHeader)
         header.live, header.lock_info, header.now = live, lock, self.app.clock()
         if show and (self.feed is None or self.feed.deploy_id != show):
-            self.attach(show)
+            self.attach(show, ended=ended)
 
     def tick(self) -> None:
         """Every second: the deploy's time, "since" and "ago" texts, the tables' ages."""
@@ -150,14 +151,16 @@ class ConsoleScreen(OperatorActions):
         self.app.call_from_thread(setattr, self.query_one(FleetPane), "timing", timing)
 
     # -- following a deploy -------------------------------------------------------
-    def attach(self, deploy_id: str) -> None:
-        """Show `deploy_id` live: fold its events from the start, then follow."""
+    def attach(self, deploy_id: str, *, ended: bool = False) -> None:
+        """Show `deploy_id` live: fold its events from the start, then follow. `ended`: a
+        deploy of the history, shown as it ended (no notice says it just finished)."""
         if self.feed is not None and self.feed.deploy_id == deploy_id and not self.feed.finished:
             return
         self._stop.set()
         self._stop = threading.Event()
         self.feed = DeployFeed(deploy_id)
         self.done_seen = False
+        self._end_known = ended
         self.query_one(MetricsPane).live_verdicts = {}
         self.query_one(FleetPane).attaching(deploy_id)
         self._load_timing()
@@ -206,10 +209,11 @@ class ConsoleScreen(OperatorActions):
     def _deploy_finished(self, batch: FleetBatch) -> None:
         d = batch.done
         assert d is not None
-        message = f"{batch.deploy_id} {d.result} in {duration(d.seconds)}"
-        if d.hosts_failed:
-            message += f"; {len(d.hosts_failed)} failed"
-        self.notify(message, severity="information" if d.result == "ok" else "warning", timeout=8, markup=False)
+        if not self._end_known:
+            message = f"{batch.deploy_id} {d.result} in {duration(d.seconds)}"
+            if d.hosts_failed:
+                message += f"; {len(d.hosts_failed)} failed"
+            self.notify(message, severity="information" if d.result == "ok" else "warning", timeout=8, markup=False)
         self.refresh_all()
 
     # -- events from widgets ------------------------------------------------------

@@ -16,7 +16,7 @@ from console.core.progress import HOST_STATES
 from console.core.text import printable, short
 from console.service import LiveRelease, LockInfo
 from console.tui.deploy_status import DeployStatus
-from console.tui.format import ago, duration, estimate
+from console.tui.format import ago
 from console.tui.theme import palette
 from console.tui.widgets.fleet_grid import GLYPHS
 
@@ -95,22 +95,7 @@ class StatusHeader(Widget):
             text.append("  no deploy shown", style="dim")
             return text
         text.append(f"  {status.deploy_id} ", style="bold")
-        d = status.done
-        if d is None:
-            text.append("running ", style=f"bold {colors.running}")
-            text.append(", ".join(status.running) or "…", style=colors.running)
-            if status.chunk and status.started is not None:
-                text.append(f", chunk {status.chunk} of {len(status.started.chunks)}")
-            text.append(f", {duration(status.elapsed(self.now))}")
-            eta = status.eta(self.now)
-            if eta is not None:
-                text.append(f", {estimate(eta)} left", style=colors.commit)
-        else:
-            result = {"ok": colors.ok, "partial": colors.caution}.get(d.result, colors.failed)
-            text.append(d.result, style=f"bold {result}")
-            text.append(f" in {duration(d.seconds)}")
-            if d.message:
-                text.append(f": {printable(d.message, 80)}", style=result)
+        text.append_text(status.text(self.now, colors))
         text.append(" ")
         for state in HOST_STATES:
             count = self.counts.get(state, 0)

@@ -1,0 +1,78 @@
+"""Layout for the terminal there is (issue 13, item 6): at 80x24 the lists keep their rows and
+nothing wraps; at 220x60 a small fleet's grid names its hosts and the tables use the width;
+each host state has a glyph of its own, so the grid reads without colour too."""
+
+from __future__ import annotations
+
+import pytest
+from textual.widgets import TabbedContent
+
+from console.core.progress import HOST_STATES
+from console.tui.widgets.fleet_grid import GLYPHS, FleetGrid
+from console.tui.widgets.fleet_legend import FleetLegend
+from console.tui.widgets.history_table import HistoryTable
+from console.tui.widgets.queue_table import QueueTable
+from console.tui.widgets.status_header import StatusHeader
+from support.pilot import pilot_test, until
+from support.tui_fixtures import NOW, FakeService, cut_at, make_app, script_deploy
+
+pytestmark = pytest.mark.timeout(60)
+
+
+def running(hosts: int) -> FakeService:
+    service = FakeService(hosts=hosts)
+    failures = {"web017": ("sync-assets", "ssh: connect to host web017 port 22: Connection refused")}
+    events = script_deploy("d-0042", service.host_names, "c0ffee00" * 5, failures=failures, user="grace", t0=NOW - 40)
+    service.streams["d-0042"] = cut_at(events, 0.6)
+    service.live["d-0042"] = True
+    service.running = "d-0042"
+    return service
+
+
+def test_every_host_state_has_a_glyph_of_its_own():
+    assert set(GLYPHS) == set(HOST_STATES)
+    assert len(set(GLYPHS.values())) == len(GLYPHS)
+
+
+@pilot_test
+async def test_at_80x24_the_queue_keeps_its_rows_and_the_header_its_two_lines():
+    service = running(500)
+    app = make_app(service)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = app.console_screen
+        table = screen.query_one(QueueTable)
+        await until(pilot, lambda: table.row_count == 5 and screen.events == len(service.streams["d-0042"]))
+        await pilot.pause(0.2)
+        assert screen.has_class("-short")
+        assert table.size.height >= 1 + 5  # the column labels and every commit
+        assert table.virtual_size.width <= table.size.width  # no sideways scrolling
+        assert screen.query_one(StatusHeader).size.height == 2
+        assert screen.query_one(TabbedContent).region.y == 2  # the header did not wrap
+        await pilot.press("2")
+        await pilot.pause(0.2)
+        grid, legend = screen.query_one(FleetGrid), screen.query_one(FleetLegend)
+        assert grid.size.height == -(-500 // grid.columns)  # every host has its cell on screen
+        assert legend.render().cell_len <= legend.content_size.width  # the states no host is in go first
+
+
+@pilot_test
+async def test_at_220x60_a_small_fleet_names_its_hosts_and_the_tables_fill_the_width():
+    service = running(20)
+    app = make_app(service)
+    async with app.run_test(size=(220, 60)) as pilot:
+        screen = app.console_screen
+        queue = screen.query_one(QueueTable)
+        await until(pilot, lambda: queue.row_count == 5 and screen.events == len(service.streams["d-0042"]))
+        await pilot.pause(0.2)
+        assert not screen.has_class("-short")
+        assert queue.virtual_size.width >= queue.size.width - 4  # the subject takes what is left
+        await pilot.press("2")
+        await pilot.pause(0.2)
+        grid = screen.query_one(FleetGrid)
+        first = grid.render_line(0).text
+        assert f"{GLYPHS['restarting']} web001" in first and f"{GLYPHS['failed']} web017" in first
+        await pilot.press("4")
+        history = screen.query_one(HistoryTable)
+        await until(pilot, lambda: history.row_count == 4)
+        await pilot.pause(0.2)
+        assert history.virtual_size.width >= history.size.width - 4
