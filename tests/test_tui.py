@@ -226,6 +226,7 @@ async def test_history_opens_a_deploy_with_its_hosts():
         await until(pilot, lambda: isinstance(app.screen, DeployDetailScreen))
         await until(pilot, lambda: app.screen.view.started is not None)
         assert app.screen.query_one(FleetLegend).counts == {"verified": 500}
+        assert "x" not in app.screen.active_bindings  # it ended: nothing to abort, and no key says so
 
 
 @pilot_test

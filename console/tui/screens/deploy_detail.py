@@ -63,6 +63,10 @@ class DeployDetailScreen(ModalScreen[None]):
             table.add_column(label, key=label, width=width)
         self._load()
 
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Abort is offered (and in the footer) only while this deploy runs."""
+        return self.view.running if action == "abort" else True
+
     @service_worker("deploy-detail")
     def _load(self) -> None:
         view = DeployView.of(self.app.service.events(self.deploy_id))
@@ -71,6 +75,7 @@ class DeployDetailScreen(ModalScreen[None]):
     def _show(self, view: DeployView) -> None:
         colors = palette(self)
         self.view = view
+        self.refresh_bindings()
         s, d = view.started, view.done
         text = Text()
         if s is not None:
