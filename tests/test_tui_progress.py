@@ -112,13 +112,12 @@ def test_a_host_the_deploy_did_not_switch_is_unchanged_and_a_step_runs_hosts_sta
 @pilot_test
 async def test_a_reopened_console_shows_the_last_deploy():
     service = FakeService(hosts=30)
-    service.streams["d-0041"] = script_deploy("d-0041", service.host_names, "0badc0de" * 5, t0=NOW - 600)
     app = make_app(service)
     async with app.run_test(size=(120, 40)) as pilot:
         screen = app.console_screen
         await until(pilot, lambda: screen.done_seen)
         assert screen.query_one(FleetLegend).counts == {"verified": 30}
-        assert "d-0041 deploy 0badc0d by ada" in line(app) and "ok in" in line(app)
+        assert "d-0041 deploy 0badc0d by grace, 2 commits" in line(app) and "ok in" in line(app)
         assert "No deploy yet" not in line(app)
         await pilot.pause(0.2)
         assert not any("d-0041" in n.message for n in app._notifications)  # it ended long ago: no "just finished"

@@ -367,7 +367,9 @@ class FakeService:
                 switched=False,
             ),
         ]
-        self.streams["d-0041"] = script_deploy("d-0041", self.host_names, "0badc0de" * 5, t0=NOW - 600)
+        self.streams["d-0041"] = script_deploy(
+            "d-0041", self.host_names, "0badc0de" * 5, previous=_sha(40), t0=NOW - 600, user="grace", commits=2
+        )
         self.calls: list[str] = []
 
     # -- state ---------------------------------------------------------------------
