@@ -71,10 +71,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         from console.service import open_service  # imported late: it may be heavy
         from console.tui.app import ConsoleApp
 
-        app = ConsoleApp(open_service(inventory))
-        app.run()
-        if app.left_running:
-            print(left_running(app.left_running, inventory))
+        service = open_service(inventory)
+        ConsoleApp(service).run()
+        running = service.running_deploy()  # also one started just before the console closed
+        if running:
+            print(left_running(running, inventory))
     except ConsoleError as err:
         print(f"deploy-console: {clean(str(err), newlines=True)}", file=sys.stderr)
         return 1

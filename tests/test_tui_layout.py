@@ -13,8 +13,8 @@ from console.tui.widgets.fleet_legend import FleetLegend
 from console.tui.widgets.history_table import HistoryTable
 from console.tui.widgets.queue_table import QueueTable
 from console.tui.widgets.status_header import StatusHeader
-from support.pilot import pilot_test, until
-from support.tui_fixtures import NOW, FakeService, cut_at, make_app, script_deploy
+from support.pilot import pilot_test, rendered, until
+from support.tui_fixtures import NOW, FakeService, LockInfo, cut_at, make_app, script_deploy
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -76,3 +76,18 @@ async def test_at_220x60_a_small_fleet_names_its_hosts_and_the_tables_fill_the_w
         await until(pilot, lambda: history.row_count == 4)
         await pilot.pause(0.2)
         assert history.virtual_size.width >= history.size.width - 4
+
+
+@pilot_test
+async def test_the_header_names_the_deploy_holding_the_lock_by_its_short_commit():
+    """The engine's lock reason is `deploy <40-character SHA>`: in the header it would push
+    what is live off the line."""
+    service = FakeService(hosts=10)
+    sha = "8b2c6153ece7b6c2d8ec1374e04dbb8b93f281d2"
+    service.lock = LockInfo("grace", f"deploy {sha}", NOW - 3)
+    app = make_app(service)
+    async with app.run_test(size=(120, 40)) as pilot:
+        header = app.console_screen.query_one(StatusHeader)
+        await until(pilot, lambda: header.lock_info is not None and header.live is not None)
+        shown = rendered(header)
+        assert "held by grace for 3s: deploy 8b2c615  live 0badc0d" in shown and sha not in shown

@@ -124,23 +124,14 @@ async def test_a_reopened_console_shows_the_last_deploy():
 
 
 @pilot_test
-async def test_quitting_mid_deploy_says_the_deploy_goes_on_and_how_to_see_it_again():
+async def test_quitting_mid_deploy_leaves_it_running_and_says_how_to_see_it_again():
     service = FakeService(hosts=20)
     deploy_id = running(service)
     app = make_app(service)
     async with app.run_test(size=(120, 40)) as pilot:
         await until(pilot, lambda: app.console_screen.events == len(service.streams[deploy_id]))
         await pilot.press("q")
-    assert app.left_running == deploy_id
+    assert service.running_deploy() == deploy_id and service.aborted == []  # what deploy-console then says
     said = left_running(deploy_id, Path("hosts/production.yaml"))
     assert said.startswith("d-0099 goes on") and "invoke status --follow -i hosts/production.yaml" in said
     assert "deploy-console -i hosts/production.yaml" in said
-
-
-@pilot_test
-async def test_quitting_after_the_deploy_ended_says_nothing():
-    app = make_app(FakeService(hosts=20))
-    async with app.run_test(size=(120, 40)) as pilot:
-        await until(pilot, lambda: app.console_screen.done_seen)  # the last deploy, shown
-        await pilot.press("q")
-    assert app.left_running is None

@@ -64,8 +64,6 @@ class ConsoleApp(App[None]):
         self.metrics_interval = metrics_interval
         self.metrics_window = metrics_window
         self.title = f"deploy console: {service.environment}"
-        self.left_running: str | None = None
-        """The deploy that was still running when the console closed (it goes on)."""
         if "TEXTUAL_ANIMATIONS" not in os.environ:
             # No animations unless asked for: the tabs' sliding underline alone made every tab
             # switch 20 frames of repaint (a third of its cost), and over SSH each frame is sent.

@@ -129,5 +129,6 @@ class DeployStatus:
         if eta is not None and self.timing is not None:
             left = f"{estimate(eta)} left" if eta > 0 else "longer than usual"
             text.append(f" · {left}", style=colors.commit)
-            text.append(f" (by {self.timing.deploys} past deploys)", style="dim")
+            past = "1 past deploy" if self.timing.deploys == 1 else f"{self.timing.deploys} past deploys"
+            text.append(f" (by {past})", style="dim")
         return text

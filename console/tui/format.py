@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from rich.text import Text
 
 from console.core.text import printable
@@ -14,6 +16,15 @@ def plain(text: object, limit: int | None = 200, style: str = "") -> Text:
     name, not a closing tag). Where a widget would read a `str` as markup (a DataTable
     cell, a border title), this is what it gets."""
     return Text(printable(text, limit), style=style)
+
+
+_FULL_SHA = re.compile(r"\b([0-9a-f]{7})[0-9a-f]{33}\b")
+
+
+def short_shas(text: str) -> str:
+    """`deploy 8b2c6153ece7…` as `deploy 8b2c615`: a line that has a width to keep to (the
+    header's lock reason) names commits as the console does everywhere else."""
+    return _FULL_SHA.sub(r"\1", text)
 
 
 def ago(seconds: float) -> str:

@@ -103,8 +103,6 @@ class ConsoleScreen(OperatorActions):
 
     def on_unmount(self) -> None:
         self._stop.set()
-        if self.feed is not None and not self.done_seen and self.feed.view.started is not None:
-            self.app.left_running = self.feed.deploy_id
 
     # -- background calls ---------------------------------------------------------
     def refresh_all(self) -> None:

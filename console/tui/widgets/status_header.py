@@ -16,7 +16,7 @@ from console.core.progress import HOST_STATES
 from console.core.text import printable, short
 from console.service import LiveRelease, LockInfo
 from console.tui.deploy_status import DeployStatus
-from console.tui.format import ago
+from console.tui.format import ago, short_shas
 from console.tui.theme import palette
 from console.tui.widgets.fleet_grid import GLYPHS
 
@@ -69,7 +69,7 @@ class StatusHeader(Widget):
             stale = " (stale)" if lock.stale else ""
             text.append(f"held by {printable(lock.who, 64)}{held}{stale}", style=f"bold {colors.attention}")
             if lock.reason:
-                text.append(f": {printable(lock.reason, 80)}", style=colors.attention)
+                text.append(f": {short_shas(printable(lock.reason, 120))}", style=colors.attention)
         text.append("  live ")
         live = self.live
         if live is None:
