@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from textual.coordinate import Coordinate
 
 from console.cli import left_running
 from console.core.events import PHASES, DeployDone, PhaseStarted
@@ -14,6 +15,8 @@ from console.core.progress import DeployView, HostView, PhaseView
 from console.tui.deploy_status import Timing, current_chunk
 from console.tui.widgets.fleet_grid import FleetGrid
 from console.tui.widgets.fleet_legend import FleetLegend
+from console.tui.widgets.history_table import HistoryTable
+from console.tui.widgets.queue_table import QueueTable
 from console.tui.widgets.status_header import StatusHeader
 from support.pilot import pilot_test, rendered, until
 from support.tui_fixtures import NOW, FakeService, cut_at, make_app, script_deploy
@@ -135,3 +138,20 @@ async def test_quitting_mid_deploy_leaves_it_running_and_says_how_to_see_it_agai
     said = left_running(deploy_id, Path("hosts/production.yaml"))
     assert said.startswith("d-0099 goes on") and "invoke status --follow -i hosts/production.yaml" in said
     assert "deploy-console -i hosts/production.yaml" in said
+
+
+@pilot_test
+async def test_ages_stay_fresh_without_a_refresh():
+    """The queue's and the history's ages and the header's "ago" move with the clock, not
+    only when the lists are loaded again (`r`)."""
+    service = FakeService(hosts=10)
+    app = make_app(service)
+    async with app.run_test(size=(160, 45)) as pilot:
+        screen = app.console_screen
+        queue, history = screen.query_one(QueueTable), screen.query_one(HistoryTable)
+        await until(pilot, lambda: queue.row_count == 5 and history.row_count == 4 and screen.done_seen)
+        assert queue.get_cell_at(Coordinate(0, 5)) == "5m" and history.get_cell_at(Coordinate(0, 1)) == "10m"
+        app.clock.now = NOW + 60 * 60
+        await until(pilot, lambda: queue.get_cell_at(Coordinate(0, 5)) == "1h", timeout=3)
+        assert history.get_cell_at(Coordinate(0, 1)) == "1h"
+        assert "deployed by grace 1h ago" in rendered(screen.query_one(StatusHeader))
