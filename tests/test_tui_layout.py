@@ -14,19 +14,9 @@ from console.tui.widgets.history_table import HistoryTable
 from console.tui.widgets.queue_table import QueueTable
 from console.tui.widgets.status_header import StatusHeader
 from support.pilot import pilot_test, rendered, until
-from support.tui_fixtures import NOW, FakeService, LockInfo, cut_at, make_app, script_deploy
+from support.tui_fixtures import NOW, FakeService, LockInfo, make_app, running_service
 
 pytestmark = pytest.mark.timeout(60)
-
-
-def running(hosts: int) -> FakeService:
-    service = FakeService(hosts=hosts)
-    failures = {"web017": ("sync-assets", "ssh: connect to host web017 port 22: Connection refused")}
-    events = script_deploy("d-0042", service.host_names, "c0ffee00" * 5, failures=failures, user="grace", t0=NOW - 40)
-    service.streams["d-0042"] = cut_at(events, 0.6)
-    service.live["d-0042"] = True
-    service.running = "d-0042"
-    return service
 
 
 def test_every_host_state_has_a_glyph_of_its_own():
@@ -36,7 +26,7 @@ def test_every_host_state_has_a_glyph_of_its_own():
 
 @pilot_test
 async def test_at_80x24_the_queue_keeps_its_rows_and_the_header_its_two_lines():
-    service = running(500)
+    service = running_service(500)
     app = make_app(service)
     async with app.run_test(size=(80, 24)) as pilot:
         screen = app.console_screen
@@ -57,7 +47,7 @@ async def test_at_80x24_the_queue_keeps_its_rows_and_the_header_its_two_lines():
 
 @pilot_test
 async def test_at_220x60_a_small_fleet_names_its_hosts_and_the_tables_fill_the_width():
-    service = running(20)
+    service = running_service(20)
     app = make_app(service)
     async with app.run_test(size=(220, 60)) as pilot:
         screen = app.console_screen

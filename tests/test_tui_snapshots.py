@@ -16,7 +16,7 @@ from console.tui.screens.deploy_detail import DeployDetailScreen
 from console.tui.screens.help import HelpScreen
 from console.tui.screens.host_detail import HostDetailScreen
 from console.tui.screens.live_log import LiveLogScreen
-from support.tui_fixtures import NOW, FakeService, cut_at, make_app, script_deploy
+from support.tui_fixtures import NOW, FakeService, make_app, running_service, script_deploy
 
 SIZES = [pytest.param((120, 40), id="120x40"), pytest.param((200, 60), id="200x60")]
 
@@ -33,20 +33,6 @@ def queue_loaded(app) -> bool:
     screen = app.console_screen
     tables = screen.query("QueueTable, HistoryTable")
     return len(tables) == 2 and [t.row_count for t in tables] == [5, 4]
-
-
-def running_service() -> FakeService:
-    """500 hosts, a deploy by grace 60% through, two hosts failed."""
-    service = FakeService(hosts=500)
-    failures = {
-        "web017": ("sync-assets", "ssh: connect to host web017 port 22: Connection refused"),
-        "web230": ("sync-code", "rsync: connection reset by peer (host killed)"),
-    }
-    events = script_deploy("d-0042", service.host_names, "c0ffee00" * 5, failures=failures, user="grace", t0=NOW - 40)
-    service.streams["d-0042"] = cut_at(events, 0.6)
-    service.live["d-0042"] = True
-    service.running = "d-0042"
-    return service
 
 
 async def fleet_ready(pilot) -> None:

@@ -605,6 +605,20 @@ class FixedClock:
         return self.now
 
 
+def running_service(hosts: int = 500) -> FakeService:
+    """A deploy by grace 60% through, web017 (and web230, in a fleet that has it) failed."""
+    service = FakeService(hosts=hosts)
+    failures = {
+        "web017": ("sync-assets", "ssh: connect to host web017 port 22: Connection refused"),
+        "web230": ("sync-code", "rsync: connection reset by peer (host killed)"),
+    }
+    events = script_deploy("d-0042", service.host_names, "c0ffee00" * 5, failures=failures, user="grace", t0=NOW - 40)
+    service.streams["d-0042"] = cut_at(events, 0.6)
+    service.live["d-0042"] = True
+    service.running = "d-0042"
+    return service
+
+
 def make_app(service: FakeService | None = None, **kw):
     """The console on the fake service with a fixed clock and slow background polls."""
     from console.tui.app import ConsoleApp
