@@ -45,10 +45,10 @@ __all__ = [
     "EngineService",
     "HostRecord",
     "KeyMetric",
-    "LiveRelease",
     "LockInfo",
     "Marker",
     "Preview",
+    "Serving",
     "open_service",
 ]
 
@@ -74,7 +74,7 @@ class Preview:
 
 
 @dataclass(frozen=True)
-class LiveRelease:
+class Serving:
     """What the fleet serves now: the commit, and the deploy or switch that put it there."""
 
     revision: str
@@ -96,7 +96,7 @@ class EngineService:
         self.checkout = Checkout(inventory)
         self._fetched = 0.0
         self._fetch_lock = threading.Lock()
-        self._commits: dict[str, tuple[str, str]] = {}  # sha -> (subject, author), for live_release
+        self._commits: dict[str, tuple[str, str]] = {}  # sha -> (subject, author), for serving()
         ensure_statsd(inventory)
 
     @property
@@ -118,13 +118,13 @@ class EngineService:
     def live_revision(self) -> str | None:
         return self.session.history.live_revision(environment=self.environment)
 
-    def live_release(self) -> LiveRelease | None:
+    def serving(self) -> Serving | None:
         record = self.session.history.live_deploy(environment=self.environment)
         if record is None or not record.revision:
             return None
         subject, author = self._commits.get(record.revision) or self._commit(record.revision)
         since = record.activated or record.ended or record.started
-        return LiveRelease(record.revision, subject, author, record.id, record.action, record.user, since)
+        return Serving(record.revision, subject, author, record.id, record.action, record.user, since)
 
     def _commit(self, sha: str) -> tuple[str, str]:
         """The subject and author of a commit of trunk, ('', '') if the checkout lacks it."""

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from typing import Protocol
 
 from console.core.events import Event, WatchVerdict
-from console.service import Change, DeployRecord, KeyMetric, LiveRelease, LockInfo, Marker, Preview
+from console.service import Change, DeployRecord, KeyMetric, LockInfo, Marker, Preview, Serving
 
 
 class ConsoleService(Protocol):
@@ -43,7 +43,7 @@ class ConsoleService(Protocol):
     def live_revision(self) -> str | None:
         """The commit the fleet serves now, or None before the first deploy."""
 
-    def live_release(self) -> LiveRelease | None:
+    def serving(self) -> Serving | None:
         """The commit the fleet serves now with its subject and author, and who put it there
         when; None before the first deploy."""
 

@@ -19,7 +19,7 @@ from collections.abc import Iterator
 
 from console.core.errors import ConsoleError
 from console.core.events import PHASES, DeployStarted, Event, HostDone, HostProgress, PhaseStarted, WatchVerdict
-from console.service import Change, DeployRecord, KeyMetric, LiveRelease, LockInfo, Marker, Preview
+from console.service import Change, DeployRecord, KeyMetric, LockInfo, Marker, Preview, Serving
 
 FLEET_PHASES = ("sync-assets", "sync-code", "activate", "restart", "verify")
 
@@ -40,8 +40,8 @@ class BenchService:
     def live_revision(self) -> str | None:
         return "0" * 40
 
-    def live_release(self) -> LiveRelease | None:
-        return LiveRelease("0" * 40, "bench", "bench", "bench-0", "deploy", "bench", 0.0)
+    def serving(self) -> Serving | None:
+        return Serving("0" * 40, "bench", "bench", "bench-0", "deploy", "bench", 0.0)
 
     def queue(self) -> list[Change]:
         return []

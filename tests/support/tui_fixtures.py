@@ -30,7 +30,7 @@ from console.core.events import (
     WatchVerdict,
 )
 from console.core.text import short
-from console.service import Change, DdlHit, DeployRecord, KeyMetric, LiveRelease, LockInfo, Marker, Preview
+from console.service import Change, DdlHit, DeployRecord, KeyMetric, LockInfo, Marker, Preview, Serving
 
 NOW = 1_700_000_000.0
 FLEET_PHASES = ("sync-assets", "sync-code", "activate", "restart", "verify", "cleanup")
@@ -376,16 +376,16 @@ class FakeService:
     def live_revision(self) -> str | None:
         return self.revision
 
-    def live_release(self) -> LiveRelease | None:
+    def serving(self) -> Serving | None:
         """The live revision as d-0041 (grace's deploy, 10 minutes ago) put it there."""
         if self.revision is None:
             return None
         live = next((r for r in self.records if r.revision == self.revision and r.result in ("ok", "partial")), None)
         if live is None:
-            return LiveRelease(self.revision, "", "", "", "deploy", self.user, NOW)
+            return Serving(self.revision, "", "", "", "deploy", self.user, NOW)
         since = live.activated or live.ended or live.started
         subject = "Show prices with tax in every country" if self.revision == "0badc0de" * 5 else ""
-        return LiveRelease(self.revision, subject, "Grace Hopper", live.id, live.action, live.user, since)
+        return Serving(self.revision, subject, "Grace Hopper", live.id, live.action, live.user, since)
 
     def queue(self) -> list[Change]:
         return list(self._queue)

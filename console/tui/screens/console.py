@@ -21,7 +21,7 @@ from textual.binding import Binding
 from textual.timer import Timer
 from textual.widgets import TabbedContent
 
-from console.service import LiveRelease, LockInfo
+from console.service import LockInfo, Serving
 from console.tui.deploy_status import TIMING_DEPLOYS, Timing
 from console.tui.feed import DeployFeed, FleetBatch
 from console.tui.format import duration
@@ -121,7 +121,7 @@ class ConsoleScreen(OperatorActions):
         """What is live, the lock, and a deploy running elsewhere to attach to (or, in a
         console that shows none yet, the last deploy: a reopened console shows its grid)."""
         service = self.app.service
-        live = service.live_release()
+        live = service.serving()
         lock = service.lock_status()
         show, ended = service.running_deploy(), False
         if show is None and self.feed is None:
@@ -129,7 +129,7 @@ class ConsoleScreen(OperatorActions):
             show, ended = (last[0].id, True) if last else (None, False)
         self.app.call_from_thread(self._polled, live, lock, show, ended)
 
-    def _polled(self, live: LiveRelease | None, lock: LockInfo | None, show: str | None, ended: bool) -> None:
+    def _polled(self, live: Serving | None, lock: LockInfo | None, show: str | None, ended: bool) -> None:
         header = self.query_one(StatusHeader)
         header.live, header.lock_info, header.now = live, lock, self.app.clock()
         if show and (self.feed is None or self.feed.deploy_id != show):

@@ -14,7 +14,7 @@ from textual.widget import Widget
 
 from console.core.progress import HOST_STATES
 from console.core.text import printable, short
-from console.service import LiveRelease, LockInfo
+from console.service import LockInfo, Serving
 from console.tui.deploy_status import DeployStatus
 from console.tui.format import ago, short_shas
 from console.tui.theme import palette
@@ -27,7 +27,7 @@ class StatusHeader(Widget):
     environment: reactive[str] = reactive("")
     """The environment this console deploys to."""
 
-    live: reactive[LiveRelease | None] = reactive(None)
+    live: reactive[Serving | None] = reactive(None)
     """What the fleet serves now, and who put it there when."""
 
     lock_info: reactive[LockInfo | None] = reactive(None, always_update=True)
