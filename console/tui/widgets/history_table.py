@@ -74,7 +74,7 @@ class HistoryTable(DataTable):
 
     def on_mount(self) -> None:
         for label, key, width in (
-            ("deploy", "id", 16),
+            ("deploy", "id", 24),  # a deploy id whole (20261202T011303Z-8b2c615); a switch's is cut
             ("when", "when", 6),
             ("who", "user", 12),
             ("action", "action", 7),
