@@ -5,6 +5,7 @@ each host state has a glyph of its own, so the grid reads without colour too."""
 from __future__ import annotations
 
 import pytest
+from textual.color import Color
 from textual.widgets import TabbedContent
 
 from console.core.progress import HOST_STATES
@@ -81,3 +82,21 @@ async def test_the_header_names_the_deploy_holding_the_lock_by_its_short_commit(
         await until(pilot, lambda: header.lock_info is not None and header.live is not None)
         shown = rendered(header)
         assert "held by grace for 3s: deploy 8b2c615  live 0badc0d" in shown and sha not in shown
+
+
+def _luminance(color: Color) -> float:
+    """WCAG 2's relative luminance."""
+    r, g, b = (c / 255 for c in color.rgb)
+    r, g, b = (c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in (r, g, b))
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b
+
+
+@pilot_test
+async def test_the_highlighted_row_reads_at_a_contrast_of_at_least_4_5():
+    app = make_app(FakeService(hosts=10))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await until(pilot, lambda: app.console_screen.query_one(QueueTable).row_count == 5)
+        variables = app.get_css_variables()
+        fg, bg = (Color.parse(variables[f"block-cursor-{part}"]) for part in ("foreground", "background"))
+        light, dark = sorted((_luminance(fg), _luminance(bg)), reverse=True)
+        assert (light + 0.05) / (dark + 0.05) >= 4.5

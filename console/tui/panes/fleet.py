@@ -93,7 +93,7 @@ class FleetPane(Pane):
                 if len(self._failed_logged) <= LOGGED_FAILURES:
                     log.write(plain(f"{name} failed in {host.phase}: {host.reason}", 400, style=colors.failed))
         self.status = self._status(batch)
-        self.tick(now)
+        self.query_one("#deploy-line", Static).update(self._deploy_line(self.status, now))
         if batch.done is not None and self._done_logged != batch.deploy_id:
             self._done_logged = batch.deploy_id
             log.write(self._deploy_line(self.status, now))
@@ -113,8 +113,9 @@ class FleetPane(Pane):
         return DeployStatus(batch.deploy_id, started, batch.done, running, chunk, left, self.timing, batch.last_ts)
 
     def tick(self, now: float) -> None:
-        """Say again where the deploy stands: its time ticks while it runs."""
-        if self.status is not None:
+        """Say again where the deploy stands while it runs: its time ticks (a finished one's
+        line does not change, and an idle console repaints nothing)."""
+        if self.status is not None and self.status.started is not None and self.status.done is None:
             self.query_one("#deploy-line", Static).update(self._deploy_line(self.status, now))
 
     def _deploy_line(self, status: DeployStatus, now: float) -> Text:
