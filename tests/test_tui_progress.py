@@ -155,3 +155,27 @@ async def test_ages_stay_fresh_without_a_refresh():
         await until(pilot, lambda: queue.get_cell_at(Coordinate(0, 5)) == "1h", timeout=3)
         assert history.get_cell_at(Coordinate(0, 1)) == "1h"
         assert "deployed by grace 1h ago" in rendered(screen.query_one(StatusHeader))
+
+
+@pilot_test
+async def test_a_switch_takes_its_time_left_from_past_switches_only():
+    service = FakeService(hosts=40)
+    events = script_deploy(
+        "d-0101",
+        service.host_names,
+        "0badc0de" * 5,
+        action="switch",
+        commits=0,
+        t0=NOW - 5,
+        phases=("activate", "restart", "verify"),
+    )
+    service.streams["d-0101"] = cut_at(events, 0.5)
+    service.live["d-0101"] = True
+    service.running = "d-0101"
+    assert Timing.of(service.history(), "switch") is None  # the fake's one switch has no phase times
+    app = make_app(service)
+    async with app.run_test(size=(160, 45)) as pilot:
+        await until(pilot, lambda: app.console_screen.events == len(service.streams["d-0101"]))
+        await until(pilot, lambda: "running restart" in line(app))
+        await pilot.pause(0.3)
+        assert "left" not in line(app)  # not a deploy's time: there is none to go by

@@ -47,8 +47,9 @@ class FleetPane(Pane):
         self.deploy_id = ""
         self.hosts: dict[str, HostView] = {}  # UI-side copies, for the host line and detail
         self.phases: tuple[str, ...] = PHASES
-        self.timing: Timing | None = None
-        """How long this environment's deploys take, per phase (set when attaching)."""
+        self.timings: dict[str, Timing | None] = {}
+        """How long this environment's deploys and switches take, per phase, by action (set
+        when attaching): a switch's time left comes from past switches, not deploys."""
         self.status: DeployStatus | None = None
         """Where the deploy shown stands, as of its last batch."""
         self._failed_logged: set[str] = set()
@@ -109,8 +110,9 @@ class FleetPane(Pane):
         if started is not None and batch.done is None:
             fanout = [p for p in running if p not in LOCAL_PHASES]
             chunk = current_chunk(started.chunks, self.hosts, fanout[0]) if fanout else 0
-        left = self.timing.remaining(batch.phases, batch.phase_done) if self.timing else None
-        return DeployStatus(batch.deploy_id, started, batch.done, running, chunk, left, self.timing, batch.last_ts)
+        timing = self.timings.get(started.action) if started is not None else None
+        left = timing.remaining(batch.phases, batch.phase_done) if timing else None
+        return DeployStatus(batch.deploy_id, started, batch.done, running, chunk, left, timing, batch.last_ts)
 
     def tick(self, now: float) -> None:
         """Say again where the deploy stands while it runs: its time ticks (a finished one's

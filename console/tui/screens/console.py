@@ -145,8 +145,9 @@ class ConsoleScreen(OperatorActions):
 
     @service_worker("timing")
     def _load_timing(self) -> None:
-        timing = Timing.of(self.app.service.history(3 * TIMING_DEPLOYS))
-        self.app.call_from_thread(setattr, self.query_one(FleetPane), "timing", timing)
+        records = self.app.service.history(3 * TIMING_DEPLOYS)
+        timings = {action: Timing.of(records, action) for action in ("deploy", "switch")}
+        self.app.call_from_thread(setattr, self.query_one(FleetPane), "timings", timings)
 
     # -- following a deploy -------------------------------------------------------
     def attach(self, deploy_id: str, *, ended: bool = False) -> None:
