@@ -101,3 +101,37 @@ async def test_a_young_fleet_says_how_much_baseline_a_deploy_would_get():
         service.series_start.clear()
         await pilot.press("r")
         await until(pilot, lambda: "baseline building" not in rendered(graph.query_one(".verdict")))
+
+
+@pilot_test
+async def test_bringing_the_metrics_tab_to_the_front_draws_its_plots_off_the_ui_thread(monkeypatch):
+    """A tab just brought to the front has no size yet: measured then, the worker drew the
+    plots at no size, and each was drawn again on the UI thread (~25 ms a graph, most of a
+    tab switch's time). They are measured after the layout, and drawn on the worker."""
+    import threading
+
+    import console.tui.panes.metrics as pane
+    import console.tui.widgets.metric_plot as plot
+
+    threads: list[str] = []
+    real = plot.draw
+
+    def draw(*args, **kwargs):
+        if args[0]:  # a plot with samples (the first render, before any, is cheap)
+            threads.append(threading.current_thread().name)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(plot, "draw", draw)
+    monkeypatch.setattr(pane, "draw", draw)
+    app = make_app(FakeService(hosts=20))
+    async with app.run_test(size=(100, 30)) as pilot:
+        plots = list(app.console_screen.query(MetricPlot))
+        for _ in range(2):
+            drawn = len(threads)
+            await pilot.press("3")
+            await until(pilot, lambda n=drawn + 3: len(threads) >= n)
+            await pilot.pause(0.2)
+            await pilot.press("1")
+            await pilot.pause(0.2)
+    assert "MainThread" not in threads, threads
+    assert all(p._drawn is not None and p._drawn.size.area for p in plots)

@@ -48,12 +48,19 @@ class MetricsPane(Pane):
             text.append(f"{MARKER_NAMES[kind]}   ")
         return text
 
-    def load(self, deploy_id: str | None) -> None:
+    def load(self, deploy_id: str | None, *, laid_out: bool = False) -> None:
         """Samples, deploy markers and the verdicts of `deploy_id` (default: the newest deploy),
-        fetched and drawn on a worker thread; nothing while this tab is not in front."""
+        fetched and drawn on a worker thread; nothing while this tab is not in front.
+
+        A tab just brought to the front has no size yet: the plots are measured after the
+        next layout, or the worker would draw them at no size and each would be drawn again
+        on the UI thread (~25 ms a graph, most of a tab switch's time)."""
         if not self.display:
             return
         plots = [graph.query_one(MetricPlot) for graph in self.query(MetricGraph)]
+        if not laid_out and any(not plot.size.area for plot in plots):
+            self.call_after_refresh(self.load, deploy_id, laid_out=True)
+            return
         self._load(deploy_id, [plot.size for plot in plots], plots[0].style if plots else None)
 
     @service_worker("metrics")
