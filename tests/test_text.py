@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from console.core.errors import ConsoleError
-from console.core.text import check_line, clean, local_time, printable, redact_urls, safe_url, short
+from console.core.text import check_line, clean, counted, local_time, printable, redact_urls, safe_url, short
 
 
 @pytest.mark.parametrize(
@@ -89,3 +89,7 @@ def test_a_time_no_clock_can_show():
     assert local_time(1e300) == "an unknown time"
     assert local_time(float("nan")) == "an unknown time"
     assert local_time(0, date=False)
+
+
+def test_a_count_says_its_noun_in_the_plural_only_when_it_is_not_one():
+    assert [counted(n, "commit") for n in (0, 1, 2)] == ["0 commits", "1 commit", "2 commits"]

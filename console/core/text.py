@@ -161,6 +161,11 @@ def short(revision: str | None, empty: str = "") -> str:
     return revision[:7] if revision else empty
 
 
+def counted(count: int, noun: str) -> str:
+    """`1 commit`, `2 commits`: a count with its noun (nouns whose plural is an s)."""
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
 def local_time(ts: float, *, date: bool = True) -> str:
     """`YYYY-MM-DD HH:MM:SS` in local time, the one way times are shown to people
     (`HH:MM:SS` with `date=False`, where the day goes without saying). A time no clock

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 
 from console.config.inventory import Host, Inventory, Timeouts
 from console.core.events import Event, Subscriber
-from console.core.text import censor, short
+from console.core.text import censor, counted, short
 from console.fleet import remote
 from console.fleet.connection import Connect, Connection, HostError, tail
 from console.pipeline.delivery import RSYNC, Delivery
@@ -186,7 +186,7 @@ def cleanup(run: Run, host: Host) -> tuple[int, str]:
         doomed += [f"assets/{p}" for p in survey.assets if p not in referenced]
     if doomed:
         connection.run(remote.remove(host.deploy_path, doomed), what="cleanup")
-    return 0, f"kept {len(kept)} releases, removed {len(doomed)} paths"
+    return 0, f"kept {counted(len(kept), 'release')}, removed {counted(len(doomed), 'path')}"
 
 
 # -- the table ---------------------------------------------------------------------------

@@ -17,7 +17,7 @@ from textual.widgets import RichLog, Static
 
 from console.core.events import LOCAL_PHASES, PHASES
 from console.core.progress import HostView
-from console.core.text import printable, short
+from console.core.text import counted, printable, short
 from console.tui.deploy_status import DeployStatus, Timing, current_chunk
 from console.tui.feed import FleetBatch
 from console.tui.format import plain
@@ -126,7 +126,9 @@ class FleetPane(Pane):
         text = Text(no_wrap=True, overflow="ellipsis")
         text.append(f"{status.deploy_id} ", style="bold")
         if s is not None:
-            text.append(f"{s.action} {short(s.revision, '-')} by {printable(s.user, 64)}, {s.commits} commits · ")
+            text.append(
+                f"{s.action} {short(s.revision, '-')} by {printable(s.user, 64)}, {counted(s.commits, 'commit')} · "
+            )
         text.append_text(status.text(now, colors))
         if s is not None and s.override:
             text.append(f"  override: {printable(s.override, 120)}", style=colors.attention)
