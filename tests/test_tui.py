@@ -22,20 +22,10 @@ from console.tui.widgets.fleet_legend import FleetLegend
 from console.tui.widgets.host_card import HostCard
 from console.tui.widgets.status_header import StatusHeader
 from console.tui.workers import failure_line
-from support.pilot import pilot_test, rendered, until
+from support.pilot import pilot_test, plan_shown, rendered, until
 from support.tui_fixtures import NOW, FakeService, LockInfo, cut_at, make_app, sample_queue, script_deploy
 
 pytestmark = pytest.mark.timeout(60)
-
-
-def plan_ready(app) -> bool:
-    """The deploy confirmation is open and shows its plan (it loads the preview itself)."""
-    return isinstance(app.screen, ConfirmDeploy) and bool(app.screen.query("#confirm"))
-
-
-async def plan_shown(pilot) -> None:
-    await until(pilot, lambda: plan_ready(pilot.app))
-    await pilot.pause(0.05)  # the focus moves to the button or the reason
 
 
 @pilot_test

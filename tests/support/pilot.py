@@ -30,3 +30,15 @@ async def until(pilot, condition, timeout: float = 10.0) -> None:
 def rendered(widget) -> str:
     """What a widget shows, as plain text."""
     return str(widget.render())
+
+
+def plan_ready(app) -> bool:
+    """The deploy confirmation is open and shows its plan (it loads the preview itself)."""
+    from console.tui.screens.confirm_deploy import ConfirmDeploy
+
+    return isinstance(app.screen, ConfirmDeploy) and bool(app.screen.query("#confirm"))
+
+
+async def plan_shown(pilot) -> None:
+    await until(pilot, lambda: plan_ready(pilot.app))
+    await pilot.pause(0.05)  # the focus moves to the button or the reason
