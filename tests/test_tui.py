@@ -23,7 +23,15 @@ from console.tui.widgets.host_card import HostCard
 from console.tui.widgets.status_header import StatusHeader
 from console.tui.workers import failure_line
 from support.pilot import pilot_test, plan_shown, rendered, until
-from support.tui_fixtures import NOW, FakeService, LockInfo, cut_at, make_app, sample_queue, script_deploy
+from support.tui_fixtures import (
+    NOW,
+    FakeService,
+    LockInfo,
+    grace_running,
+    make_app,
+    sample_queue,
+    script_deploy,
+)
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -133,10 +141,7 @@ async def test_engine_error_is_a_notification_not_a_traceback():
 @pilot_test
 async def test_attach_to_a_running_deploy():
     service = FakeService(hosts=200)
-    events = script_deploy("d-0099", service.host_names, "feedbeef" * 5, user="grace", t0=NOW - 30)
-    service.streams["d-0099"] = cut_at(events, 0.6)
-    service.live["d-0099"] = True
-    service.running = "d-0099"
+    grace_running(service, 0.6)
     app = make_app(service)
     async with app.run_test(size=(120, 40)) as pilot:
         screen = app.console_screen

@@ -26,8 +26,16 @@ from console.tui.screens.live_log import LiveLogScreen
 from console.tui.screens.lock import LockScreen
 from console.tui.widgets.console_footer import ConsoleFooter
 from console.tui.widgets.fleet_legend import FleetLegend
-from support.pilot import pilot_test, rendered, until
-from support.tui_fixtures import NOW, FakeService, LockInfo, cut_at, make_app, sample_queue, script_deploy
+from support.pilot import pilot_test, plan_ready, rendered, until
+from support.tui_fixtures import (
+    NOW,
+    FakeService,
+    LockInfo,
+    grace_running,
+    make_app,
+    sample_queue,
+    script_deploy,
+)
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -123,7 +131,7 @@ async def test_the_confirmation_offers_rolling_only_failed_and_a_dry_run():
     async with app.run_test(size=(120, 40)) as pilot:
         await queue_loaded(pilot)
         await pilot.press("d")
-        await until(pilot, lambda: isinstance(app.screen, ConfirmDeploy) and bool(app.screen.query("#confirm")))
+        await until(pilot, lambda: plan_ready(app))
         dialog = app.screen
         only = dialog.query_one("#only-failed", Checkbox)
         assert "Only the 2 failed hosts" in str(only.label)
@@ -148,7 +156,7 @@ async def test_only_failed_is_disabled_when_no_host_failed():
     async with app.run_test(size=(120, 40)) as pilot:
         await queue_loaded(pilot)
         await pilot.press("d")
-        await until(pilot, lambda: isinstance(app.screen, ConfirmDeploy) and bool(app.screen.query("#confirm")))
+        await until(pilot, lambda: plan_ready(app))
         assert app.screen.query_one("#only-failed", Checkbox).disabled
 
 
@@ -258,10 +266,7 @@ async def test_retry_with_no_failed_host_says_so():
 @pilot_test
 async def test_abort_a_running_deploy():
     service = FakeService(hosts=40)
-    events = script_deploy("d-0099", service.host_names, "feedbeef" * 5, user="grace", t0=NOW - 30)
-    service.streams["d-0099"] = cut_at(events, 0.4)
-    service.live["d-0099"] = True
-    service.running = "d-0099"
+    grace_running(service, 0.4)
     app = make_app(service)
     async with app.run_test(size=(120, 40)) as pilot:
         screen = app.console_screen
@@ -436,7 +441,7 @@ async def test_a_dialog_shows_its_own_keys_in_its_footer():
     async with app.run_test(size=(120, 40)) as pilot:
         await queue_loaded(pilot)
         await pilot.press("d")
-        await until(pilot, lambda: isinstance(app.screen, ConfirmDeploy) and bool(app.screen.query("#confirm")))
+        await until(pilot, lambda: plan_ready(app))
         dialog = app.screen
         assert "Cancel" in rendered(dialog.query_one(ConsoleFooter))
         shown = {b.binding.description for b in dialog.active_bindings.values() if b.binding.show}

@@ -19,18 +19,9 @@ from console.tui.widgets.history_table import HistoryTable
 from console.tui.widgets.queue_table import QueueTable
 from console.tui.widgets.status_header import StatusHeader
 from support.pilot import pilot_test, rendered, until
-from support.tui_fixtures import NOW, FakeService, cut_at, make_app, script_deploy
+from support.tui_fixtures import NOW, FakeService, cut_at, grace_running, make_app, script_deploy
 
 pytestmark = pytest.mark.timeout(60)
-
-
-def running(service: FakeService, fraction: float = 0.4) -> str:
-    """A deploy by grace, `fraction` through, still running; returns its id."""
-    events = script_deploy("d-0099", service.host_names, "feedbeef" * 5, user="grace", t0=NOW - 30)
-    service.streams["d-0099"] = cut_at(events, fraction)
-    service.live["d-0099"] = True
-    service.running = "d-0099"
-    return "d-0099"
 
 
 def line(app) -> str:
@@ -61,7 +52,7 @@ def test_the_current_chunk_is_the_first_with_a_host_not_through_the_phase():
 @pilot_test
 async def test_the_deploy_line_ticks_every_second_with_its_chunk_and_time_left():
     service = FakeService(hosts=200)
-    running(service)
+    grace_running(service)
     app = make_app(service)
     async with app.run_test(size=(160, 45)) as pilot:
         screen = app.console_screen
@@ -129,7 +120,7 @@ async def test_a_reopened_console_shows_the_last_deploy():
 @pilot_test
 async def test_quitting_mid_deploy_leaves_it_running_and_says_how_to_see_it_again():
     service = FakeService(hosts=20)
-    deploy_id = running(service)
+    deploy_id = grace_running(service)
     app = make_app(service)
     async with app.run_test(size=(120, 40)) as pilot:
         await until(pilot, lambda: app.console_screen.events == len(service.streams[deploy_id]))

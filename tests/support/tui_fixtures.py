@@ -292,6 +292,15 @@ def cut_at(events: list[Event], fraction: float) -> list[Event]:
     return events[: int(len(events) * fraction)]
 
 
+def grace_running(service: FakeService, fraction: float = 0.4) -> str:
+    """A deploy by grace (d-0099), `fraction` through, still running; returns its id."""
+    events = script_deploy("d-0099", service.host_names, "feedbeef" * 5, user="grace", t0=NOW - 30)
+    service.streams["d-0099"] = cut_at(events, fraction)
+    service.live["d-0099"] = True
+    service.running = "d-0099"
+    return "d-0099"
+
+
 class FakeService:
     """Deterministic stand-in for `console.service`; every method is blocking like the real one."""
 

@@ -36,8 +36,8 @@ class QueueTable(DataTable):
     ]
 
     @dataclass
-    class ChangeHighlighted(Message):
-        """The cursor is on a commit; `included` is what a deploy of it would ship."""
+    class _About(Message):
+        """A message about a commit; `included` is what a deploy of it would ship."""
 
         table: QueueTable
         change: Change
@@ -47,17 +47,11 @@ class QueueTable(DataTable):
         def control(self) -> QueueTable:
             return self.table
 
-    @dataclass
-    class ChangeChosen(Message):
+    class ChangeHighlighted(_About):
+        """The cursor is on a commit."""
+
+    class ChangeChosen(_About):
         """Enter on a commit: open its detail."""
-
-        table: QueueTable
-        change: Change
-        included: list[Change]
-
-        @property
-        def control(self) -> QueueTable:
-            return self.table
 
     def __init__(self, *, name: str | None = None, id: str | None = None, classes: str | None = None) -> None:
         super().__init__(name=name, id=id, classes=classes, cursor_type="row", zebra_stripes=True)
