@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from console.core.events import HostDone, HostOutput
+from console.core.events import HostDone, HostOutput, HostProgress
 from support.fleet import DEPLOY_PATH, Fleet, Killer, Recorder, deploy, make_fleet, random_text
 
 pytestmark = pytest.mark.lab
@@ -122,7 +122,7 @@ def test_the_change_goes_in_one_command_and_the_release_ends_as_rsync_leaves_it(
         assert fleet.sh(host, f"cd {DEPLOY_PATH}/assets && find . -name '.incoming-*'") == ""
 
 
-def test_a_host_not_at_the_live_release_as_built_gets_rsync(fleet):
+def test_a_host_not_at_the_live_release_as_built_gets_rsync_after_the_others(fleet):
     one, two, three, four = fleet.hosts
     assert deploy(fleet.inventory(), override=None).result == "ok"  # every host at one release
     live = fleet.current(one)
@@ -131,9 +131,18 @@ def test_a_host_not_at_the_live_release_as_built_gets_rsync(fleet):
     fleet.sh(three, f"cd {DEPLOY_PATH} && ln -sfn releases/{previous} current")
     sha = fleet.change("fallback")
     rec = Recorder()
-    done = deploy(fleet.inventory(), recorder=rec, override=None)
+    done = deploy(fleet.inventory(chunk_size=2), recorder=rec, override=None)
     assert done.result == "ok", done
     assert staged_by(rec) == {one: "delta", two: "rsync", three: "rsync", four: "delta"}
+    # the one command goes to every host at once, chunks or not; the rsyncs after it, a chunk at a time
+    order = [
+        (type(e).__name__, e.host)
+        for e in rec.events
+        if isinstance(e, (HostProgress, HostDone)) and e.phase == "sync-assets"
+    ]
+    assert {host for _, host in order[:4]} == set(fleet.hosts) and {k for k, _ in order[:4]} == {"HostProgress"}
+    done_at = {host: i for i, (kind, host) in enumerate(order) if kind == "HostDone"}
+    assert max(done_at[one], done_at[four]) < min(done_at[two], done_at[three])
     why = {
         e.host: e.lines[0] for e in rec.of(HostOutput) if e.phase == "sync-assets" and e.lines[0].startswith("fallback")
     }

@@ -2,9 +2,11 @@
 
 Hosts are split into chunks; a chunk's hosts run in parallel, chunks run one after
 another (Deployinator's "rsync in chunks of 10 hosts at a time"), which bounds the
-parallelism over SSH. A phase whose commands move no bytes may run `WIDE` hosts at once. Each host's step runs under a time limit; a host whose step
-raises, times out or hangs is a failure with a reason, never a crash or a hung deploy.
-Between chunks is a safe point: a stop request (Ctrl-C) takes effect there.
+parallelism over SSH. A phase whose commands move no bytes (or a few KiB) may run `WIDE`
+hosts at once. Each host's step runs under a time limit; a host whose step raises, times
+out or hangs is a failure with a reason, never a crash or a hung deploy. A step may also
+put a host off (`Later`): it is neither ok nor failed, and the caller runs it again in a
+pass of its own. Between chunks is a safe point: a stop request (Ctrl-C) takes effect there.
 """
 
 from __future__ import annotations
@@ -24,12 +26,19 @@ class Stopped(Exception):
     """A stop was requested and the fanout reached a safe point."""
 
 
+class Later(Exception):
+    """A step cannot do this host in this pass (a wide pass that found the host needs a
+    transfer, which runs a chunk at a time): the host is recorded in `Outcome.later`,
+    with no event, and none of its later steps run."""
+
+
 @dataclass
 class Outcome:
     """Which hosts a phase left ok and which failed (host name -> HostFailed)."""
 
     ok: list[Host] = field(default_factory=list)
     failed: dict[str, HostFailed] = field(default_factory=dict)
+    later: list[Host] = field(default_factory=list)  # put off by its step (`Later`)
 
 
 def chunked(hosts: Sequence[Host], size: int) -> list[list[Host]]:
@@ -107,6 +116,10 @@ class Fanout:
             with self._lock:
                 if current.get(host.name) != index:
                     return  # the backstop failed this host meanwhile
+                if result is None:
+                    del current[host.name]
+                    outcomes[phase].later.append(host)
+                    return
                 self._record(phase, host, elapsed, result, outcomes[phase])
                 if isinstance(result, HostError) or index == len(steps) - 1:
                     del current[host.name]
@@ -114,11 +127,14 @@ class Fanout:
                 current[host.name] = index + 1
 
     @staticmethod
-    def _timed(step: Step, host: Host) -> tuple[float, tuple[int, str] | HostError]:
+    def _timed(step: Step, host: Host) -> tuple[float, tuple[int, str] | HostError | None]:
+        """How long the step took, and its result (None: `Later`)."""
         t0 = time.monotonic()
         try:
             result = step(host) or (0, "")
             return time.monotonic() - t0, result
+        except Later:
+            return time.monotonic() - t0, None
         except HostError as exc:
             return time.monotonic() - t0, exc
         except Exception as exc:  # noqa: BLE001 - a bug in a step must not take the fleet down with it

@@ -26,6 +26,7 @@ from console.config.inventory import Host
 from console.core.errors import ConsoleError
 from console.fleet import remote
 from console.fleet.connection import HostError
+from console.fleet.fanout import Later
 from console.pipeline.delta import MAX_COMMAND, Delta, NotADelta, delta
 from console.trunk.build import stored_build
 
@@ -98,18 +99,25 @@ class DeltaDelivery:
 
     The command stages the code too (one tar, the assets first): `assets` keeps the
     code's outcome, and `code`, which the fanout runs right after on the same host,
-    reports it."""
+    reports it. `wide` (a staging pass over every host at once): a host that needs rsync
+    is put off (`Later`) and rsynced when it comes again, in a pass a chunk at a time."""
 
     def __init__(self, change: Delta) -> None:
         self.change = change
+        self.wide = False
         self._code: dict[str, tuple[int, str] | HostError] = {}  # host -> its code's outcome
         self._by_rsync: set[str] = set()  # hosts not at the live release as built
 
     def _rsync(self, run: Run, host: Host) -> tuple[int, str]:
+        first = host.name not in self._by_rsync
         self._by_rsync.add(host.name)
+        if self.wide and first:
+            raise Later
         return RSYNC.assets(run, host)
 
     def assets(self, run: Run, host: Host) -> tuple[int, str]:
+        if host.name in self._by_rsync:  # put off in the wide pass
+            return self._rsync(run, host)
         change = self.change
         command = remote.stage(
             host.deploy_path,

@@ -48,7 +48,7 @@ from console.fleet.connection import Connect
 from console.fleet.fanout import WIDE, Fanout, Outcome, Stopped, chunked
 from console.fleet.transport import HostLink
 from console.pipeline import dry_run
-from console.pipeline.delivery import RSYNC, choose
+from console.pipeline.delivery import RSYNC, DeltaDelivery, choose
 from console.pipeline.distribute import distribute
 from console.pipeline.plan import DeployRequest, Plan, plan_deploy, plan_over
 from console.pipeline.steps import ACTIVATION, STEPS, Run, has_release
@@ -345,7 +345,9 @@ class Pipeline:
 
     def _stage(self, run: Run, fan: Fanout, hosts: list[Host]) -> list[Host]:
         """sync-assets then sync-code on each host of a chunk, chunk by chunk; returns the
-        hosts that have both.
+        hosts that have both. A delivery of a few KiB a host (`DeltaDelivery`) stages every
+        host at once (`WIDE`): the chunk bounds the bytes in flight, and these are few. The
+        hosts it must rsync instead, it puts off to a second pass, a chunk at a time.
 
         A host's code follows its own assets at once, without waiting for the rest of the
         fleet's: staged code is not live code. What the assets-first order needs is that no
@@ -353,6 +355,7 @@ class Pipeline:
         host that failed its assets gets no code; `_activate` starts only after the last
         chunk. Past the failure budget, staging stops and no host is switched."""
         deploy_id, inv, phases = run.plan.deploy_id, self.inventory, ("sync-assets", "sync-code")
+        planned = hosts
         outcomes = {phase: Outcome() for phase in phases}
         steps = [(phase, STEPS[phase].bind(run, phase), STEPS[phase].limit(inv.timeouts)) for phase in phases]
         t0 = time.monotonic()
@@ -362,20 +365,27 @@ class Pipeline:
             outcomes["sync-assets"].failed.update(distribute(run, hosts, self._live_build()))
             _mark(run, outcomes["sync-assets"])
             hosts = [h for h in hosts if h.name not in run.failed]
-        for index, chunk in enumerate(chunked(hosts, inv.chunk_size)):
-            if index and self.stop.is_set():
-                raise Stopped("sync-assets")
-            fan.run_steps(chunk, steps, outcomes)
-            for outcome in outcomes.values():
-                _mark(run, outcome)
-            if len(run.failed) > run.plan.allowed_failures:
-                break
+        width = inv.chunk_size
+        if isinstance(run.delivery, DeltaDelivery):  # a few KiB a host: every host at once, and
+            run.delivery.wide, width = True, WIDE  # the hosts it puts off (rsync) after, a chunk at a time
+        passes = 0
+        while hosts and len(run.failed) <= run.plan.allowed_failures:
+            for index, chunk in enumerate(chunked(hosts, width)):
+                if (index or passes) and self.stop.is_set():
+                    raise Stopped("sync-assets")
+                fan.run_steps(chunk, steps, outcomes)
+                for outcome in outcomes.values():
+                    _mark(run, outcome)
+                if len(run.failed) > run.plan.allowed_failures:
+                    break
+            hosts, outcomes["sync-assets"].later = outcomes["sync-assets"].later, []
+            width, passes = inv.chunk_size, passes + 1
         for phase, outcome in outcomes.items():
             ok, failed = len(outcome.ok), len(outcome.failed)
             self.emit(PhaseDone(deploy_id, phase=phase, ok=ok, failed=failed, seconds=round(time.monotonic() - t0, 3)))
         _check_failures(run, "sync-code" if outcomes["sync-code"].failed else "sync-assets", activated=False)
         staged = {h.name for h in outcomes["sync-code"].ok}
-        return [h for h in hosts if h.name in staged]
+        return [h for h in planned if h.name in staged]
 
     def _naive(self, run: Run, fan: Fanout) -> None:
         """Every chunk on its own: assets, code and switch per chunk (the unsafe order)."""
