@@ -7,7 +7,8 @@
 The app holds what every screen shares: the service, the clock and the intervals, the
 styles (`console.tcss`) and the theme (`console.tui.theme`), the one place a failed
 worker is shown to the person (`on_worker_state_changed`), the console's own commands in
-the command palette (the main screen's bindings, by name), and where a screenshot goes. Screens and widgets that need
+the command palette (the main screen's bindings, by name), when garbage is collected
+(`console.tui.collector`), and where a screenshot goes. Screens and widgets that need
 these declare `app = getters.app(ConsoleApp)` for the type checker.
 """
 
@@ -18,6 +19,7 @@ import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
+from textual import events
 from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.screen import Screen
@@ -25,6 +27,7 @@ from textual.worker import Worker, WorkerState
 
 from console.tui import textual_fixes
 from console.tui.backend import ConsoleService
+from console.tui.collector import Collector
 from console.tui.screens.console import ConsoleScreen
 from console.tui.theme import DEFAULT_PALETTE, THEME
 from console.tui.workers import failure_line
@@ -64,10 +67,24 @@ class ConsoleApp(App[None]):
         self.metrics_interval = metrics_interval
         self.metrics_window = metrics_window
         self.title = f"deploy console: {service.environment}"
+        self.collector = Collector()
         if "TEXTUAL_ANIMATIONS" not in os.environ:
             # No animations unless asked for: the tabs' sliding underline alone made every tab
             # switch 20 frames of repaint (a third of its cost), and over SSH each frame is sent.
             self.animation_level = "none"
+
+    def on_mount(self) -> None:
+        """Garbage is collected while the person pauses (console/tui/collector.py)."""
+        self.call_after_refresh(self.collector.start)
+        self.set_interval(0.25, self.collector.tick)
+
+    def on_unmount(self) -> None:
+        self.collector.stop()
+
+    async def on_event(self, event: events.Event) -> None:
+        if isinstance(event, events.InputEvent):
+            self.collector.input()
+        await super().on_event(event)
 
     def get_theme_variable_defaults(self) -> dict[str, str]:
         """The console's colours, for a theme that does not set them."""
