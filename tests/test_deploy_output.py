@@ -80,6 +80,16 @@ def test_output_is_bounded_per_host_and_phase():
     assert events[1].lines == ("\\x1b[2Jcleared?",)  # printable, never raw
 
 
+def test_a_hosts_own_secrets_are_censored_from_its_output_only():
+    events = []
+    log = OutputLog("d-1", events.append, secrets=["run-secret"])
+    log.hide("web001", ["f00d" * 16])
+    log.write("web001", "sync-assets", [f"got {'f00d' * 16} and run-secret"])
+    log.write("web002", "sync-assets", ["run-secret"])
+    assert [e.lines for e in events] == [("got *** and ***",), ("***",)]
+    assert log.secrets_of("web002") == ("run-secret",)
+
+
 def test_censor():
     assert censor("PASSWORD=x y") == "PASSWORD=*** y"
     assert censor("Authorization: Bearer abc.def") == "Authorization: Bearer ***"

@@ -16,6 +16,7 @@ Host layout (Capistrano's, with content-hashed assets beside it):
 
 from __future__ import annotations
 
+import hashlib
 import math
 import re
 import shlex
@@ -247,6 +248,10 @@ TREE_BLOCK = 8192
 TREE_SETUP, TREE_LISTEN, TREE_NO_GO = 3, 4, 5
 #: Where the tree leaves what a host received, checked or not, until its part ends.
 TREE_INCOMING = ".incoming"
+#: The characters of a link's token (hex): what a stream from host to host begins with.
+TREE_TOKEN = 64
+#: What `sha256sum` says of an empty stream: nothing came (no refusal to report).
+_NOTHING = hashlib.sha256(b"").hexdigest()
 
 
 @dataclass(frozen=True)
@@ -261,19 +266,41 @@ class TreeRole:
     children: tuple[str, ...]
 
 
+def tree_keys(roles: Sequence[TreeRole], address: str, tokens: Mapping[tuple[int, str], str]) -> bytes:
+    """What `tree_receive` reads first on stdin, for the host at `address`: per stripe in
+    `roles`' order, the SHA-256 of the token its parent's stream must begin with (a parent
+    is fed), then the token each child's stream begins with. `tokens` holds the deploy's
+    tokens, one per link: (stripe, the receiving host's address) -> token."""
+    lines = []
+    for role in roles:
+        if role.parent is not None:
+            lines.append(hashlib.sha256(tokens[role.stripe, address].encode()).hexdigest())
+        lines += [tokens[role.stripe, child] for child in role.children]
+    return "".join(f"{line}\n" for line in lines).encode()
+
+
 def tree_receive(deploy_path: str, roles: list[TreeRole], *, sums: int, stall: float, patience: float) -> str:
     """One host's whole part in the tree, as one script (`Connection.stream`):
 
-    1. reads `sums` bytes of checksums from stdin, and starts an mbuffer per stripe that a
+    1. reads its links' keys from stdin (`tree_keys`: the digest of each token it is to
+       receive, the token of each child's stream; shell variables, never a file or an
+       argument), then `sums` bytes of checksums; starts an mbuffer per stripe that a
        parent sends it, listening on the stripe's port for that parent's address only; says
        "listening" once each listens;
     2. waits for "go" on stdin (every host listens by then), then starts one mbuffer per
        child, each buffering what it relays (a stalled child never holds up its siblings);
        a stripe the push host sends comes on stdin after the "go";
-    3. once every stripe has ended, says how much of each came, unpacks each (a stripe is
-       an archive of its own; a file cut short fails its check), checks every file against the sums, and hard-links into the assets
-       directory only the files the sums name and that match them (never over an asset the
-       host has: a name appears whole or not at all). Then nothing of the tree is left.
+    3. keeps a stripe from a parent only if it begins with its link's token: the first
+       `TREE_TOKEN` bytes go straight into `sha256sum`, whose answer must be the key's
+       (digests compared, so the comparison tells nothing of the token), and only then
+       are the rest written to disk and to the children, each child's stream begun with its
+       own link's token; a stream without it is refused (its listener ends at its next
+       write) and is neither kept nor relayed;
+    4. once every stripe has ended, says how much of each came, unpacks each (a stripe is
+       an archive of its own; a file cut short fails its check), checks every file against
+       the sums, and hard-links into the assets directory only the files the sums name and
+       that match them (never over an asset the host has: a name appears whole or not at
+       all). Then nothing of the tree is left.
 
     An mbuffer gives up after `stall` seconds without a byte moving on the network (a dead
     parent, a cut child), or `patience` seconds without any progress at all: no receiver
@@ -287,6 +314,13 @@ def tree_receive(deploy_path: str, roles: list[TreeRole], *, sums: int, stall: f
         "exec 3<&0",
         "pids=''",
         f"trap 'kill $pids 2>/dev/null; rm -rf {i}' EXIT",
+    ]
+    for role in roles:
+        j = role.stripe
+        if role.parent is not None:
+            lines.append(f"read -r want{j} <&3 || exit {TREE_SETUP}")
+        lines += [f"read -r key{j}_{c} <&3 || exit {TREE_SETUP}" for c in range(len(role.children))]
+    lines += [
         f"rm -rf {i} && mkdir -p {i} && cd {i} || exit {TREE_SETUP}",
         f"dd bs={sums} count=1 iflag=fullblock of=sums status=none <&3 || exit {TREE_SETUP}",
     ]
@@ -294,11 +328,18 @@ def tree_receive(deploy_path: str, roles: list[TreeRole], *, sums: int, stall: f
     lines.append(f": > {parts.replace(' ', ' && : > ')}")
     for role in roles:
         j = role.stripe
-        if role.children:
-            lines.append("mkfifo " + " ".join(f"o{j}.{c}" for c in range(len(role.children))))
+        fifos = " ".join(f"o{j}.{c}" for c in range(len(role.children)))
+        if fifos:
+            lines.append(f"mkfifo {fifos}")
         if role.parent is not None:
+            keep = f"tee -p {fifos} >p{j}" if fifos else f"cat >p{j}"
+            refused = q(f"stripe {j + 1}: refused what {role.parent} sent: it does not begin with this deploy's token")
             lines.append(
-                f'mbuffer {opts} -m 1M -I {q(role.parent)}:{role.port}{_outputs(role)} 2>e{j} & r{j}=$! pids="$pids $!"'
+                f"mbuffer {opts} -m 1M -I {q(role.parent)}:{role.port} -o - 2>e{j} | {{"
+                f" got=$(dd bs={TREE_TOKEN} count=1 iflag=fullblock status=none | sha256sum);"
+                f' [ "$got" = "$want{j}  -" ] && exec {keep};'
+                f' [ "$got" = "{_NOTHING}  -" ] || echo {refused}; }}'
+                f' & r{j}=$! pids="$pids $!"'
             )
     for role in roles:
         if role.parent is None:
@@ -323,8 +364,8 @@ def tree_receive(deploy_path: str, roles: list[TreeRole], *, sums: int, stall: f
             # held open from before the relay starts, is drained to the end
             buffer = min(max(1 << 20, role.size + (1 << 16)), 64 << 20)
             lines.append(
-                f"{{ mbuffer {opts} -m {buffer} -i - -O {q(child)}:{role.port} <&5 2>e{j}.{c}"
-                f" || {{ tail -n 1 e{j}.{c} >f{j}.{c}; cat <&5 >/dev/null; }}; }} 5<o{j}.{c} & "
+                f'{{ {{ printf %s "$key{j}_{c}"; cat <&5; }} | mbuffer {opts} -m {buffer} -i - -O {q(child)}:{role.port}'
+                f" 2>e{j}.{c} || {{ tail -n 1 e{j}.{c} >f{j}.{c}; cat <&5 >/dev/null; }}; }} 5<o{j}.{c} & "
                 f's{j}{c}=$! pids="$pids $!"'
             )
         if role.parent is None:

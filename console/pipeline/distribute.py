@@ -11,9 +11,19 @@ Debian). Every host takes part at once, each through one command on its open con
 1. every host starts its receivers, each listening for its parent's address only, and says
    "listening"; the push host waits for all of them (or `timeouts.connect` twice over);
 2. it says "go" to every host, which starts its relays, and sends each stripe to its root;
-3. each host says what it received, checks every file against the push host's checksums
-   (sent over its own SSH connection) and links into its assets directory only the files
-   that match: a peer cannot hand it an altered or an extra file.
+3. each host keeps a stream from a peer only if it begins with its link's token, says what
+   it received, checks every file against the push host's checksums (sent over its own SSH
+   connection) and links into its assets directory only the files that match: a peer
+   cannot hand it an altered or an extra file.
+
+The tokens: every link of the trees (a stripe, the host it feeds) gets a fresh random token
+per deploy (`secrets`). Over its own SSH connection's stdin, with the checksums, each host
+is given the SHA-256 of the token each of its streams must begin with and the tokens of the
+streams it sends: nothing else holds them, no command line, file or log line (the run's
+output is censored with them all the same). A stream that does not begin with its token
+(a sender at the parent's address without it, or another deploy's) is refused before a
+byte of it is kept or relayed, and the host is staged by rsync; a token seen on one link
+opens no other, and none outlives the pass: they live in the hosts' shells and pipes only.
 
 Then the staging runs as in every deploy, chunk by chunk: rsync finds the assets the tree
 brought in place (`--ignore-existing`) and sends what it did not bring (a relay that died,
@@ -31,6 +41,7 @@ more than it saves.
 from __future__ import annotations
 
 import re
+import secrets
 import threading
 import time
 from collections.abc import Iterator
@@ -38,6 +49,7 @@ from dataclasses import dataclass
 
 from console.config.inventory import Host
 from console.core.events import HostFailed, HostProgress, Notice
+from console.core.text import censor
 from console.fleet import remote
 from console.fleet.connection import HostError
 from console.fleet.tree import STRIPES, Tree, plan_tree
@@ -49,6 +61,7 @@ from console.trunk.build import Build
 TREE_MIN = 256 << 10
 _STRIPE_LINE = re.compile(r"^stripe (\d+): (\d+) of (\d+) bytes$")
 _ENDED_LINE = re.compile(r"^stripe \d+: ended$")
+_REFUSED_LINE = re.compile(r"^stripe \d+: refused ")
 
 
 @dataclass
@@ -58,6 +71,7 @@ class Part:
     host: Host
     listening: bool = False
     received: int = 0  # bytes of the stripes that came whole
+    refused: bool = False  # a stream came without its link's token
 
 
 class Distribution:
@@ -69,6 +83,15 @@ class Distribution:
         self.payload = payload
         self.tree: Tree = plan_tree(hosts)
         self.parts = {h.name: Part(h) for h in hosts}
+        #: (stripe, the fed host's address) -> the token its stream begins with
+        self.tokens = {
+            (feed.stripe, host.address): secrets.token_hex(remote.TREE_TOKEN // 2)
+            for host in hosts
+            for feed in self.tree.feeds(host)
+            if feed.parent is not None
+        }
+        for host in hosts:  # what a host could print of them is censored from its output
+            run.output.hide(host.name, self._known_to(host))
         self.failed: dict[str, HostFailed] = {}
         self._go = threading.Event()
         self._changed = threading.Condition()
@@ -92,10 +115,18 @@ class Distribution:
         for thread in threads:
             thread.join()
 
+    def _known_to(self, host: Host) -> list[str]:
+        """The tokens of the links into and out of `host`."""
+        return [
+            self.tokens[feed.stripe, h.address]
+            for feed in self.tree.feeds(host)
+            for h in ([host] if feed.parent else []) + list(feed.children)
+        ]
+
     def _feed(self, host: Host) -> Iterator[bytes]:
-        """The host's stdin: the checksums, then (once every host listens) "go", then the
-        stripe it roots, if any."""
-        yield self.payload.sums
+        """The host's stdin: its links' keys and the checksums, then (once every host
+        listens) "go", then the stripe it roots, if any."""
+        yield remote.tree_keys(self._roles(host), host.address, self.tokens) + self.payload.sums
         self._go.wait()
         yield b"go\n"
         for role in self._roles(host):
@@ -137,6 +168,7 @@ class Distribution:
                     self._changed.notify_all()
                 return
             said.append(line)
+            part.refused |= bool(_REFUSED_LINE.match(line))
             match = _STRIPE_LINE.match(line)
             if match and match.group(2) == match.group(3):
                 part.received += int(match.group(2))
@@ -170,8 +202,11 @@ class Distribution:
                     deploy_id,
                     phase="sync-assets",
                     host=host.name,
-                    message=f"tree: {_size(part.received)} of {_size(self.payload.size)} in {seconds:.1f} s; "
-                    + "; ".join(line for line in said if not (_STRIPE_LINE.match(line) or _ENDED_LINE.match(line))),
+                    message=censor(
+                        f"tree: {_size(part.received)} of {_size(self.payload.size)} in {seconds:.1f} s; "
+                        + "; ".join(line for line in said if not (_STRIPE_LINE.match(line) or _ENDED_LINE.match(line))),
+                        run.output.secrets_of(host.name),
+                    ),
                     bytes=part.received,
                 )
             )
@@ -188,11 +223,13 @@ class Distribution:
     def summary(self, seconds: float) -> str:
         whole = sum(1 for p in self.parts.values() if p.received == self.payload.size)
         rest = len(self.hosts) - whole - len(self.failed)
+        refused = sum(p.refused for p in self.parts.values())
         return (
             f"tree: {_size(self.payload.size)} of new assets ({self.payload.files} files) to {len(self.hosts)} hosts "
             f"in {seconds:.1f} s, {STRIPES} stripes, {self.tree.depth} levels: {whole} whole"
             + (f", {rest} partly (rsync sends the rest)" if rest else "")
             + (f", {len(self.failed)} failed" if self.failed else "")
+            + (f"; {refused} refused a stream without its link's token" if refused else "")
         )
 
 

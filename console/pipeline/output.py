@@ -39,13 +39,24 @@ class OutputLog:
         self.deploy_id = deploy_id
         self.emit = emit
         self.secrets = tuple(s for s in secrets if s)
+        self._hidden: dict[str, tuple[str, ...]] = {}
         self._lines: Counter[tuple[str, str]] = Counter()
         self._dropped: Counter[tuple[str, str]] = Counter()
         self._lock = threading.Lock()
 
+    def hide(self, host: str, values: Iterable[str]) -> None:
+        """Censor `values` too from what `host` prints: secrets only that host was given (the
+        tree's tokens), so a fleet's worth of them costs each line only its own host's."""
+        self._hidden[host] = (*self._hidden.get(host, ()), *(v for v in values if v))
+
+    def secrets_of(self, host: str) -> tuple[str, ...]:
+        """What is censored from `host`'s output: the run's secrets and the host's own."""
+        return self.secrets + self._hidden.get(host, ())
+
     def write(self, host: str, phase: str, lines: Iterable[str]) -> None:
         """Log `lines` of `host` in `phase` (one event), within the phase's budget."""
-        clean = [printable(censor(line, self.secrets), LINE_WIDTH) for line in lines]
+        secrets = self.secrets_of(host)
+        clean = [printable(censor(line, secrets), LINE_WIDTH) for line in lines]
         key = (host, phase)
         with self._lock:
             room = max(0, LINES_PER_PHASE - self._lines[key])
@@ -80,8 +91,9 @@ class Echo:
         self.log.write(self.host, self.phase(), lines)
 
     def _failed(self, exc: HostError) -> None:
-        exc.reason = censor(exc.reason, self.log.secrets)
-        exc.output = censor(exc.output, self.log.secrets)
+        secrets = self.log.secrets_of(self.host)
+        exc.reason = censor(exc.reason, secrets)
+        exc.output = censor(exc.output, secrets)
         self._write([*exc.output.splitlines(), f"✘ {exc.reason}"])
 
     def run(

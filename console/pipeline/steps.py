@@ -219,7 +219,7 @@ class PhaseStep:
             run.working[host.name] = phase
             try:
                 sent, message = self.step(run, host)  # a message may quote output: censor it too
-                return sent, censor(message, run.output.secrets)
+                return sent, censor(message, run.output.secrets_of(host.name))
             finally:
                 run.output.phase_done(host.name, phase)
 
