@@ -17,15 +17,16 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from console.config.inventory import Inventory, KeyMetric, load_inventory
+from console.config.inventory import Host, Inventory, KeyMetric, load_inventory
 from console.core.errors import ConsoleError
 from console.core.events import Event, WatchVerdict
 from console.core.text import printable
 from console.metrics.backends import source_for
+from console.pipeline.dry_run import tree_lines
 from console.pipeline.plan import DeployRequest
 from console.session.abort import abort
 from console.session.detach import start_detached, start_detached_switch
@@ -71,6 +72,11 @@ class Preview:
     allowed_failures: int
     failed_hosts: tuple[str, ...] = ()
     """The hosts that failed last time and have not caught up: what "only failed" deploys to."""
+    tree: tuple[str, ...] = ()
+    """With `strategy: tree`, who feeds whom, as --dry-run says it (`dry_run.tree_lines`);
+    empty otherwise. Host names in it are the inventory's, shown as text."""
+    tree_failed: tuple[str, ...] = ()
+    """The same over the failed hosts only."""
 
 
 @dataclass(frozen=True)
@@ -156,6 +162,8 @@ class EngineService:
         changes = included(self.queue(), sha)
         inv = self.inventory
         n = len(inv.hosts)
+        failed = self.failed_hosts()
+        by_name = {h.name: h for h in inv.hosts}
         position = position_refusal(self._queue_for(changes[-1].sha), on_branch=True, branch=inv.branch)
         return Preview(
             target=changes[-1],
@@ -168,8 +176,15 @@ class EngineService:
             strategy=inv.strategy,
             rolling=rolling,
             allowed_failures=inv.allowed_failures(n),
-            failed_hosts=tuple(self.failed_hosts()),
+            failed_hosts=tuple(failed),
+            tree=self._tree(inv.hosts),
+            tree_failed=self._tree([by_name[f] for f in failed if f in by_name]),  # in --only failed's order
         )
+
+    def _tree(self, hosts: Sequence[Host]) -> tuple[str, ...]:
+        """Who feeds whom over `hosts`, with `strategy: tree`."""
+        inv = self.inventory
+        return tuple(tree_lines(hosts, inv.tree_port)) if inv.strategy == "tree" else ()
 
     def _request(self, sha: str, override: str | None, rolling: bool, only_failed: bool) -> DeployRequest:
         hosts = only_hosts(self.inventory, self.session.history, "failed" if only_failed else None)

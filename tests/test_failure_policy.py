@@ -18,8 +18,10 @@ from console.core.errors import ConsoleError
 from console.core.events import DeployDone, Notice
 from console.fleet.tree import plan_tree
 from console.pipeline.delivery import ASSETS_RSYNC, CODE_RSYNC
+from console.pipeline.dry_run import tree_lines
 from console.pipeline.plan import DeployRequest
 from console.pipeline.run import Pipeline
+from console.service import EngineService
 from console.session.runs import only_hosts, run_deploy
 from console.state.history import History
 from support.fake_fleet import HOSTS, USER, FakeFleet, deploy, inventory, shop_trunk
@@ -321,9 +323,20 @@ def test_the_dry_run_shows_who_feeds_whom_with_strategy_tree(tmp_path, trunk):
     inv = inventory(tmp_path, trunk, strategy="tree")
     pipeline = Pipeline(inv, Recorder(), connect=FakeFleet().connect)
     text = pipeline.describe(pipeline.plan(DeployRequest(user=USER)))
-    assert "strategy tree: a change of more than 256 KiB of new assets" in text
+    assert "tree: 2 stripes of 4 levels, for a change of more than 256 KiB of new assets" in text
     for line in plan_tree(inv.hosts).describe():
         assert line in text
+
+
+def test_the_deploy_dialogs_preview_has_the_dry_runs_tree(tmp_path, trunk):
+    inv = inventory(tmp_path, trunk, strategy="tree")
+    preview = EngineService(inv, USER).preview(trunk.head())
+    assert preview.tree == tuple(tree_lines(inv.hosts, inv.tree_port))
+    pipeline = Pipeline(inv, Recorder(), connect=FakeFleet().connect)
+    text = pipeline.describe(pipeline.plan(DeployRequest(user=USER)))
+    assert all(line in text for line in preview.tree)  # one source: dry_run.tree_lines
+    assert preview.tree_failed == ()  # no host failed
+    assert EngineService(inventory(tmp_path, trunk), USER).preview(trunk.head()).tree == ()  # chunked
 
 
 def test_strategy_tree_leaves_a_fleet_with_ipv6_addresses_to_rsync(tmp_path, trunk):

@@ -6,7 +6,8 @@ from dataclasses import replace
 
 import pytest
 from textual.color import Color
-from textual.widgets import RichLog, TabbedContent
+from textual.geometry import Region
+from textual.widgets import RichLog, Static, TabbedContent
 
 from console.core.errors import ConsoleError
 from console.core.progress import HOST_STATES
@@ -91,6 +92,30 @@ async def test_deploy_button_opens_the_confirmation_and_escape_cancels():
         await pilot.press("escape")
         await until(pilot, lambda: not isinstance(app.screen, ConfirmDeploy))
         assert service.started == []
+
+
+@pilot_test
+async def test_the_confirmation_shows_which_hosts_feed_which_with_strategy_tree():
+    service = FakeService(hosts=20)
+    service.strategy = "tree"
+    service.host_names = ("web[b]001", *service.host_names[1:])  # host names are text, never markup
+    service.failed_last = ("web003", "web008", "web013")
+    app = make_app(service)
+    async with app.run_test(size=(100, 40)) as pilot:
+        await until(pilot, lambda: app.console_screen.query_one("QueueTable").row_count == 5)
+        await pilot.press("d")
+        await plan_shown(pilot)
+        tree = app.screen.query_one("#tree", Static)
+        preview = service.preview(sample_queue()[2].sha)
+        assert preview.tree[0].startswith("tree: 2 stripes of 5 levels") and len(preview.tree) == 3
+        assert preview.tree[1].startswith("stripe 1: push host → web[b]001; web[b]001 → web003, web005;")
+        shown = [strip.text for strip in tree.render_lines(Region(0, 0, tree.size.width, tree.size.height))]
+        assert tree.size.width < len(preview.tree[1])  # each line is cut at the dialog's edge, not wrapped
+        assert [line.rstrip() for line in shown] == [line[: tree.size.width - 1] + "…" for line in preview.tree]
+        await pilot.click("#only-failed")  # the tree of the hosts that deploy would go to
+        await pilot.pause(0.1)
+        assert tree.render().plain.splitlines() == list(preview.tree_failed)
+        assert preview.tree_failed[1] == "stripe 1: push host → web003; web003 → web013, web008"
 
 
 @pilot_test

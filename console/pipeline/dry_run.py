@@ -8,6 +8,7 @@ dry run cannot drift from what a deploy does. Commit subjects and authors are sh
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from console.config.inventory import Host, Inventory
@@ -73,16 +74,26 @@ def _command(inventory: Inventory, template: str, host: Host) -> str:
     return remote.shown(template, host, [s.name for s in inventory.secrets])
 
 
-def _tree(inventory: Inventory, plan: Plan) -> list[str]:
-    """Who feeds whom when the tree strategy carries a big change (console/pipeline/distribute.py)."""
-    if inventory.strategy != "tree" or len(plan.hosts) < STRIPES:
+def tree_lines(hosts: Sequence[Host], port: int) -> list[str]:
+    """Who feeds whom when `strategy: tree` carries a big change over `hosts`
+    (console/pipeline/distribute.py), as --dry-run and the deploy dialog show it: what the
+    tree is, then one line per stripe (none: too few hosts for a tree)."""
+    if len(hosts) < STRIPES:
         return []
-    tree = plan_tree(plan.hosts)
+    tree = plan_tree(hosts)
     return [
-        f"                 strategy tree: a change of more than {TREE_MIN >> 10} KiB of new assets goes first through",
-        f"                 the fleet, {STRIPES} stripes of {tree.depth} levels (mbuffer on port {inventory.tree_port}+), then the rsyncs:",
-        *(f"                   {line}" for line in tree.describe()),
+        f"tree: {STRIPES} stripes of {tree.depth} levels, for a change of more than {TREE_MIN >> 10} KiB of new "
+        f"assets, before the rsyncs (mbuffer, ports {port}-{port + STRIPES - 1})",
+        *tree.describe(),
     ]
+
+
+def _tree(inventory: Inventory, plan: Plan) -> list[str]:
+    """`tree_lines` under the phase they come before."""
+    if inventory.strategy != "tree":
+        return []
+    lines = tree_lines(plan.hosts, inventory.tree_port)
+    return [f"                 {line}" for line in lines[:1]] + [f"                   {line}" for line in lines[1:]]
 
 
 def _delta(plan: Plan, live_release: str | None) -> list[str]:

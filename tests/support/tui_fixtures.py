@@ -14,6 +14,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+from console.config.inventory import Host
 from console.core.errors import ConsoleError
 from console.core.events import (
     PHASES,
@@ -30,6 +31,7 @@ from console.core.events import (
     WatchVerdict,
 )
 from console.core.text import short
+from console.pipeline.dry_run import tree_lines
 from console.service import Change, DdlHit, DeployRecord, KeyMetric, LockInfo, Marker, Preview, Serving
 
 NOW = 1_700_000_000.0
@@ -328,6 +330,7 @@ class FakeService:
         self.switched: list[str] = []  # releases start_switch was asked for
         self.aborted: list[str] = []
         self.failed_last: tuple[str, ...] = ()  # hosts that failed last time ("only failed")
+        self.strategy = "chunked"
         self.gate: threading.Event | None = None  # when set, preview() and lock_status() wait for it
         self._next = 42
         # with their verdicts, as `History.deploys()` returns them; all four within the metrics
@@ -426,11 +429,19 @@ class FakeService:
             hosts=n,
             chunks=math.ceil(n / 10),
             chunk_size=10,
-            strategy="chunked",
+            strategy=self.strategy,
             rolling=False,
             allowed_failures=max(1, n // 50),
             failed_hosts=self.failed_last,
+            tree=self._tree(self.host_names),
+            tree_failed=self._tree(self.failed_last),
         )
+
+    def _tree(self, names: tuple[str, ...]) -> tuple[str, ...]:
+        """Who feeds whom with strategy tree: the engine's own lines, over these hosts."""
+        if self.strategy != "tree":
+            return ()
+        return tuple(tree_lines([Host(name, f"198.18.0.{i + 2}") for i, name in enumerate(names)], 7470))
 
     def _check_lock(self) -> None:
         if self.lock is not None and self.lock.who != self.user:

@@ -1,6 +1,7 @@
-"""The deploy confirmation: the plan (commits, hosts, chunks, strategy), what is refused and
-why, an override reason when the range is refused, and the options: rolling, only the hosts
-that failed last time, and a dry run that shows the plan without changing anything.
+"""The deploy confirmation: the plan (commits, hosts, chunks, strategy; with `strategy: tree`,
+which hosts feed which, each line cut to the dialog's width), what is refused and why, an
+override reason when the range is refused, and the options: rolling, only the hosts that
+failed last time, and a dry run that shows the plan without changing anything.
 
 The dialog opens at once and asks the service for the preview itself, so keys typed before
 the plan is shown stay in the dialog: printable ones become the start of the override
@@ -82,6 +83,8 @@ class ConfirmDeploy(ModalScreen[str | None]):
             Text.assemble(("Deploy ", "bold"), (target.short, f"bold {colors.commit}"), " ", printable(target.subject))
         )
         yield Static(self._plan(), id="plan")
+        if p.tree:
+            yield Static(self._tree(), id="tree")
         commits = Text()
         for c in reversed(list(p.commits)):
             why = blocked_reason(c)
@@ -139,6 +142,14 @@ class ConfirmDeploy(ModalScreen[str | None]):
         plan.append("\nassets go to every host before any host switches code", style="dim")
         return plan
 
+    def _tree(self) -> Text:
+        """Who feeds whom, the engine's lines (as --dry-run has them), each cut at the
+        dialog's edge: the first levels of every stripe's tree show at any width."""
+        p = self.preview
+        assert p is not None
+        lines = p.tree_failed if self._checked("only-failed") else p.tree
+        return Text("\n".join(printable(line) for line in lines))
+
     def _checked(self, checkbox: str) -> bool:
         found = self.query(f"#{checkbox}")
         return bool(found) and found.only_one(Checkbox).value
@@ -183,6 +194,8 @@ class ConfirmDeploy(ModalScreen[str | None]):
     @on(Checkbox.Changed)
     def _option_changed(self) -> None:
         self.query_one("#plan", Static).update(self._plan())
+        for tree in self.query("#tree").results(Static):
+            tree.update(self._tree())
 
     @on(Input.Changed, "#override")
     def _reason_changed(self, event: Input.Changed) -> None:
