@@ -292,10 +292,11 @@ def tree_receive(deploy_path: str, roles: list[TreeRole], *, sums: int, stall: f
        a stripe the push host sends comes on stdin after the "go";
     3. keeps a stripe from a parent only if it begins with its link's token: the first
        `TREE_TOKEN` bytes go straight into `sha256sum`, whose answer must be the key's
-       (digests compared, so the comparison tells nothing of the token), and only then
-       are the rest written to disk and to the children, each child's stream begun with its
-       own link's token; a stream without it is refused (its listener ends at its next
-       write) and is neither kept nor relayed;
+       (digests compared, so the comparison tells nothing of the token), and only then is
+       the rest written to disk and to the children as it comes (`_keep`), each child's
+       stream begun with its own link's token; a stream without it is refused (its
+       listener ends at its next write), neither kept nor relayed (the children's streams
+       end empty). A stripe from the push host, over SSH, has no token;
     4. once every stripe has ended, says how much of each came, unpacks each (a stripe is
        an archive of its own; a file cut short fails its check), checks every file against
        the sums, and hard-links into the assets directory only the files the sums name and
@@ -332,12 +333,11 @@ def tree_receive(deploy_path: str, roles: list[TreeRole], *, sums: int, stall: f
         if fifos:
             lines.append(f"mkfifo {fifos}")
         if role.parent is not None:
-            keep = f"tee -p {fifos} >p{j}" if fifos else f"cat >p{j}"
             refused = q(f"stripe {j + 1}: refused what {role.parent} sent: it does not begin with this deploy's token")
             lines.append(
                 f"mbuffer {opts} -m 1M -I {q(role.parent)}:{role.port} -o - 2>e{j} | {{"
                 f" got=$(dd bs={TREE_TOKEN} count=1 iflag=fullblock status=none | sha256sum);"
-                f' [ "$got" = "$want{j}  -" ] && exec {keep};'
+                f' if [ "$got" = "$want{j}  -" ]; then {_keep(role)}; fi;'
                 f' [ "$got" = "{_NOTHING}  -" ] || echo {refused}; }}'
                 f' & r{j}=$! pids="$pids $!"'
             )
@@ -364,12 +364,12 @@ def tree_receive(deploy_path: str, roles: list[TreeRole], *, sums: int, stall: f
             # held open from before the relay starts, is drained to the end
             buffer = min(max(1 << 20, role.size + (1 << 16)), 64 << 20)
             lines.append(
-                f'{{ {{ printf %s "$key{j}_{c}"; cat <&5; }} | mbuffer {opts} -m {buffer} -i - -O {q(child)}:{role.port}'
-                f" 2>e{j}.{c} || {{ tail -n 1 e{j}.{c} >f{j}.{c}; cat <&5 >/dev/null; }}; }} 5<o{j}.{c} & "
+                f"{{ mbuffer {opts} -m {buffer} -i - -O {q(child)}:{role.port} <&5 2>e{j}.{c}"
+                f" || {{ tail -n 1 e{j}.{c} >f{j}.{c}; cat <&5 >/dev/null; }}; }} 5<o{j}.{c} & "
                 f's{j}{c}=$! pids="$pids $!"'
             )
         if role.parent is None:
-            lines.append(f'mbuffer {opts} -m 1M -i -{_outputs(role)} <&3 2>e{j} & r{j}=$! pids="$pids $!"')
+            lines.append(f'mbuffer {opts} -m 1M -i - -o - <&3 2>e{j} | {{ {_keep(role)}; }} & r{j}=$! pids="$pids $!"')
     for role in roles:
         j = role.stripe
         # a relay still waiting for its pipe (the receiver ended before it wrote) gets its end of file
@@ -392,8 +392,15 @@ def tree_receive(deploy_path: str, roles: list[TreeRole], *, sums: int, stall: f
     return "\n".join(lines)
 
 
-def _outputs(role: TreeRole) -> str:
-    """Where a stripe's receiver writes: its part of the archive, and a pipe per child."""
-    return f" --append -o p{role.stripe}" + "".join(
-        f" --append -o o{role.stripe}.{c}" for c in range(len(role.children))
-    )
+def _keep(role: TreeRole) -> str:
+    """What keeps a stripe's stream (its stdin) once it may be kept: its part of the archive,
+    and a pipe per child, into which the child's link's token goes first (what the child's
+    stream begins with). The pipes are opened first on fds 6, 7, ... (sh takes one digit:
+    `tree.FANOUT` may be at most 4) and held until the stream ends. tee, not mbuffer, writes
+    the pipes: mbuffer's `-o` puts a pipe in packet mode (O_DIRECT), and a relay reading the
+    token's 64 bytes and then the stream in its blocks would lose a piece of each packet."""
+    j = role.stripe
+    if not role.children:
+        return f"exec cat >p{j}"
+    tokens = "".join(f'exec {6 + c}>o{j}.{c}; printf %s "$key{j}_{c}" >&{6 + c}; ' for c in range(len(role.children)))
+    return tokens + f"exec tee -p {' '.join(f'o{j}.{c}' for c in range(len(role.children)))} >p{j}"
