@@ -24,6 +24,9 @@ output is censored with them all the same). A stream that does not begin with it
 (a sender at the parent's address without it, or another deploy's) is refused before a
 byte of it is kept or relayed, and the host is staged by rsync; a token seen on one link
 opens no other, and none outlives the pass: they live in the hosts' shells and pipes only.
+Nothing can be fetched with one: no host serves anything, and a listener takes one stream,
+from its parent's address, into its incoming directory, of which only the files that match
+the checksums are used.
 
 Then the staging runs as in every deploy, chunk by chunk: rsync finds the assets the tree
 brought in place (`--ignore-existing`) and sends what it did not bring (a relay that died,
