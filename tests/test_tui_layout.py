@@ -4,6 +4,9 @@ each host state has a glyph of its own, so the grid reads without colour too."""
 
 from __future__ import annotations
 
+import dataclasses
+import time
+
 import pytest
 from textual.color import Color
 from textual.widgets import TabbedContent
@@ -14,6 +17,7 @@ from console.tui.widgets.fleet_legend import FleetLegend
 from console.tui.widgets.history_table import HistoryTable
 from console.tui.widgets.queue_table import QueueTable
 from console.tui.widgets.status_header import StatusHeader
+from console.tui.widgets.stretch import MIN_WIDTH
 from support.pilot import pilot_test, rendered, until
 from support.tui_fixtures import NOW, FakeService, LockInfo, make_app, running_service
 
@@ -67,6 +71,79 @@ async def test_at_220x60_a_small_fleet_names_its_hosts_and_the_tables_fill_the_w
         await until(pilot, lambda: history.row_count == 4)
         await pilot.pause(0.2)
         assert history.virtual_size.width >= history.size.width - 4
+
+
+def long_history(service: FakeService, n: int = 50) -> None:
+    """`n` deploys named as the engine names them (`20261202T011303Z-8b2c615`, 24
+    characters), by a user with a display name, with long messages: more rows than fit."""
+    records = []
+    for i in range(n):
+        rec = service.records[i % len(service.records)]
+        started = rec.started - 600 * i
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(started))
+        records.append(
+            dataclasses.replace(
+                rec,
+                id=f"{stamp}-{(rec.revision or '')[:7]}",
+                user="alice (Alice Smith)",
+                started=started,
+                ended=(rec.ended or started) - 600 * i,
+                message=rec.message + ", and a long way to explain it " * 3,
+            )
+        )
+    service.records = records
+
+
+def columns(table: HistoryTable) -> list[str]:
+    return [str(c.label) for c in table.ordered_columns]
+
+
+@pytest.mark.parametrize("size", [(80, 24), (100, 30), (120, 40)], ids=["80x24", "100x30", "120x40"])
+@pilot_test
+async def test_the_history_never_scrolls_sideways(size):
+    """Each width gets the columns that fit: who, when, to what, how long, the result and
+    the verdict always; the deploy id and the commit count where there is room."""
+    service = FakeService(hosts=10)
+    long_history(service)
+    app = make_app(service)
+    async with app.run_test(size=size) as pilot:
+        await pilot.press("4")
+        table = app.console_screen.query_one(HistoryTable)
+        await until(pilot, lambda: table.row_count == 50)
+        await pilot.pause(0.2)
+        assert table.virtual_size.height > table.scrollable_content_region.height  # a vertical scrollbar
+        assert table.virtual_size.width <= table.scrollable_content_region.width  # and no sideways scrolling
+        shown = columns(table)
+        for label in ("when", "who", "action", "took", "result", "verdict"):
+            assert label in shown
+        assert shown[-1] == "message" and table.ordered_columns[-1].width >= MIN_WIDTH
+        width = size[0]
+        assert ("from → to" in shown) == (width >= 100) and ("to" in shown) == (width < 100)
+        assert ("commits" in shown) == (width >= 120)
+        assert "deploy" not in shown  # the detail (enter) names it
+        assert table.current is service.records[0]
+
+
+@pilot_test
+async def test_the_history_lays_out_again_when_the_terminal_narrows():
+    service = FakeService(hosts=10)
+    long_history(service)
+    app = make_app(service)
+    async with app.run_test(size=(200, 50)) as pilot:
+        await pilot.press("4")
+        table = app.console_screen.query_one(HistoryTable)
+        await until(pilot, lambda: table.row_count == 50)
+        await pilot.press("down", "down", "down")
+        chosen = table.current
+        assert columns(table)[:3] == ["deploy", "when", "who"] and "commits" in columns(table)
+        await pilot.resize_terminal(80, 24)
+        await pilot.pause(0.3)
+        assert "deploy" not in columns(table) and "commits" not in columns(table)
+        assert table.virtual_size.width <= table.scrollable_content_region.width
+        assert table.row_count == 50 and table.current is chosen  # the rows and the cursor stay
+        await pilot.resize_terminal(200, 50)
+        await pilot.pause(0.3)
+        assert columns(table)[0] == "deploy" and table.current is chosen
 
 
 @pilot_test

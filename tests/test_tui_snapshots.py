@@ -1,4 +1,4 @@
-"""Snapshot tests of the console's main screens at 120x40 and 200x60.
+"""Snapshot tests of the console's main screens at 120x40 and 200x60 (History at 80x24 too).
 
 Deterministic data only: the fake service, a fixed clock, scripted event streams.
 Regenerate with `pytest tests/test_tui_snapshots.py --snapshot-update` and look at the SVGs.
@@ -87,6 +87,19 @@ def test_metrics(snap_compare, size):
         await until(pilot, lambda: queue_loaded(pilot.app))
         await pilot.press("3")
         await pilot.pause(0.5)
+
+    assert snap_compare(make_app(), run_before=ready, terminal_size=size)
+
+
+@pytest.mark.parametrize("size", [pytest.param((80, 24), id="80x24"), *SIZES])
+def test_history(snap_compare, size):
+    """The History tab at the width there is: at 80 columns no deploy id, commit count or
+    "from" commit, and no sideways scrolling."""
+
+    async def ready(pilot):
+        await until(pilot, lambda: queue_loaded(pilot.app))
+        await pilot.press("4")
+        await pilot.pause(0.2)
 
     assert snap_compare(make_app(), run_before=ready, terminal_size=size)
 

@@ -23,7 +23,8 @@ SCREENS = {
     "test_fleet_in_progress": "deploy-in-progress",
     "test_metrics": "after-deploy-metrics",
     "test_failed_host_detail": "failed-host-detail",
-    "test_history_deploy": "history",
+    "test_history": "history",
+    "test_history_deploy": "deploy-detail",
     "test_live_log": "live-log",
     "test_switch_confirm": "switch-confirm",
     "test_help": "help",
@@ -33,7 +34,7 @@ SCREENS = {
 @task(help={"size": "terminal size of the pictures: 120x40 or 200x60 (default 120x40)"})
 def screenshots(c, size="120x40"):
     """Regenerate screenshots/*.svg: queue, deploy in progress, metrics with the deploy marker,
-    a failed host's detail, history, the live log, a switch back, the help."""
+    a failed host's detail, history, a past deploy's detail, the live log, a switch back, the help."""
     proc = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "tests/test_tui_snapshots.py", "--snapshot-update"],
         cwd=ROOT,

@@ -1,4 +1,8 @@
-"""Past deploys: who, what, how long, result, verdict."""
+"""Past deploys: who, what, how long, result, verdict, laid out for the width there is.
+
+The widest layout has every column; narrower ones leave out the deploy id (the detail shows
+it), then the commit count, then the "from" commit and cut who deployed, so the table never
+scrolls sideways at 80 columns and up. The message takes the width the others leave."""
 
 from __future__ import annotations
 
@@ -17,6 +21,48 @@ from console.tui.format import duration, plain
 from console.tui.theme import Palette, palette
 from console.tui.widgets.age_column import AgeColumn
 from console.tui.widgets.stretch import stretch
+
+#: Every column but the deploy id (key, width in cells).
+_COLUMNS = (
+    ("when", 4),
+    ("user", 12),
+    ("action", 6),
+    ("range", 17),
+    ("commits", 7),
+    ("took", 7),
+    ("result", 7),
+    ("verdict", 8),
+)
+#: The columns of each layout, widest first; the message follows each, stretched.
+LAYOUTS: tuple[tuple[tuple[str, int], ...], ...] = (
+    (("id", 24), *_COLUMNS),  # a deploy id whole (20261202T011303Z-8b2c615); a switch's is cut
+    _COLUMNS,
+    tuple(c for c in _COLUMNS if c[0] != "commits"),
+    (("when", 4), ("user", 8), ("action", 6), ("to", 7), ("took", 7), ("result", 7), ("verdict", 8)),
+)
+#: The message's width in any layout but the narrowest (what a failure says needs room).
+MESSAGE_WIDTH = 20
+LABELS = {
+    "id": "deploy",
+    "when": "when",
+    "user": "who",
+    "action": "action",
+    "range": "from → to",
+    "to": "to",
+    "commits": "commits",
+    "took": "took",
+    "result": "result",
+    "verdict": "verdict",
+}
+
+
+def layout_for(width: int, padding: int = 1) -> tuple[tuple[str, int], ...]:
+    """The widest layout whose columns, each padded by `padding` cells a side, leave the
+    message `MESSAGE_WIDTH` of `width` (else the narrowest)."""
+    for layout in LAYOUTS:
+        if sum(w + 2 * padding for _, w in layout) + MESSAGE_WIDTH + 2 * padding <= width:
+            return layout
+    return LAYOUTS[-1]
 
 
 def verdict_of(record: DeployRecord) -> str:
@@ -63,6 +109,8 @@ class HistoryTable(DataTable):
         super().__init__(name=name, id=id, classes=classes, cursor_type="row", zebra_stripes=True)
         self.records: dict[str, DeployRecord] = {}
         self.ages = AgeColumn("when")
+        self.column_layout: tuple[tuple[str, int], ...] = ()
+        self._now = 0.0  # the clock of the rows shown (a new layout shows them again)
 
     @property
     def current(self) -> DeployRecord | None:
@@ -73,52 +121,61 @@ class HistoryTable(DataTable):
         return self.records.get(str(key))
 
     def on_mount(self) -> None:
-        for label, key, width in (
-            ("deploy", "id", 24),  # a deploy id whole (20261202T011303Z-8b2c615); a switch's is cut
-            ("when", "when", 6),
-            ("who", "user", 12),
-            ("action", "action", 7),
-            ("from → to", "range", 17),
-            ("commits", "commits", 7),
-            ("took", "took", 8),
-            ("result", "result", 8),
-            ("verdict", "verdict", 9),
-            ("message", "message", None),
-        ):
-            self.add_column(label, key=key, width=width)
+        self._lay_out(LAYOUTS[0])
+
+    def _lay_out(self, layout: tuple[tuple[str, int], ...]) -> None:
+        """Columns of `layout` and the message, with the rows shown again."""
+        keep = self.cursor_row
+        self.column_layout = layout
+        self.clear(columns=True)
+        for key, width in (*layout, ("message", None)):
+            self.add_column(LABELS.get(key, key), key=key, width=width)
+        self._fill(list(self.records.values()), self._now, keep)
 
     def show(self, records: Sequence[DeployRecord], now: float) -> None:
+        self._fill(records, now, self.cursor_row)
+
+    def _fill(self, records: Sequence[DeployRecord], now: float, keep: int) -> None:
+        """The rows of `records`, the cursor on row `keep` (or the last)."""
         colors = palette(self)
-        keep = self.cursor_row
         self.clear()
         self.ages.clear()
         self.records = {rec.id: rec for rec in records}
+        self._now = now
         for rec in records:
-            took = duration(rec.ended - rec.started) if rec.ended else "…"
-            result = rec.result or "running"
-            verdict = verdict_of(rec)
-            verdict_style = {"ok": colors.ok, "degraded": f"bold {colors.failed}"}.get(verdict, "dim")
-            self.add_row(
-                plain(rec.id, 40, style="bold"),
-                self.ages.cell(rec.id, rec.started, now),
-                plain(rec.user, 40),
-                plain(rec.action, 10),
-                f"{short(rec.previous_revision, '-')} → {short(rec.revision, '-')}",
-                str(rec.commits),
-                took,
-                Text(result, style=result_style(result, colors)),
-                Text(verdict or "-", style=verdict_style),
-                plain(rec.message),
-                key=rec.id,
-            )
+            cells = self._cells(rec, now, colors)
+            self.add_row(*(cells[key] for key, _ in self.column_layout), cells["message"], key=rec.id)
         if self.row_count:
             self.move_cursor(row=min(keep, self.row_count - 1))
 
+    def _cells(self, rec: DeployRecord, now: float, colors: Palette) -> dict[str, str | Text]:
+        """Every column's cell of `rec`, by key (a layout shows some of them)."""
+        result = rec.result or "running"
+        verdict = verdict_of(rec)
+        verdict_style = {"ok": colors.ok, "degraded": f"bold {colors.failed}"}.get(verdict, "dim")
+        return {
+            "id": plain(rec.id, 40, style="bold"),
+            "when": self.ages.cell(rec.id, rec.started, now),
+            "user": plain(rec.user, 40),
+            "action": plain(rec.action, 10),
+            "range": f"{short(rec.previous_revision, '-')} → {short(rec.revision, '-')}",
+            "to": short(rec.revision, "-"),
+            "commits": str(rec.commits),
+            "took": duration(rec.ended - rec.started) if rec.ended else "…",
+            "result": Text(result, style=result_style(result, colors)),
+            "verdict": Text(verdict or "-", style=verdict_style),
+            "message": plain(rec.message),
+        }
+
     def on_resize(self) -> None:
+        layout = layout_for(self.scrollable_content_region.width, self.cell_padding)
+        if layout != self.column_layout:
+            self._lay_out(layout)
         stretch(self, "message")
 
     def show_ages(self, now: float) -> None:
         """Keep the "when" column fresh (the console calls it every second)."""
+        self._now = now
         self.ages.refresh(self, now)
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
