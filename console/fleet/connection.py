@@ -29,14 +29,25 @@ TAIL_LINES = 6
 
 class HostError(Exception):
     """A step failed on one host; `reason` is the one line the report shows. `reached` is
-    False when the host was never reached (refused, unreachable): nothing of it ran there."""
+    False when the host was never reached (refused, unreachable): nothing of it ran there.
+    `timed_out`: the command ran past its limit on a connection that is still alive (a
+    slow host, not a lost one)."""
 
-    def __init__(self, reason: str, *, exit_code: int | None = None, output: str = "", reached: bool = True) -> None:
+    def __init__(
+        self,
+        reason: str,
+        *,
+        exit_code: int | None = None,
+        output: str = "",
+        reached: bool = True,
+        timed_out: bool = False,
+    ) -> None:
         super().__init__(reason)
         self.reason = reason
         self.exit_code = exit_code
         self.output = output
         self.reached = reached
+        self.timed_out = timed_out
 
 
 @dataclass(frozen=True)

@@ -158,7 +158,7 @@ class OpenSSHLink:
             p = self._spawn([*self.ssh_command(), "--", self.host.address, command], limit, stdin)
         except subprocess.TimeoutExpired:
             self._drop()  # the link may be dead: the next command gets a fresh connection
-            raise HostError(f"{label} timed out after {limit:g} s") from None
+            raise HostError(f"{label} timed out after {limit:g} s", timed_out=True) from None
         if p.returncode != 0:
             failure = self._ssh_failure(p.stderr) if p.returncode == SSH_FAILED else None
             if failure:

@@ -257,7 +257,7 @@ class HostLink:
         except (CommandTimedOut, PastDeadline):
             if not self._alive():
                 raise HostError(f"{label}: {self._lost_reason()}") from None
-            raise HostError(f"{label} timed out after {limit:g} s") from None
+            raise HostError(f"{label} timed out after {limit:g} s", timed_out=True) from None
         except (paramiko.SSHException, EOFError, OSError) as exc:
             raise HostError(f"{label}: {self._lost_reason(exc)}") from None
         if code == -1 and not self._alive():

@@ -32,8 +32,8 @@ Then the staging runs as in every deploy, chunk by chunk: rsync finds the assets
 brought in place (`--ignore-existing`) and sends what it did not bring (a relay that died,
 a cut link, a file that failed its check) from the push host, and the code, hard-linked
 against the live release. So a host whose feeder died is not failed, it is staged by
-rsync; a host whose own connection died (or whose part ran past `timeouts.sync`) is
-failed, with that reason; and no host is switched before every host is staged. Nothing
+rsync, and so is a slow host whose part ran past `timeouts.sync` on a live connection;
+a host whose own connection died is failed, with that reason; and no host is switched before every host is staged. Nothing
 listens once a host's part is over: its receivers end with their stripe, or after a few
 `timeouts.connect` without a byte, and none is reachable but from its parent's address.
 
@@ -181,7 +181,7 @@ class Distribution:
                 command, timeout=inv.timeouts.sync, what="tree", feed=self._feed(host), on_line=on_line
             )
         except HostError as exc:
-            if exc.reached and exc.exit_code in (None, -1):  # its connection died, or it ran out of time
+            if exc.reached and exc.exit_code in (None, -1) and not exc.timed_out:  # its connection died
                 self.failed[host.name] = HostFailed(
                     deploy_id,
                     phase="sync-assets",
@@ -192,7 +192,8 @@ class Distribution:
                     output=exc.output,
                 )
                 run.emit(self.failed[host.name])
-            else:  # it never got going (not reached, no mbuffer, a port taken): the staging's rsync has it all to do
+            else:  # it never got going (not reached, no mbuffer, a port taken), or a slow host ran out of
+                # time on a live connection: the staging's rsync has it all to do, within its own limit
                 said.append(f"{exc.reason}; rsync sends it all")
         finally:
             with self._changed:
