@@ -32,10 +32,11 @@ Then the staging runs as in every deploy, chunk by chunk: rsync finds the assets
 brought in place (`--ignore-existing`) and sends what it did not bring (a relay that died,
 a cut link, a file that failed its check) from the push host, and the code, hard-linked
 against the live release. So a host whose feeder died is not failed, it is staged by
-rsync, and so is a slow host whose part ran past `timeouts.sync` on a live connection;
-a host whose own connection died is failed, with that reason; and no host is switched before every host is staged. Nothing
-listens once a host's part is over: its receivers end with their stripe, or after a few
-`timeouts.connect` without a byte, and none is reachable but from its parent's address.
+rsync, and so is a slow host whose part ran past `timeouts.sync` on a live connection; a
+host whose own connection died is failed, with that reason; and no host is switched
+before every host is staged. Nothing listens once a host's part is over: its receivers
+end with their stripe, or after a few `timeouts.connect` without a byte, and none is
+reachable but from its parent's address.
 
 A change under `TREE_MIN` bytes of new assets goes by rsync alone: the pass would cost
 more than it saves.

@@ -42,18 +42,8 @@ LAYOUTS: tuple[tuple[tuple[str, int], ...], ...] = (
 )
 #: The message's width in any layout but the narrowest (what a failure says needs room).
 MESSAGE_WIDTH = 20
-LABELS = {
-    "id": "deploy",
-    "when": "when",
-    "user": "who",
-    "action": "action",
-    "range": "from → to",
-    "to": "to",
-    "commits": "commits",
-    "took": "took",
-    "result": "result",
-    "verdict": "verdict",
-}
+#: The headers that are not their column's key.
+LABELS = {"id": "deploy", "user": "who", "range": "from → to"}
 
 
 def layout_for(width: int, padding: int = 1) -> tuple[tuple[str, int], ...]:
