@@ -13,7 +13,7 @@ import time
 import pytest
 
 from console.core.events import HostDone, HostOutput, HostProgress
-from support.fleet import DEPLOY_PATH, Fleet, Killer, Recorder, deploy, make_fleet, random_text
+from support.fleet import DEPLOY_PATH, Fleet, Killer, Recorder, deploy, make_fleet, random_text, staged_by
 
 pytestmark = pytest.mark.lab
 HOSTS = 4
@@ -25,17 +25,6 @@ def fleet(lab_factory, tmp_path_factory) -> Fleet:
     done = deploy(fleet.inventory())  # every host serves the trunk's tip, by rsync
     assert done.result == "ok", done
     return fleet
-
-
-def staged_by(rec: Recorder) -> dict[str, str]:
-    """host -> "delta" or "rsync": how its code was staged (the staging's live log says)."""
-    how = {}
-    for event in rec.of(HostOutput):
-        if event.phase == "sync-assets" and any(line.startswith("$ cd ") for line in event.lines):
-            how.setdefault(event.host, "delta")
-        if event.phase == "sync-code" and any(line.startswith("$ rsync") for line in event.lines):
-            how[event.host] = "rsync"
-    return how
 
 
 def listing(fleet: Fleet, host: str, path: str) -> list[str]:

@@ -28,7 +28,7 @@ from console.fleet.tree import plan_tree
 from console.lab import sshd
 from console.lab import state as labstate
 from console.pipeline import distribute
-from support.fleet import DEPLOY_PATH, TIMEOUTS, Fleet, Killer, Recorder, deploy, make_fleet, random_text
+from support.fleet import DEPLOY_PATH, TIMEOUTS, Fleet, Killer, Recorder, deploy, make_fleet, random_text, staged_by
 
 pytestmark = pytest.mark.lab
 HOSTS = 7
@@ -115,7 +115,7 @@ def nothing_of_the_tree_is_left(fleet: Fleet, tokens: list[str]) -> None:
                     assert not any(t.encode() in data for t in tokens), f"{name}: {path} holds a token"
 
 
-TREE_PROGRAMS = {"mbuffer", "tee", "cat", "dd", "sha256sum"}
+TREE_PROGRAMS = {"mbuffer", "tee", "cat", "dd", "sha256sum", "tar"}
 
 
 def _in_net(proc: Path, net: str) -> bool:
@@ -155,7 +155,8 @@ def test_a_big_change_goes_through_the_fleet_and_every_host_matches_the_build(fl
         assert assets_sums(fleet, host, release) == want, host
     notes = [e.message for e in rec.of(Notice) if e.message.startswith("tree:")]
     assert notes and f"{HOSTS} whole" in notes[0], notes
-    # rsync found the new assets in place: it sent each host next to nothing of them
+    # the new assets in place, each host got the code in one command, as for a small change
+    assert staged_by(rec) == dict.fromkeys(fleet.hosts, "delta"), staged_by(rec)
     assert all(sent < 100_000 for sent in sent_by_rsync(rec).values()), sent_by_rsync(rec)
     assert all(fleet.sh(h, f"ls -A {DEPLOY_PATH}").split().count(".incoming") == 0 for h in fleet.hosts)
     assert len(tokens) == 2 * (HOSTS - 1)  # one per link: each stripe's tree has a link into every host but its root
@@ -186,7 +187,11 @@ def test_an_impostor_at_the_parents_address_is_refused_and_its_host_staged_by_rs
     assert said and f"stripe 1: refused what {parent.address} sent" in said[0], said
     notes = [e.message for e in rec.of(Notice) if e.message.startswith("tree:")]
     assert "1 refused a stream without its link's token" in notes[0], notes
-    assert sent_by_rsync(rec)[victim.name] > 100_000  # its stripe came from the push host
+    sent = sent_by_rsync(rec)
+    assert sent[victim.name] > 100_000  # its stripe came from the push host
+    how = staged_by(rec)  # it and the hosts it feeds by rsync; the others in one command
+    assert {h for h, by in how.items() if by == "rsync"} == {h for h, n in sent.items() if n > 100_000}, (how, sent)
+    assert "delta" in how.values(), how
     assert assets_sums(fleet, victim.name, rec.release) == build_sums(fleet, rec.release)
     nothing_of_the_tree_is_left(fleet, tokens)
 
@@ -231,6 +236,8 @@ def test_a_relay_killed_mid_transfer_fails_alone_and_its_children_are_staged_by_
         assert assets_sums(fleet, host, release) == want, host
     sent = sent_by_rsync(rec)
     assert any(sent[c.name] > 100_000 for c in children), sent  # a child got the rest from the push host
+    how = staged_by(rec)  # the hosts that lacked a new asset by rsync, any other in one command
+    assert {h for h, by in how.items() if by == "rsync"} == {h for h, n in sent.items() if n > 100_000}, (how, sent)
     nothing_of_the_tree_is_left(fleet, tokens)  # the killed host's too (healed: it runs again)
     no_token_recorded(fleet, rec, tokens)
 

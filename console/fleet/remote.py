@@ -293,13 +293,14 @@ def tree_receive(deploy_path: str, roles: list[TreeRole], *, sums: int, stall: f
     3. keeps a stripe from a parent only if it begins with its link's token: the first
        `TREE_TOKEN` bytes go straight into `sha256sum`, whose answer must be the key's
        (digests compared, so the comparison tells nothing of the token), and only then is
-       the rest written to disk and to the children as it comes (`_keep`), each child's
-       stream begun with its own link's token; a stream without it is refused (its
-       listener ends at its next write), neither kept nor relayed (the children's streams
-       end empty). A stripe from the push host, over SSH, has no token;
-    4. once every stripe has ended, says how much of each came, unpacks each (a stripe is
-       an archive of its own; a file cut short fails its check), checks every file against
-       the sums, and hard-links into the assets directory only the files the sums name and
+       the rest written to disk, to the children and to its unpacking (a stripe is an
+       archive of its own, unpacked by a `tar` as it comes: the unpacking ends with the
+       stream, not after it) (`_keep`), each child's stream begun with its own link's
+       token; a stream without it is refused (its listener ends at its next write), neither
+       kept nor relayed (the children's streams end empty). A stripe from the push host,
+       over SSH, has no token;
+    4. once every stripe has ended and is unpacked (a file cut short fails its check), says
+       how much of each came, checks every file against the sums, and hard-links into the assets directory only the files the sums name and
        that match them (never over an asset the host has: a name appears whole or not at
        all). Then nothing of the tree is left.
 
@@ -329,9 +330,10 @@ def tree_receive(deploy_path: str, roles: list[TreeRole], *, sums: int, stall: f
     lines.append(f": > {parts.replace(' ', ' && : > ')}")
     for role in roles:
         j = role.stripe
-        fifos = " ".join(f"o{j}.{c}" for c in range(len(role.children)))
-        if fifos:
-            lines.append(f"mkfifo {fifos}")
+        lines += [  # each stripe is unpacked as it comes (a pipe, t{j}): nothing waits for its end
+            f"mkfifo t{j} {' '.join(f'o{j}.{c}' for c in range(len(role.children)))}",
+            f'tar -x -p --no-same-owner -f - <t{j} 2>/dev/null & x{j}=$! pids="$pids $!"',
+        ]
         if role.parent is not None:
             refused = q(f"stripe {j + 1}: refused what {role.parent} sent: it does not begin with this deploy's token")
             lines.append(
@@ -372,18 +374,18 @@ def tree_receive(deploy_path: str, roles: list[TreeRole], *, sums: int, stall: f
             lines.append(f'mbuffer {opts} -m 1M -i - -o - <&3 2>e{j} | {{ {_keep(role)}; }} & r{j}=$! pids="$pids $!"')
     for role in roles:
         j = role.stripe
-        # a relay still waiting for its pipe (the receiver ended before it wrote) gets its end of file
+        # a relay or the unpacking still waiting for its pipe (the receiver ended before it
+        # wrote) gets its end of file
         unblock = "".join(f"; : <>o{j}.{c}" for c in range(len(role.children)))
-        lines.append(f"wait $r{j}{unblock}; echo 'stripe {j + 1}: ended'")
+        lines.append(f"wait $r{j}{unblock}; : <>t{j}; echo 'stripe {j + 1}: ended'")
         for c, child in enumerate(role.children):
             lines.append(f'wait $s{j}{c}; [ -s f{j}.{c} ] && echo "stripe {j + 1} to {child} stopped: $(cat f{j}.{c})"')
-    lines += ["pids=''", f"set -- $(stat -c %s {parts})"]
+    lines += [f"wait {' '.join(f'$x{role.stripe}' for role in roles)}", "pids=''", f"set -- $(stat -c %s {parts})"]
     for n, role in enumerate(roles, 1):
         lines.append(f'echo "stripe {role.stripe + 1}: ${n} of {role.size} bytes"')
     # each stripe is an archive of its own: what came of it whole is used, the rest rsync sends
     lines += [
-        f"for p in {parts}; do tar -x -p --no-same-owner -f $p 2>/dev/null; done",
-        f"rm -f {parts} o*",
+        f"rm -f {parts} o* t*",
         "sha256sum -c --strict sums 2>/dev/null | sed -n 's/: OK$//p' >good",
         'echo "checked: $(wc -l <good) of $(wc -l <sums) files match the push host\'s checksums"',
         f"xargs -r -d '\\n' cp -l --parents -n -t {d} -- <good",
@@ -393,14 +395,12 @@ def tree_receive(deploy_path: str, roles: list[TreeRole], *, sums: int, stall: f
 
 
 def _keep(role: TreeRole) -> str:
-    """What keeps a stripe's stream (its stdin) once it may be kept: its part of the archive,
-    and a pipe per child, into which the child's link's token goes first (what the child's
+    """What keeps a stripe's stream (its stdin) once it may be kept: its part of the archive
+    (p{j}, whose size says how much came), the pipe its `tar` unpacks, and a pipe per child, into which the child's link's token goes first (what the child's
     stream begins with). The pipes are opened first on fds 6, 7, ... (sh takes one digit:
     `tree.FANOUT` may be at most 4) and held until the stream ends. tee, not mbuffer, writes
     the pipes: mbuffer's `-o` puts a pipe in packet mode (O_DIRECT), and a relay reading the
     token's 64 bytes and then the stream in its blocks would lose a piece of each packet."""
     j = role.stripe
-    if not role.children:
-        return f"exec cat >p{j}"
     tokens = "".join(f'exec {6 + c}>o{j}.{c}; printf %s "$key{j}_{c}" >&{6 + c}; ' for c in range(len(role.children)))
-    return tokens + f"exec tee -p {' '.join(f'o{j}.{c}' for c in range(len(role.children)))} >p{j}"
+    return tokens + f"exec tee -p {' '.join([f'o{j}.{c}' for c in range(len(role.children))] + [f't{j}'])} >p{j}"

@@ -131,7 +131,11 @@ class DeltaDelivery:
         )
         if len(command) > MAX_COMMAND:  # too many files to name
             return self._rsync(run, host)
-        assets = f"{len(run.shipped().manifest)} assets, {len(change.new_assets)} new (one tar with the code)"
+        assets = f"{len(run.shipped().manifest)} assets, " + (
+            f"{len(change.brought)} new through the fleet (the code in one tar)"
+            if change.brought
+            else f"{len(change.new_assets)} new (one tar with the code)"
+        )
         try:
             answer = run.connection(host).run(
                 command, stdin=change.payload, what="stage", timeout=run.inventory.timeouts.sync
@@ -166,14 +170,15 @@ class DeltaDelivery:
         return outcome
 
 
-def choose(run: Run, base_release: str | None) -> Delivery:
+def choose(run: Run, base_release: str | None, *, brought: bool = False) -> Delivery:
     """The run's delivery: the change from `base_release` (the live one) where the deploy
-    host has its build and the change is small (console/pipeline/delta.py), else rsync."""
+    host has its build and the change is small (console/pipeline/delta.py), else rsync.
+    `brought`: the tree pass has brought the new assets, so only the code counts."""
     build = run.shipped()
     if not run.plan.request.delta or not base_release or base_release == build.release:
         return RSYNC
     try:
         base = stored_build(run.inventory.state_dir / "builds", base_release)
-        return DeltaDelivery(delta(base, build))
+        return DeltaDelivery(delta(base, build, brought=brought))
     except (ConsoleError, NotADelta, OSError):
         return RSYNC

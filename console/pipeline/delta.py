@@ -69,6 +69,7 @@ class Delta:
     assets_tar: int  # its size
     new_assets: tuple[str, ...]  # sent, relative to assets/
     needed: tuple[str, ...]  # not sent: every host must have them already
+    brought: tuple[str, ...]  # new, of `needed`: the tree pass brought them (console/pipeline/distribute.py)
     linked: tuple[str, ...]  # R's files hard-linked from L, relative to the release
     linked_stat: str  # what `stat -c remote.LINKED_STAT` prints of them on a host at L
     sent: int  # code files and links sent
@@ -194,14 +195,18 @@ def _in_tree_order(names: list[str]) -> list[str]:
     return sorted(names, key=lambda n: Path(n).parts)
 
 
-def delta(base: Build, build: Build) -> Delta:
+def delta(base: Build, build: Build, *, brought: bool = False) -> Delta:
     """The tar that turns a host at `base` into one staged with `build` (see the module
-    docstring); NotADelta when it cannot or should not."""
+    docstring); NotADelta when it cannot or should not. `brought`: the new assets are on
+    the hosts already (the tree pass linked them into assets/ once they matched the
+    build's checksums), so none is sent and each is `needed`: a host that lacks one gets
+    rsync, which sends it."""
     old_assets, new_assets = _tree(base.assets), _tree(build.assets)
     if any(e.kind == "l" for e in new_assets.values()):
         raise NotADelta("the assets hold a symbolic link")
-    sent_assets = [n for n, e in new_assets.items() if e.kind == "f" and n not in old_assets]
-    needed = sorted(n for n, e in new_assets.items() if e.kind == "f" and n in old_assets)
+    fresh = [n for n, e in new_assets.items() if e.kind == "f" and n not in old_assets]
+    sent_assets = [] if brought else fresh
+    needed = sorted(n for n, e in new_assets.items() if e.kind == "f" and n not in sent_assets)
     incoming, live, release = (
         f"assets/.incoming-{build.release}",
         f"releases/{base.release}",
@@ -240,6 +245,7 @@ def delta(base: Build, build: Build) -> Delta:
         assets_tar=len(assets_tar),
         new_assets=tuple(sorted(sent_assets)),
         needed=tuple(needed),
+        brought=tuple(sorted(fresh)) if brought else (),
         linked=tuple(linked),
         linked_stat="\n".join(f"{e.size} {e.mtime_ns // 10**9} {e.mode:o}" for e in (old_code[n] for n in linked)),
         sent=len([n for n in names if n not in linked_set and new_code[n].kind != "d"]),

@@ -28,13 +28,15 @@ Nothing can be fetched with one: no host serves anything, and a listener takes o
 from its parent's address, into its incoming directory, of which only the files that match
 the checksums are used.
 
-Then the staging runs as in every deploy, chunk by chunk: rsync finds the assets the tree
-brought in place (`--ignore-existing`) and sends what it did not bring (a relay that died,
-a cut link, a file that failed its check) from the push host, and the code, hard-linked
-against the live release. So a host whose feeder died is not failed, it is staged by
-rsync, and so is a slow host whose part ran past `timeouts.sync` on a live connection; a
-host whose own connection died is failed, with that reason; and no host is switched
-before every host is staged. Nothing listens once a host's part is over: its receivers
+Then the staging: the code of such a change is most often small, and once the new assets
+are in place a host at the live release gets it in one command, every host at once, as it
+gets a small change (console/pipeline/delivery.py, `brought`). A host that lacks one of the
+new assets (a relay that died, a cut link, a file that failed its check) or is not at the
+live release gets rsync, chunk by chunk, which finds what the tree brought in place
+(`--ignore-existing`) and sends the rest from the push host. So a host whose feeder died is
+not failed, it is staged by rsync, and so is a slow host whose part ran past
+`timeouts.sync` on a live connection; a host whose own connection died is failed, with that
+reason; and no host is switched before every host is staged. Nothing listens once a host's part is over: its receivers
 end with their stripe, or after a few `timeouts.connect` without a byte, and none is
 reachable but from its parent's address.
 
@@ -66,6 +68,15 @@ TREE_MIN = 256 << 10
 _STRIPE_LINE = re.compile(r"^stripe (\d+): (\d+) of (\d+) bytes$")
 _ENDED_LINE = re.compile(r"^stripe \d+: ended$")
 _REFUSED_LINE = re.compile(r"^stripe \d+: refused ")
+
+
+@dataclass(frozen=True)
+class TreePass:
+    """What `distribute` did: whether the pass ran (the new assets went through the fleet),
+    and the hosts it failed (their connections died)."""
+
+    ran: bool
+    failed: dict[str, HostFailed]
 
 
 @dataclass
@@ -238,16 +249,16 @@ class Distribution:
         )
 
 
-def distribute(run: Run, hosts: list[Host], base: Build | None) -> dict[str, HostFailed]:
+def distribute(run: Run, hosts: list[Host], base: Build | None) -> TreePass:
     """The tree pass over `hosts` (at `base`, the live release's build, if the deploy host
-    still has it), when the change is worth it; returns the hosts it failed (their
-    connections died). What it brought, the staging that follows finds in place."""
+    still has it), when the change is worth it. What it brought, the staging that follows
+    finds in place."""
     build = run.shipped()
     if len(hosts) < STRIPES:
-        return {}
+        return TreePass(ran=False, failed={})
     if any(":" in h.address for h in hosts):  # mbuffer's HOST:PORT takes no IPv6 address
         run.emit(Notice(run.plan.deploy_id, message="strategy tree: the fleet has IPv6 addresses: each host by rsync"))
-        return {}
+        return TreePass(ran=False, failed={})
     payload = pack(build, base, STRIPES)
     deploy_id = run.plan.deploy_id
     if payload.size < TREE_MIN:
@@ -259,7 +270,7 @@ def distribute(run: Run, hosts: list[Host], base: Build | None) -> dict[str, Hos
                 "each host by rsync this time (chunked)",
             )
         )
-        return {}
+        return TreePass(ran=False, failed={})
     t0 = time.monotonic()
     distribution = Distribution(run, hosts, payload)
     try:
@@ -267,7 +278,7 @@ def distribute(run: Run, hosts: list[Host], base: Build | None) -> dict[str, Hos
     finally:
         payload.remove()
     run.emit(Notice(deploy_id, message=distribution.summary(time.monotonic() - t0)))
-    return distribution.failed
+    return TreePass(ran=True, failed=distribution.failed)
 
 
 def _size(n: int) -> str:

@@ -362,9 +362,12 @@ class Pipeline:
         for phase in phases:
             self.emit(PhaseStarted(deploy_id, phase=phase, hosts=tuple(h.name for h in hosts)))
         if inv.strategy == "tree" and run.delivery is RSYNC:  # a big change: its new assets through the fleet first
-            outcomes["sync-assets"].failed.update(distribute(run, hosts, self._live_build()))
+            tree = distribute(run, hosts, self._live_build())
+            outcomes["sync-assets"].failed.update(tree.failed)
             _mark(run, outcomes["sync-assets"])
             hosts = [h for h in hosts if h.name not in run.failed]
+            if tree.ran:  # the new assets are in place: what is left may be a small change
+                run.delivery = choose(run, self.live_release, brought=True)
         width = inv.chunk_size
         if isinstance(run.delivery, DeltaDelivery):  # a few KiB a host: every host at once, and
             run.delivery.wide, width = True, WIDE  # the hosts it puts off (rsync) after, a chunk at a time

@@ -20,7 +20,7 @@ from typing import Any
 import yaml
 
 from console.config.inventory import Inventory, load_inventory
-from console.core.events import DeployStarted, Event, HostFailed, HostProgress
+from console.core.events import DeployStarted, Event, HostFailed, HostOutput, HostProgress
 from console.demo.trunk import Trunk, commit_change, create_trunk
 from console.lab import Lab
 from console.pipeline.plan import DeployRequest
@@ -52,6 +52,17 @@ class Recorder:
 
     def failures(self) -> dict[str, HostFailed]:
         return {e.host: e for e in self.of(HostFailed)}
+
+
+def staged_by(rec: Recorder) -> dict[str, str]:
+    """host -> "delta" or "rsync": how its code was staged (the staging's live log says)."""
+    how = {}
+    for event in rec.of(HostOutput):
+        if event.phase == "sync-assets" and any(line.startswith("$ cd ") for line in event.lines):
+            how.setdefault(event.host, "delta")
+        if event.phase == "sync-code" and any(line.startswith("$ rsync") for line in event.lines):
+            how[event.host] = "rsync"
+    return how
 
 
 @dataclass
