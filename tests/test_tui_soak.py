@@ -29,5 +29,6 @@ def test_a_short_soak_switches_tabs_opens_every_dialog_and_counts_what_lives():
     assert all(len(times) == report.rounds for times in report.dialogs.values())
     assert not any("did not open" in line for line in lines), lines
     assert report.samples and all(s.rss > 0 for s in report.samples) and report.idle_cpu
+    assert len(report.settle_cpu) == len(report.idle_cpu) == report.rounds  # each window from a second after the key
     first, last = report.widgets
     assert last <= first + 10  # the widgets of closed dialogs do not pile up

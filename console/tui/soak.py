@@ -11,7 +11,10 @@ It measures:
   `bench.console` does) to the first frame that shows its effect (the tab in front, the
   dialog open), each frame serialised for the terminal as a real one would be;
 - CPU (all threads of the process) and resident memory, sampled every few seconds;
-- idle CPU, over the idle windows only;
+- idle CPU, over the idle windows only, each from `SETTLE` s after the last key: that
+  first second (the key's own paint, and the full collection console/tui/collector.py
+  runs once input has paused for 0.5 s, the garbage of the round before) is measured
+  apart, as CPU time, so the window says what a console left alone costs;
 - the same tab switches and idle CPU of a bare Textual app with four tabs and a footer,
   first, in the same process: the baseline.
 """
@@ -54,6 +57,7 @@ class SoakReport:
     switches_deploying: list[float] = field(default_factory=list)  # the same while a deploy runs
     dialogs: dict[str, list[float]] = field(default_factory=dict)  # dialog -> key-to-paint of its opening
     idle_cpu: list[float] = field(default_factory=list)  # per idle window
+    settle_cpu: list[float] = field(default_factory=list)  # ms of CPU in the `SETTLE` s before each window
     samples: list[Sample] = field(default_factory=list)
     deploys: list[tuple[str, float]] = field(default_factory=list)  # (result, seconds)
     bare_switches: list[float] = field(default_factory=list)
@@ -130,6 +134,17 @@ class Frames:
         return ((self._at or time.perf_counter()) - t0) * 1000
 
 
+#: Seconds after the last key before an idle window starts (the module doc says why).
+SETTLE = 1.0
+
+
+async def settled_idle_cpu(report: SoakReport, seconds: float) -> float:
+    """`idle_cpu` over `seconds`, from `SETTLE` s on; the CPU of that first second goes
+    to `report.settle_cpu`."""
+    report.settle_cpu.append(await idle_cpu(SETTLE) * SETTLE * 1000)
+    return await idle_cpu(seconds)
+
+
 async def idle_cpu(seconds: float) -> float:
     """CPU of the whole process over `seconds` of doing nothing, as a share of one core."""
     wall, cpu = time.perf_counter(), time.process_time()
@@ -175,7 +190,7 @@ async def _baseline(report: SoakReport, switches: int, idle: float) -> None:
     async with app.run_test(size=(160, 45)) as pilot:
         await pilot.pause(0.5)
         await _switches(app, Frames(app), switches, report.bare_switches)
-        report.bare_idle_cpu.append(await idle_cpu(idle))
+        report.bare_idle_cpu.append(await idle_cpu(SETTLE + idle))  # nothing deferred: no collector
 
 
 async def soak(
@@ -285,7 +300,7 @@ async def soak(
                     await deploy(sha)
                 doing[0] = "idle"
                 await pilot.press(TABS[report.rounds % len(TABS)][0])
-                report.idle_cpu.append(await idle_cpu(idle))
+                report.idle_cpu.append(await settled_idle_cpu(report, idle))
                 if report.rounds == 1:
                     report.widgets = (_widgets(Widget), 0)
                     report.warm = time.perf_counter() - began
