@@ -302,9 +302,10 @@ def tree_receive(deploy_path: str, roles: list[TreeRole], *, sums: int, stall: f
        kept nor relayed (the children's streams end empty). A stripe from the push host,
        over SSH, has no token;
     4. once every stripe has ended and is unpacked (a file cut short fails its check), says
-       how much of each came, checks every file against the sums, and hard-links into the assets directory only the files the sums name and
-       that match them (never over an asset the host has: a name appears whole or not at
-       all). Then nothing of the tree is left.
+       how much of each came, checks every file against the sums, and hard-links into the
+       assets directory only the files the sums name and that match them (never over an
+       asset the host has: a name appears whole or not at all). Then nothing of the tree
+       is left.
 
     An mbuffer gives up after `stall` seconds without a byte moving on the network (a dead
     parent, a cut child), or `patience` seconds without any progress at all: no receiver
@@ -398,8 +399,9 @@ def tree_receive(deploy_path: str, roles: list[TreeRole], *, sums: int, stall: f
 
 def _keep(role: TreeRole) -> str:
     """What keeps a stripe's stream (its stdin) once it may be kept: its part of the archive
-    (p{j}, whose size says how much came), the pipe its `tar` unpacks, and a pipe per child, into which the child's link's token goes first (what the child's
-    stream begins with). The pipes are opened first on fds 6, 7, ... (sh takes one digit:
+    (p{j}, whose size says how much came), the pipe its `tar` unpacks, and a pipe per
+    child, into which the child's link's token goes first (what the child's stream begins
+    with). The pipes are opened first on fds 6, 7, ... (sh takes one digit:
     `tree.FANOUT` may be at most 4) and held until the stream ends. tee, not mbuffer, writes
     the pipes: mbuffer's `-o` puts a pipe in packet mode (O_DIRECT), and a relay reading the
     token's 64 bytes and then the stream in its blocks would lose a piece of each packet."""

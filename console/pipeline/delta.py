@@ -205,7 +205,7 @@ def delta(base: Build, build: Build, *, brought: bool = False) -> Delta:
     if any(e.kind == "l" for e in new_assets.values()):
         raise NotADelta("the assets hold a symbolic link")
     fresh = [n for n, e in new_assets.items() if e.kind == "f" and n not in old_assets]
-    sent_assets = [] if brought else fresh
+    sent_assets = set() if brought else set(fresh)
     needed = sorted(n for n, e in new_assets.items() if e.kind == "f" and n not in sent_assets)
     incoming, live, release = (
         f"assets/.incoming-{build.release}",

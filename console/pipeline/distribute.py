@@ -36,9 +36,9 @@ live release gets rsync, chunk by chunk, which finds what the tree brought in pl
 (`--ignore-existing`) and sends the rest from the push host. So a host whose feeder died is
 not failed, it is staged by rsync, and so is a slow host whose part ran past
 `timeouts.sync` on a live connection; a host whose own connection died is failed, with that
-reason; and no host is switched before every host is staged. Nothing listens once a host's part is over: its receivers
-end with their stripe, or after a few `timeouts.connect` without a byte, and none is
-reachable but from its parent's address.
+reason; and no host is switched before every host is staged. Nothing listens once a
+host's part is over: its receivers end with their stripe, or after a few
+`timeouts.connect` without a byte, and none is reachable but from its parent's address.
 
 A change under `TREE_MIN` bytes of new assets goes by rsync alone: the pass would cost
 more than it saves.
