@@ -74,6 +74,23 @@ def test_latest_and_running(tmp_path: Path) -> None:
     assert not log.running("20260103T000000Z-ddddddd")
 
 
+def test_running_reads_only_what_was_written_since_it_last_asked(tmp_path: Path) -> None:
+    """The console asks every few seconds; a line caught half-written is read whole later,
+    and a log that is not the one read before (shorter: replaced) is read afresh."""
+    log = EventLog(tmp_path)
+    log.writer("d1")(started("d1", os.getpid()))
+    assert log.running("d1")
+    done = (to_json(DeployDone("d1", result="ok", seconds=1)) + "\n").encode()
+    with open(log.path("d1"), "ab") as f:
+        f.write(done[:10])
+        f.flush()
+        assert log.running("d1")  # the half line is not an event yet
+        f.write(done[10:])
+    assert not log.running("d1")
+    log.path("d1").write_text(to_json(started("d1", os.getpid())) + "\n")
+    assert log.running("d1")
+
+
 def test_bad_lines_become_warnings_naming_file_and_line(tmp_path: Path) -> None:
     log = EventLog(tmp_path)
     log.writer("d1")(started("d1", os.getpid()))

@@ -136,3 +136,23 @@ async def test_closed_dialogs_leave_nothing_behind():
         for _ in range(4):
             await dialogs()
         assert alive() <= before + 40  # the last dialog's widgets may linger (its worker's context)
+
+
+@pilot_test
+async def test_ticking_ages_leave_no_dead_renders_behind():
+    """Every age that changes moves the DataTable's cache key on, and what it rendered before
+    used to stay, up to 10,000 cells per table (console.tui.textual_fixes.drop_dead_renders):
+    ten minutes of ticks on the History tab kept 2,100 cells where 50 are shown."""
+    app = make_app(FakeService(hosts=20))
+    async with app.run_test(size=(160, 45)) as pilot:
+        screen = app.console_screen
+        await pilot.press("4")
+        table = screen.query_one(HistoryTable)
+        await until(pilot, lambda: table.row_count > 0)
+        for _ in range(300):  # ages move on once a minute: 5 changes, each a full repaint
+            app.clock.now += 2
+            screen.tick()
+            await pilot.pause(0)
+        await pilot.pause(0.05)
+        assert rendered(table)  # painted after every change
+        assert len(table._cell_render_cache) <= table.row_count * len(table.columns) + len(table.columns)

@@ -221,13 +221,15 @@ class ConsoleScreen(OperatorActions):
         """A tab came to the front (a number key, a click on the tab): its pane takes the focus.
 
         A message about a tab that is no longer in front (the person switched again
-        meanwhile) changes nothing."""
+        meanwhile) changes nothing. The metrics are fetched and drawn again once the tab
+        is painted as it was: their worker would hold the interpreter while the key's
+        frame is drawn."""
         tabs = self.query_one(TabbedContent)
         if event.pane.id != tabs.active or not isinstance(event.pane, Pane):
             return
         self._focus_pane(event.pane)
         if event.pane.id == "metrics":
-            self.load_metrics()
+            self.call_after_refresh(self.load_metrics)
 
     def _focus_pane(self, pane: Pane) -> None:
         focused = self.focused

@@ -1,11 +1,13 @@
 """A table column of "how long ago" texts (`5s`, `4m`) that stay fresh: the console's tick
-rewrites the cells whose text has changed, and only those."""
+rewrites the cells whose text has changed, and only those, and then lets the table drop
+what it rendered before (`textual_fixes.drop_dead_renders`)."""
 
 from __future__ import annotations
 
 from textual.widgets import DataTable
 
 from console.tui.format import ago
+from console.tui.textual_fixes import drop_dead_renders
 
 
 class AgeColumn:
@@ -29,8 +31,12 @@ class AgeColumn:
 
     def refresh(self, table: DataTable, now: float) -> None:
         """Rewrite the cells that read differently at `now`."""
+        changed = False
         for row, ts in self._times.items():
             text = ago(now - ts)
             if text != self._shown[row]:
                 self._shown[row] = text
                 table.update_cell(row, self.column, text)
+                changed = True
+        if changed:
+            drop_dead_renders(table)
