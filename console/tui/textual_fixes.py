@@ -16,17 +16,22 @@ for hours before the cache is full. The codes are kept on the style itself
 (`style._ansi`, which `Strip.render_style` reads first), so the cache saves nothing that
 lives; here the function runs uncached.
 
-`drop_dead_renders(table)`: see there.
+`CachedTable`, the console's `DataTable`: see there.
 """
 
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Any
 
+from rich.style import Style as RichStyle
+from textual import events
 from textual._styles_cache import StylesCache
 from textual.color import Color
+from textual.geometry import Region, Size
 from textual.strip import Strip
 from textual.style import Style
+from textual.widget import PseudoClasses
 from textual.widgets import DataTable
 
 
@@ -55,13 +60,56 @@ def patch() -> None:
         Strip.render_ansi = classmethod(uncached)  # type: ignore[method-assign,assignment]  # the workaround itself
 
 
-def drop_dead_renders(table: DataTable) -> None:
-    """Free what `table` rendered before its cells last changed.
+class CachedTable(DataTable):
+    """A `DataTable` that keeps what it rendered when only its focus (or hover) changes, and
+    drops what it rendered before its cells changed (`drop_dead_renders`).
 
-    A `DataTable` keys its caches of rendered cells (up to 10,000), rows and lines (1,000
-    each) on a count that every `update_cell` moves on, so nothing rendered before an
-    update is looked up again, yet it stays until the cache is full. A table whose ages
-    tick every second (`AgeColumn`) filled them with dead renders: megabytes per table, most
-    of the soak's RSS growth (textual 8.2.8). Clearing them costs nothing: after the update
-    every line is rendered again anyway."""
-    table._clear_caches()
+    A table clears every cache of rendered cells, rows and lines whenever its styles are
+    updated, and gaining or losing the focus is such an update, though each cache is keyed
+    on the focus already. A tab switch moves the focus to the table of the tab brought to
+    the front, so each switch rendered its table's every visible cell again: 13 ms of a
+    40 ms switch to History (40 rows, textual 8.2.8). Here the caches stay, unless what
+    the table looks like in its focus state (its style and its components' styles) is not
+    what it was when that state was last rendered: then they go, as before. Likewise a
+    table shown again gets a `Resize` to the size it had, which made it render everything
+    again too: here only a new size does."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._looks: dict[PseudoClasses, tuple[RichStyle, ...]] = {}
+        self._restyled = True  # the first render says what it looked like
+        self._sized: tuple[Size, Size, Size] | None = None
+
+    def notify_style_update(self) -> None:
+        super(DataTable, self).notify_style_update()  # the widget's own caches, not the table's
+        self._get_styles_to_render_cell.cache_clear()  # keyed without the focus
+        self._restyled = True
+        self.refresh()
+
+    def _on_resize(self, event: events.Resize) -> None:
+        sized = (event.size, event.virtual_size, event.container_size)
+        if sized == self._sized:
+            event.prevent_default()  # Textual calls DataTable's own handler after this one
+        self._sized = sized
+
+    def render_lines(self, crop: Region) -> list[Strip]:
+        if self._restyled:  # the components' styles are updated after `notify_style_update`
+            self._restyled = False
+            state = self.get_pseudo_class_state()
+            look = (self.rich_style, *(self.get_component_rich_style(c) for c in sorted(self._get_component_classes())))
+            if self._looks.get(state, look) != look:  # restyled for real: nothing cached holds
+                self._looks = {}
+                self._clear_caches()
+            self._looks[state] = look
+        return super().render_lines(crop)
+
+    def drop_dead_renders(self) -> None:
+        """Free what this table rendered before its cells last changed.
+
+        A `DataTable` keys its caches of rendered cells (up to 10,000), rows and lines (1,000
+        each) on a count that every `update_cell` moves on, so nothing rendered before an
+        update is looked up again, yet it stays until the cache is full. A table whose ages
+        tick every second (`AgeColumn`) filled them with dead renders: megabytes per table,
+        most of the soak's RSS growth (textual 8.2.8). Clearing them costs nothing: after
+        the update every line is rendered again anyway."""
+        self._clear_caches()

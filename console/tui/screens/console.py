@@ -136,12 +136,20 @@ class ConsoleScreen(OperatorActions):
             self.attach(show, ended=ended)
 
     def tick(self) -> None:
-        """Every second: the deploy's time, "since" and "ago" texts, the tables' ages."""
+        """Every second: the deploy's time, "since" and "ago" texts, the ages in the table in
+        front."""
         now = self.app.clock()
         self.query_one(StatusHeader).now = now
         self.query_one(FleetPane).tick(now)
-        self.query_one(QueuePane).query_one(QueueTable).show_ages(now)
-        self.query_one(HistoryPane).query_one(HistoryTable).show_ages(now)
+        self._show_ages()
+
+    def _show_ages(self) -> None:
+        """The ages of the table in front, as of now. A hidden table's ages wait until it is
+        painted again: rewritten while hidden, they made its first frame render every cell."""
+        active = self.query_one(TabbedContent).active
+        if active in ("queue", "history"):
+            table = self.query_one(QueueTable) if active == "queue" else self.query_one(HistoryTable)
+            table.show_ages(self.app.clock())
 
     @service_worker("timing")
     def _load_timing(self) -> None:
@@ -221,15 +229,17 @@ class ConsoleScreen(OperatorActions):
         """A tab came to the front (a number key, a click on the tab): its pane takes the focus.
 
         A message about a tab that is no longer in front (the person switched again
-        meanwhile) changes nothing. The metrics are fetched and drawn again once the tab
-        is painted as it was: their worker would hold the interpreter while the key's
-        frame is drawn."""
+        meanwhile) changes nothing. The metrics are fetched and drawn again, and a table's
+        ages brought up to date, once the tab is painted as it was: the metrics' worker
+        would hold the interpreter while the key's frame is drawn, and a table whose cells
+        change renders every one of them again."""
         tabs = self.query_one(TabbedContent)
         if event.pane.id != tabs.active or not isinstance(event.pane, Pane):
             return
         self._focus_pane(event.pane)
         if event.pane.id == "metrics":
             self.call_after_refresh(self.load_metrics)
+        self.call_after_refresh(self._show_ages)
 
     def _focus_pane(self, pane: Pane) -> None:
         focused = self.focused

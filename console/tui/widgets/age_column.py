@@ -1,13 +1,11 @@
 """A table column of "how long ago" texts (`5s`, `4m`) that stay fresh: the console's tick
 rewrites the cells whose text has changed, and only those, and then lets the table drop
-what it rendered before (`textual_fixes.drop_dead_renders`)."""
+what it rendered before (`CachedTable.drop_dead_renders`)."""
 
 from __future__ import annotations
 
-from textual.widgets import DataTable
-
 from console.tui.format import ago
-from console.tui.textual_fixes import drop_dead_renders
+from console.tui.textual_fixes import CachedTable
 
 
 class AgeColumn:
@@ -29,7 +27,7 @@ class AgeColumn:
         self._times.clear()
         self._shown.clear()
 
-    def refresh(self, table: DataTable, now: float) -> None:
+    def refresh(self, table: CachedTable, now: float) -> None:
         """Rewrite the cells that read differently at `now`."""
         changed = False
         for row, ts in self._times.items():
@@ -39,4 +37,4 @@ class AgeColumn:
                 table.update_cell(row, self.column, text)
                 changed = True
         if changed:
-            drop_dead_renders(table)
+            table.drop_dead_renders()

@@ -18,6 +18,7 @@ from textual.widgets import DataTable
 from console.core.text import short
 from console.service import DeployRecord
 from console.tui.format import duration, plain
+from console.tui.textual_fixes import CachedTable
 from console.tui.theme import Palette, palette
 from console.tui.widgets.age_column import AgeColumn
 from console.tui.widgets.stretch import stretch
@@ -75,7 +76,7 @@ def result_style(result: str, colors: Palette) -> str:
     return f"bold {color}" if color else ""
 
 
-class HistoryTable(DataTable):
+class HistoryTable(CachedTable):
     """One row per deploy, newest on top; enter opens its hosts."""
 
     BINDINGS = [

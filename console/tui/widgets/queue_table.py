@@ -13,6 +13,7 @@ from textual.widgets import DataTable
 
 from console.service import Change
 from console.tui.format import plain
+from console.tui.textual_fixes import CachedTable
 from console.tui.theme import palette
 from console.tui.widgets.age_column import AgeColumn
 from console.tui.widgets.stretch import stretch
@@ -28,7 +29,7 @@ def blocked_reason(change: Change) -> str:
     return ", ".join(reasons)
 
 
-class QueueTable(DataTable):
+class QueueTable(CachedTable):
     """Undeployed commits; the highlighted one is what `d` deploys, enter opens it."""
 
     BINDINGS = [
