@@ -138,6 +138,14 @@ async def test_closed_dialogs_leave_nothing_behind():
         assert alive() <= before + 40  # the last dialog's widgets may linger (its worker's context)
 
 
+async def history_in_front(pilot, screen) -> HistoryTable:
+    """The History tab brought to the front, its table filled."""
+    await pilot.press("4")
+    table = screen.query_one(HistoryTable)
+    await until(pilot, lambda: table.row_count > 0)
+    return table
+
+
 @pilot_test
 async def test_ticking_ages_leave_no_dead_renders_behind():
     """Every age that changes moves the DataTable's cache key on, and what it rendered before
@@ -146,9 +154,7 @@ async def test_ticking_ages_leave_no_dead_renders_behind():
     app = make_app(FakeService(hosts=20))
     async with app.run_test(size=(160, 45)) as pilot:
         screen = app.console_screen
-        await pilot.press("4")
-        table = screen.query_one(HistoryTable)
-        await until(pilot, lambda: table.row_count > 0)
+        table = await history_in_front(pilot, screen)
         for _ in range(300):  # ages move on once a minute: 5 changes, each a full repaint
             app.clock.now += 2
             screen.tick()
@@ -167,9 +173,7 @@ async def test_a_table_brought_back_to_the_front_renders_no_cell_again_and_still
     app = make_app(FakeService(hosts=20))
     async with app.run_test(size=(160, 45)) as pilot:
         screen = app.console_screen
-        await pilot.press("4")
-        table = screen.query_one(HistoryTable)
-        await until(pilot, lambda: table.row_count > 0)
+        table = await history_in_front(pilot, screen)
         await pilot.pause(0.1)
         renders = []
         original = table._get_row_renderables

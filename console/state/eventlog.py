@@ -118,12 +118,7 @@ class EventLog:
     def read(self, deploy_id: str) -> list[Event]:
         """Every complete event so far (bad lines become warning notices)."""
         path = self.path(deploy_id)
-        try:
-            data = path.read_bytes()
-        except FileNotFoundError:
-            raise ConsoleError(f"{path}: no event log for deploy {deploy_id}") from None
-        except OSError as exc:
-            raise ConsoleError(f"{path}: cannot read the event log: {exc.strerror}") from None
+        data = _read_from(path, deploy_id, 0) or b""
         parser = _Parser(path, deploy_id)
         return list(parser.feed(data))
 
@@ -136,18 +131,12 @@ class EventLog:
         path = self.path(deploy_id)
         with self._scan_lock:
             scan = self._scan
-            if scan is None or scan.deploy_id != deploy_id:
+            if scan is None or scan.parser.deploy_id != deploy_id:
                 scan = self._scan = _Scan(_Parser(path, deploy_id))
-            try:
-                with open(path, "rb") as f:
-                    if os.fstat(f.fileno()).st_size < scan.offset:  # not the log it was: read it afresh
-                        scan = self._scan = _Scan(_Parser(path, deploy_id))
-                    f.seek(scan.offset)
-                    data = f.read()
-            except FileNotFoundError:
-                raise ConsoleError(f"{path}: no event log for deploy {deploy_id}") from None
-            except OSError as exc:
-                raise ConsoleError(f"{path}: cannot read the event log: {exc.strerror}") from None
+            data = _read_from(path, deploy_id, scan.offset)
+            if data is None:  # shorter than what was read: not the log it was, read it afresh
+                scan = self._scan = _Scan(_Parser(path, deploy_id))
+                data = _read_from(path, deploy_id, 0) or b""
             scan.offset += len(data)
             for event in scan.parser.feed(data):
                 if isinstance(event, DeployStarted):
@@ -198,12 +187,25 @@ class EventLog:
                     return
 
 
+def _read_from(path: Path, deploy_id: str, offset: int) -> bytes | None:
+    """The log's bytes from `offset` on; None if it is shorter than `offset`."""
+    try:
+        with open(path, "rb") as f:
+            if os.fstat(f.fileno()).st_size < offset:
+                return None
+            f.seek(offset)
+            return f.read()
+    except FileNotFoundError:
+        raise ConsoleError(f"{path}: no event log for deploy {deploy_id}") from None
+    except OSError as exc:
+        raise ConsoleError(f"{path}: cannot read the event log: {exc.strerror}") from None
+
+
 class _Scan:
     """What `EventLog.running` has read of one deploy's log so far."""
 
     def __init__(self, parser: _Parser) -> None:
         self.parser = parser
-        self.deploy_id = parser.deploy_id
         self.offset = 0  # bytes read (an unfinished last line waits in the parser)
         self.started: DeployStarted | None = None
         self.done = False
