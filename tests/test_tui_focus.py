@@ -8,6 +8,7 @@ import gc
 
 import pytest
 from textual import events
+from textual.geometry import Region
 from textual.widget import Widget
 from textual.widgets import TabbedContent
 
@@ -148,28 +149,61 @@ async def history_in_front(pilot, screen) -> HistoryTable:
 
 @pilot_test
 async def test_ticking_ages_leave_no_dead_renders_behind():
-    """Every age that changes moves the DataTable's cache key on, and what it rendered before
-    used to stay, up to 10,000 cells per table (console.tui.textual_fixes.CachedTable):
-    ten minutes of ticks on the History tab kept 2,100 cells where 50 are shown."""
+    """Every age that changed moved the DataTable's cache key on, and what it rendered before
+    used to stay, up to 10,000 cells per table: ten minutes of ticks on the History tab kept
+    2,100 cells where 50 are shown (console.tui.textual_fixes.CachedTable.rewrite_cells)."""
     app = make_app(FakeService(hosts=20))
     async with app.run_test(size=(160, 45)) as pilot:
         screen = app.console_screen
         table = await history_in_front(pilot, screen)
-        for _ in range(300):  # ages move on once a minute: 5 changes, each a full repaint
+        await pilot.pause(0.1)
+        kept = len(table._cell_render_cache)  # each visible cell, in the states it was shown in
+        assert kept <= 3 * (table.row_count + 1) * len(table.columns)
+        for _ in range(300):  # ten minutes: every age changes ten times
             app.clock.now += 2
             screen.tick()
             await pilot.pause(0)
         await pilot.pause(0.05)
         assert rendered(table)  # painted after every change
-        assert len(table._cell_render_cache) <= table.row_count * len(table.columns) + len(table.columns)
+        assert len(table._cell_render_cache) <= kept
+
+
+@pilot_test
+async def test_an_age_that_changes_renders_only_its_own_row_again():
+    """One age that changed made the table render every visible cell again: with 20 deploys
+    whose ages change at different seconds, 220 cells every three seconds, most of the idle
+    console's CPU on the History tab (CachedTable.rewrite_cells)."""
+    app = make_app(FakeService(hosts=20))
+    async with app.run_test(size=(160, 45)) as pilot:
+        screen = app.console_screen
+        table = await history_in_front(pilot, screen)
+        await pilot.pause(0.1)
+        renders: list[int] = []
+        original = table._get_row_renderables
+        table._get_row_renderables = lambda row: renders.append(row) or original(row)  # a row rendered from its data
+
+        def ages() -> list[str]:
+            return [str(table.get_cell(key, "when")) for key in table.records]  # in row order
+
+        for _ in range(120):  # 10 s at a time until some ages change, not all
+            before = ages()
+            app.clock.now += 10
+            screen.tick()
+            await pilot.pause(0.05)
+            changed = {row for row, (a, b) in enumerate(zip(before, ages(), strict=True)) if a != b}
+            if changed:
+                break
+        assert changed and len(changed) < table.row_count, (before, ages())
+        assert set(renders) == changed
+        lines = table.render_lines(Region(0, 0, table.size.width, table.size.height))
+        shown = [lines[table.header_height + row].text.split()[1] for row in range(table.row_count)]  # id, when, ...
+        assert shown == ages()
 
 
 @pilot_test
 async def test_a_table_brought_back_to_the_front_renders_no_cell_again_and_still_shows_its_focus():
     """Gaining the focus and being shown again each made a DataTable render every visible cell
     afresh: 13 ms of a 40 ms switch to History (console.tui.textual_fixes.CachedTable)."""
-    from textual.geometry import Region
-
     app = make_app(FakeService(hosts=20))
     async with app.run_test(size=(160, 45)) as pilot:
         screen = app.console_screen

@@ -1,6 +1,6 @@
 """A table column of "how long ago" texts (`5s`, `4m`) that stay fresh: the console's tick
-rewrites the cells whose text has changed, and only those, and then lets the table drop
-what it rendered before (`CachedTable.drop_dead_renders`)."""
+rewrites the cells whose text has changed, and the table renders only those again
+(`CachedTable.rewrite_cells`)."""
 
 from __future__ import annotations
 
@@ -29,12 +29,10 @@ class AgeColumn:
 
     def refresh(self, table: CachedTable, now: float) -> None:
         """Rewrite the cells that read differently at `now`."""
-        changed = False
+        changed = []
         for row, ts in self._times.items():
             text = ago(now - ts)
             if text != self._shown[row]:
                 self._shown[row] = text
-                table.update_cell(row, self.column, text)
-                changed = True
-        if changed:
-            table.drop_dead_renders()
+                changed.append((row, self.column, text))
+        table.rewrite_cells(changed)
