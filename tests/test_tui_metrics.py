@@ -91,13 +91,13 @@ async def test_graphs_have_round_ticks_clock_times_and_a_labelled_line_per_deplo
 async def test_a_young_fleet_says_how_much_baseline_a_deploy_would_get():
     service = FakeService(hosts=20)
     for metric in service.key_metrics:
-        service.series_start[metric.name] = NOW - 45  # the demo started 45 s ago
+        service.series_start[metric.name] = NOW - 50  # the demo started 50 s ago (on a step of 7.5 s)
     app = make_app(service)
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.press("3")
         graph = app.console_screen.query_one("#metric-1", MetricGraph)
         await until(pilot, lambda: "baseline building" in rendered(graph.query_one(".verdict")))
-        assert "baseline building: 45 of 120 s" in rendered(graph.query_one(".verdict"))
+        assert "baseline building: 50 of 120 s" in rendered(graph.query_one(".verdict"))
         service.series_start.clear()
         await pilot.press("r")
         await until(pilot, lambda: "baseline building" not in rendered(graph.query_one(".verdict")))
@@ -135,3 +135,36 @@ async def test_bringing_the_metrics_tab_to_the_front_draws_its_plots_off_the_ui_
             await pilot.pause(0.2)
     assert "MainThread" not in threads, threads
     assert all(p._drawn is not None and p._drawn.size.area for p in plots)
+
+
+@pilot_test
+async def test_the_graphs_advance_a_step_at_a_time():
+    """The graphs end with the last step that is over, on multiples of the step, so a step
+    reads the same at every look; the console's timer fetches and draws nothing until
+    another step is over (fetching a sliding window every 5 s cost 2.5 % of a core)."""
+    from console.tui.panes.metrics import SETTLE, steps
+
+    start, end, step = steps(NOW + 0.4, 900)
+    assert step == 7.5 and end - start == 900 and end % step == 0 and NOW - step < end + SETTLE <= NOW + 0.4
+    service = FakeService(hosts=20)
+    asked: list[float] = []
+    real = service.metric_series
+    service.metric_series = lambda metric, start, end, step: asked.append(end) or real(metric, start, end, step)
+    app = make_app(service)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.press("3")
+        await until(pilot, lambda: len(asked) == 3)
+        screen = app.console_screen
+        first = steps(app.clock.now, 900)[1]
+        for _ in range(3):  # the timer's looks within the same step
+            app.clock.now += 1
+            assert steps(app.clock.now, 900)[1] == first
+            screen.load_metrics(new_step=True)
+            await pilot.pause(0.05)
+        assert len(asked) == 3
+        app.clock.now = steps(app.clock.now, 900)[1] + step + SETTLE  # the next step is over
+        screen.load_metrics(new_step=True)
+        await until(pilot, lambda: len(asked) == 6)
+        assert asked[3] - asked[0] == step
+        await pilot.press("r")  # asked for: fetched again
+        await until(pilot, lambda: len(asked) == 9)

@@ -54,7 +54,7 @@ class ConsoleApp(App[None]):
         clock: Callable[[], float] = time.time,
         flush_interval: float = 0.1,
         poll_interval: float = 5.0,
-        metrics_interval: float = 5.0,
+        metrics_interval: float = 1.0,  # how often to look whether a step of the graphs is over
         metrics_window: float = 900.0,
     ) -> None:
         super().__init__()

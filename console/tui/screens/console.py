@@ -12,6 +12,7 @@ service runs in a `service_worker`, whose failure the app shows (see `console.tu
 
 from __future__ import annotations
 
+import functools
 import threading
 from typing import TYPE_CHECKING
 
@@ -94,7 +95,7 @@ class ConsoleScreen(OperatorActions):
         self.set_interval(1.0, self.tick)
         self.refresh_all()
         self.set_interval(app.poll_interval, self.poll)
-        self.set_interval(app.metrics_interval, self.load_metrics)
+        self.set_interval(app.metrics_interval, functools.partial(self.load_metrics, new_step=True))
 
     def on_resize(self, event: events.Resize) -> None:
         """Lay out for the terminal there is: below 32 rows the queue's buttons go (the footer
@@ -112,9 +113,10 @@ class ConsoleScreen(OperatorActions):
         self.query_one(HistoryPane).load()
         self.load_metrics()
 
-    def load_metrics(self) -> None:
-        """The metrics pane, with the verdicts of the deploy shown (or else the newest)."""
-        self.query_one(MetricsPane).load(self.feed.deploy_id if self.feed else None)
+    def load_metrics(self, new_step: bool = False) -> None:
+        """The metrics pane, with the verdicts of the deploy shown (or else the newest);
+        `new_step`: only if another step of the graphs is over (the timer)."""
+        self.query_one(MetricsPane).load(self.feed.deploy_id if self.feed else None, new_step=new_step)
 
     @service_worker("poll")
     def poll(self) -> None:

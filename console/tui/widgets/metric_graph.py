@@ -19,8 +19,10 @@ from console.tui.widgets.metric_plot import Drawn, MetricPlot, Series
 
 
 def baseline_seconds(series: Series, now: float, baseline: float) -> float:
-    """Seconds of the `baseline` window before `now` that have samples in `series`."""
-    first = next((t for t, v in series if v is not None and t >= now - baseline), None)
+    """Seconds of the `baseline` window before `now` that have samples in `series` (a step
+    that began before the window and ends in it counts from its start)."""
+    step = series[1][0] - series[0][0] if len(series) > 1 else 0.0
+    first = next((t for t, v in series if v is not None and t + step > now - baseline), None)
     return 0.0 if first is None else min(baseline, now - first)
 
 
@@ -33,6 +35,7 @@ class MetricGraph(Horizontal):
         super().__init__(name=name, id=id, classes=classes)
         self.metric = metric
         self.border_title = plain(metric.name + (f" ({metric.unit})" if metric.unit else ""), 80)
+        self._verdict_shown: Text | None = None
 
     def compose(self) -> ComposeResult:
         yield MetricPlot()
@@ -43,18 +46,22 @@ class MetricGraph(Horizontal):
         series: Series,
         markers: Sequence[Marker],
         verdict: WatchVerdict | None,
-        start: float,
+        window: tuple[float, float],
         now: float,
         baseline: float,
         drawn: Drawn | None = None,
     ) -> None:
-        """Plot the samples over [start, now] with the markers (`drawn`: already drawn); write
-        the value now, how much of the `baseline` seconds a deploy now would be judged
-        against, and the verdict."""
-        self.query_one(MetricPlot).show(series, markers, start, now, drawn)
+        """Plot the samples over the `window` (start, end) with the markers (`drawn`: already
+        drawn); write the latest value, how much of the `baseline` seconds a deploy at `now`
+        would be judged against, and the verdict. The text is laid out again only if it
+        changed."""
+        self.query_one(MetricPlot).show(series, markers, *window, drawn)
         last = next((v for _, v in reversed(series) if v is not None), None)
         have = baseline_seconds(series, now, baseline)
-        self.query_one(".verdict", Static).update(self._verdict_text(verdict, last, have, baseline))
+        text = self._verdict_text(verdict, last, have, baseline)
+        if text != self._verdict_shown:
+            self._verdict_shown = text
+            self.query_one(".verdict", Static).update(text)
 
     def _verdict_text(self, verdict: WatchVerdict | None, last: float | None, have: float, baseline: float) -> Text:
         colors = palette(self)
