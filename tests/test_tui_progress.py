@@ -142,6 +142,8 @@ async def test_ages_stay_fresh_without_a_refresh():
         screen = app.console_screen
         queue, history = screen.query_one(QueueTable), screen.query_one(HistoryTable)
         await until(pilot, lambda: queue.row_count == 5 and history.row_count == 4 and screen.done_seen)
+        await app.workers.wait_for_complete()  # the lists loaded again once the deploy shown was done
+        await pilot.pause(0.05)
         assert queue.get_cell_at(Coordinate(0, 5)) == "5m" and history.get_cell_at(Coordinate(0, 1)) == "10m"
         app.clock.now = NOW + 60 * 60
         await until(pilot, lambda: queue.get_cell_at(Coordinate(0, 5)) == "1h", timeout=3)
