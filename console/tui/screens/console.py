@@ -261,7 +261,7 @@ class ConsoleScreen(OperatorActions):
     def action_attach(self) -> None:
         self._find_running()
 
-    @service_worker("poll")
+    @service_worker("attach")  # not "poll": a poll started meanwhile (a deploy's end) cancelled the answer
     def _find_running(self) -> None:
         running = self.app.service.running_deploy()
         if running is None:
