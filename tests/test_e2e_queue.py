@@ -11,6 +11,7 @@ import pytest
 
 from console.core.errors import ConsoleError
 from console.core.events import DeployDone
+from console.lab import state as labstate
 from support.demo_fleet import ROOT, USER, make_demo_fleet, wait_for
 
 pytestmark = pytest.mark.lab
@@ -97,3 +98,19 @@ def test_the_whole_demo_trunk_deploys_with_an_override_and_serves(fleet):
     done = fleet.deploy(trunk.ddl, override="the whole demo trunk at once")
     assert done.result == "ok", (done.message, done.hosts_failed[:1])
     assert fleet.history.live_revision() == trunk.ddl
+
+
+def test_hosts_run_the_shop_from_the_bytecode_the_build_compiled(fleet):
+    """The demo's build.command compiles the shop once on the deploy host: after a reload
+    (its check and the new worker both import the shop) every module's .pyc on a host is
+    still the build's, hash-checked (PEP 552 flags 0b11), not one the host wrote itself."""
+    done = fleet.deploy(fleet.trunk.initial, override="first install of the demo shop")
+    assert done.result == "ok", (done.message, done.hosts_failed[:1])
+    st = labstate.load(fleet.lab.name)
+    for name in [h.name for h in fleet.inventory.hosts[:2]]:
+        shop = st.host(name).www / "current" / "shop"
+        modules = sorted(p.stem for p in shop.glob("*.py"))
+        cached = {p.name.split(".")[0]: p for p in (shop / "__pycache__").glob("*.pyc")}
+        assert sorted(cached) == modules, name
+        flags = {m: int.from_bytes(p.read_bytes()[4:8], "little") for m, p in cached.items()}
+        assert set(flags.values()) == {0b11}, (name, flags)

@@ -41,6 +41,11 @@ INVENTORY = Path("hosts") / f"{NAME}.yaml"
 # ctl.py needs only the standard library.
 RESTART = "/usr/bin/python3 -I -S {deploy_path}/current/ctl.py graceful --bind={address}:{http_port} --statsd={statsd}"
 HEALTH = "http://{address}:{http_port}/health"
+# Each release is a new directory, so without this every host compiled the whole shop on
+# every deploy (in the reload's check, then wrote __pycache__ for the worker): ~10 ms of CPU
+# per host, once here instead. The hosts' own interpreter, so they use the files; hash-checked
+# (PEP 552): the build stamps mtimes by content after this runs.
+BUILD = "/usr/bin/python3 -I -S -m compileall -q --invalidation-mode checked-hash shop"
 KEY_METRICS = [
     {"name": "checkouts", "query": "shop.checkouts", "stat": "rate", "unit": "/min", "bad": "down", "limit": "20%"},
     {
@@ -62,6 +67,7 @@ def demo_extra(trunk: Trunk, statsd: str) -> dict:
         "environment": NAME,
         "repo": str(trunk.path),
         "branch": trunk.branch,
+        "build": {"command": BUILD},
         "restart": RESTART,
         "health": HEALTH,
         "vars": {"statsd": statsd},

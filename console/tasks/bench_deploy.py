@@ -202,7 +202,7 @@ def _deploy(lab, inventory: Inventory, name: str, sha: str, figures: Figures, sw
 
 
 def _measure(hosts: int, runs: int, with_restart: bool, names: list[str]) -> dict[str, Figures]:
-    from console.demo.fleet import HEALTH, RESTART
+    from console.demo.fleet import BUILD, HEALTH, RESTART
     from console.demo.trunk import commit_change, create_trunk
     from console.lab import Lab
     from console.session.runs import run_deploy
@@ -215,7 +215,7 @@ def _measure(hosts: int, runs: int, with_restart: bool, names: list[str]) -> dic
             data = yaml.safe_load(path.read_text())
             data["state_dir"] = str(Path(tmp) / "state")
             if with_restart:
-                data.update(restart=RESTART, health=HEALTH, vars={"statsd": "127.0.0.1:9"})
+                data.update(build={"command": BUILD}, restart=RESTART, health=HEALTH, vars={"statsd": "127.0.0.1:9"})
             path.write_text(yaml.safe_dump(data))
             inventory = load_inventory(path)
             first = run_deploy(inventory, DeployRequest(user="bench", ref=trunk.commits["initial"], override="bench"))

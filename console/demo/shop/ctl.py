@@ -26,7 +26,6 @@ command at a time).
 
 import fcntl
 import os
-import signal
 import sys
 import time
 
@@ -34,6 +33,9 @@ import time
 DEPLOY_PATH = os.path.dirname(os.path.dirname(os.path.dirname(os.path.realpath(__file__))))
 GUNICORN = "/usr/bin/gunicorn"  # Debian's package `gunicorn`, on the system python3
 POLL = 0.005  # seconds between looks at gunicorn's files
+# POSIX's numbers (kill -1, kill -15): the `signal` module imports `enum`, 7 ms of CPU on
+# every host on every deploy
+SIGHUP, SIGTERM = 1, 15
 
 
 class Failed(Exception):
@@ -132,7 +134,7 @@ class Gunicorn:
             os.unlink(run_path("gunicorn.refused"))
         except FileNotFoundError:
             pass
-        os.kill(pid, signal.SIGHUP)
+        os.kill(pid, SIGHUP)
         worker, revision = self.wait_ready(lambda: bool(cmdline(pid)), args.timeout, "during the reload", old)
         if not worker:
             raise Failed(refused + revision)
@@ -162,7 +164,7 @@ class Gunicorn:
         pid, _ = self.master()
         if not pid:
             return "not running"
-        os.kill(pid, signal.SIGTERM)
+        os.kill(pid, SIGTERM)
         deadline = time.monotonic() + args.timeout
         while cmdline(pid):
             if time.monotonic() > deadline:

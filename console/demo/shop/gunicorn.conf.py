@@ -9,7 +9,6 @@ loads, before gunicorn starts the new worker).
 """
 
 import os
-import selectors
 import sys
 
 _deploy_path = os.path.dirname(os.path.dirname(os.path.dirname(os.path.realpath(__file__))))
@@ -120,6 +119,8 @@ def post_worker_init(worker):
     gunicorn already writes every signal to `worker.PIPE` (signal.set_wakeup_fd); watching
     that pipe in the poller wakes the worker, which then sees it must stop and stops accepting.
     """
+    import selectors  # here, not at the top: the worker has it already, ctl.py would pay 4 ms
+
     poller = getattr(worker, "poller", None)
     if poller is not None:
         poller.register(worker.PIPE[0], selectors.EVENT_READ, _drain)
