@@ -83,6 +83,19 @@ def test_connections_never_write_to_the_shared_fabric_config(lab_inventory) -> N
     assert [link.run("echo ok").stdout for link in links] == ["ok\n", "ok\n"]
 
 
+def test_the_fabric_config_reads_and_writes_as_invokes_own() -> None:
+    """The root's `_root` and `_keypath` (given so that a section read costs no error
+    message) mean what their absence meant: a section's reads and writes land in the root."""
+    import fabric
+
+    ours, stock = CONFIG.clone(), fabric.Config(lazy=True, overrides={"run": {"hide": True, "warn": True}})
+    assert ours.run._root is ours and ours.run._keypath == ("run",)
+    assert (ours.run.hide, ours.run.warn, ours.run.echo) == (stock.run.hide, stock.run.warn, stock.run.echo)
+    ours.run.echo = stock.run.echo = True
+    assert ours._modifications == stock._modifications == {"run": {"echo": True}}
+    assert ours.run.echo is True and CONFIG.run.echo is False
+
+
 # -- the Fabric transport: host keys, no ssh client ------------------------------------------
 
 

@@ -53,11 +53,7 @@ from console.fleet.runner import Command, PastDeadline, talk
 logging.getLogger("paramiko").addHandler(logging.NullHandler())
 logging.getLogger("paramiko").propagate = False
 
-#: The Fabric configuration every connection starts from: no config files, no ssh_config (it
-#: could redirect a host), the tuned runner, quiet commands whose failures are data. Each
-#: connection gets its own clone: `fabric.Connection()` writes to its config (`inline_ssh_env`
-#: is not a real attribute, so setting it re-merges the whole config), and a shared one, read
-#: by other hosts' threads mid-merge, failed them with "No attribute or config key found".
+
 class _Config(fabric.Config):
     """Fabric's configuration, with the two attributes invoke looks for on every read of a
     section (`config.run`) and only its sections have: the root answers a missing attribute
@@ -72,6 +68,11 @@ class _Config(fabric.Config):
         return self
 
 
+#: The Fabric configuration every connection starts from: no config files, no ssh_config (it
+#: could redirect a host), the tuned runner, quiet commands whose failures are data. Each
+#: connection gets its own clone: `fabric.Connection()` writes to its config (`inline_ssh_env`
+#: is not a real attribute, so setting it re-merges the whole config), and a shared one, read
+#: by other hosts' threads mid-merge, failed them with "No attribute or config key found".
 CONFIG = _Config(
     lazy=True,
     overrides={
