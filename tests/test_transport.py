@@ -83,6 +83,16 @@ def test_connections_never_write_to_the_shared_fabric_config(lab_inventory) -> N
     assert [link.run("echo ok").stdout for link in links] == ["ok\n", "ok\n"]
 
 
+def test_connections_prefer_aes_gcm(lab_inventory) -> None:
+    inv = load_inventory(lab_inventory)
+    link = HostLink(inv, inv.hosts[0])
+    try:
+        transport = link.open().transport
+        assert (transport.local_cipher, transport.remote_cipher) == ("aes128-gcm@openssh.com",) * 2
+    finally:
+        link.close()
+
+
 def test_the_fabric_config_reads_and_writes_as_invokes_own() -> None:
     """The root's `_root` and `_keypath` (given so that a section read costs no error
     message) mean what their absence meant: a section's reads and writes land in the root."""
