@@ -20,19 +20,22 @@ status    one line: revision, address, master and worker; exit status 3 if it do
 Prints one line; exits non-zero with a one-line reason on failure. Files in
 {deploy_path}/run/: gunicorn.pid and gunicorn.log (gunicorn's own), gunicorn.ready
 ("<worker pid> <revision>", written by each worker once it serves: gunicorn.conf.py),
-gunicorn.refused (why a reload started no worker: gunicorn.conf.py), ctl.lock (one ctl
-command at a time).
+gunicorn.refused (why a reload started no worker: gunicorn.conf.py), gunicorn.wake (a FIFO
+gunicorn.conf.py writes a byte to after either, to wake a ctl.py that waits), ctl.lock (one
+ctl command at a time).
 """
 
 import fcntl
 import os
+import select
 import sys
 import time
 
 # this file is {deploy_path}/releases/<id>/ctl.py
 DEPLOY_PATH = os.path.dirname(os.path.dirname(os.path.dirname(os.path.realpath(__file__))))
 GUNICORN = "/usr/bin/gunicorn"  # Debian's package `gunicorn`, on the system python3
-POLL = 0.005  # seconds between looks at gunicorn's files
+POLL = 0.005  # seconds between looks at a stopping master
+ALIVE_EVERY = 0.05  # seconds between looks at whether gunicorn lives, while it is woken for the rest
 # POSIX's numbers (kill -1, kill -15): the `signal` module imports `enum`, 7 ms of CPU on
 # every host on every deploy
 SIGHUP, SIGTERM = 1, 15
@@ -106,16 +109,17 @@ class Gunicorn:
         writes gunicorn.refused: (worker pid, revision), or (0, why it refused); `alive()`
         says whether to go on waiting."""
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            worker, revision = self.ready()
-            if worker and worker != old:
-                return worker, revision
-            refused = read(run_path("gunicorn.refused"))
-            if refused:
-                return 0, refused
-            if not alive():
-                raise Failed(f"gunicorn exited {what}: {last_log_line()}")
-            time.sleep(POLL)
+        with Wake() as wake:
+            while time.monotonic() < deadline:
+                worker, revision = self.ready()
+                if worker and worker != old:
+                    return worker, revision
+                refused = read(run_path("gunicorn.refused"))
+                if refused:
+                    return 0, refused
+                if not alive():
+                    raise Failed(f"gunicorn exited {what}: {last_log_line()}")
+                wake.wait(min(ALIVE_EVERY, deadline - time.monotonic()))
         raise Failed(f"gunicorn did not serve within {timeout:g} s {what}: {last_log_line()}")
 
     # -- commands ----------------------------------------------------------------------------
@@ -178,6 +182,35 @@ class Gunicorn:
             raise Failed("not running", 3)
         worker, revision = self.ready()
         return f"running: revision {revision or '?'} on {option(argv, '--bind')} (master {pid}, worker {worker})"
+
+
+class Wake:
+    """run/gunicorn.wake, the FIFO gunicorn.conf.py writes a byte to once it has written
+    gunicorn.ready or gunicorn.refused. Waiting on it costs nothing; looking at the files every
+    5 ms instead cost ~15 ms of CPU per reload, on every host on every deploy. Opened before
+    the first look at the files, so a byte written after a look always wakes the wait."""
+
+    def __enter__(self):
+        path = run_path("gunicorn.wake")
+        try:
+            os.mkfifo(path, 0o600)
+        except FileExistsError:
+            pass
+        # read and write: with a writer of its own the FIFO never reads as ended (which would
+        # wake every wait at once) once a worker has written and closed it
+        self.fd = os.open(path, os.O_RDWR | os.O_NONBLOCK)
+        return self
+
+    def wait(self, seconds):
+        """Until a byte arrives or `seconds` pass."""
+        if select.select([self.fd], [], [], max(0.0, seconds))[0]:
+            try:
+                os.read(self.fd, 4096)
+            except BlockingIOError:
+                pass
+
+    def __exit__(self, *exc):
+        os.close(self.fd)
 
 
 def check_config(refused):
