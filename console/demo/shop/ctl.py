@@ -35,7 +35,7 @@ import time
 DEPLOY_PATH = os.path.dirname(os.path.dirname(os.path.dirname(os.path.realpath(__file__))))
 GUNICORN = "/usr/bin/gunicorn"  # Debian's package `gunicorn`, on the system python3
 POLL = 0.005  # seconds between looks at a stopping master
-ALIVE_EVERY = 0.05  # seconds between looks at whether gunicorn lives, while it is woken for the rest
+ALIVE_EVERY = 0.05  # seconds between looks at whether gunicorn still lives while ctl.py waits (`Wake`)
 # POSIX's numbers (kill -1, kill -15): the `signal` module imports `enum`, 7 ms of CPU on
 # every host on every deploy
 SIGHUP, SIGTERM = 1, 15
