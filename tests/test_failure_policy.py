@@ -14,8 +14,10 @@ import threading
 
 import pytest
 
+from console.config.inventory import Host
 from console.core.errors import ConsoleError
-from console.core.events import DeployDone, Notice
+from console.core.events import DeployDone, HostDone, Notice
+from console.fleet.fanout import Fanout, Later, Stopped
 from console.fleet.tree import plan_tree
 from console.pipeline.delivery import ASSETS_RSYNC, CODE_RSYNC
 from console.pipeline.dry_run import tree_lines
@@ -275,6 +277,38 @@ def test_a_change_from_the_live_release_keeps_the_staging_order_and_its_failures
     last_code = max(fleet.index(h, "sync-code", "end") for h in HOSTS if h != "web02")
     assert last_code < min(fleet.index(h, "activate", "start") for h in fleet.hosts_of("activate"))
     assert fleet.current == {h: was if h in ("web02", "web07") else trunk.head() for h in HOSTS}
+
+
+def test_hosts_a_step_puts_off_come_again_after_the_others_a_chunk_at_a_time():
+    """`Later` (the one-command staging of every host at once found a host that needs
+    rsync): the fanout comes back to such hosts after all the others, in chunks, and a stop
+    request between those chunks is a safe point too."""
+    hosts = [Host(f"web{i}", "127.0.0.1") for i in range(1, 7)]
+    events, seen, batches = [], set(), []
+
+    def step(host: Host) -> tuple[int, str]:
+        if host.name in ("web2", "web4", "web5") and host.name not in seen:
+            seen.add(host.name)
+            raise Later
+        return 0, "ok"
+
+    stop = threading.Event()
+    fan = Fanout("d", events.append, chunk_size=2, stop=stop)
+    try:
+        outcome = fan.run("sync-assets", hosts, step, 5.0, width=100)
+        assert sorted(h.name for h in outcome.ok) == [h.name for h in hosts] and outcome.later == []
+        done = [e.host for e in events if isinstance(e, HostDone)]
+        assert set(done[:3]) == {"web1", "web3", "web6"} and set(done[3:]) == {"web2", "web4", "web5"}
+
+        seen.clear()
+        with pytest.raises(Stopped):
+            for chunk in fan.chunks("sync-assets", hosts, 100, [outcome]):
+                batches.append([h.name for h in chunk])
+                fan.run_chunk("sync-assets", chunk, step, 5.0, outcome)
+                stop.set()
+        assert batches == [[h.name for h in hosts]]  # the put-off hosts' first chunk never started
+    finally:
+        fan.close()
 
 
 def test_a_deploy_without_deltas_sends_every_host_by_rsync(tmp_path, trunk):

@@ -5,15 +5,16 @@ another (Deployinator's "rsync in chunks of 10 hosts at a time"), which bounds t
 parallelism over SSH. A phase whose commands move no bytes (or a few KiB) may run `WIDE`
 hosts at once. Each host's step runs under a time limit; a host whose step raises, times
 out or hangs is a failure with a reason, never a crash or a hung deploy. A step may also
-put a host off (`Later`): it is neither ok nor failed, and the caller runs it again in a
-pass of its own. Between chunks is a safe point: a stop request (Ctrl-C) takes effect there.
+put a host off (`Later`): it is neither ok nor failed, and the fanout comes back to it
+after the other hosts, a chunk at a time (`Fanout.chunks`). Between chunks is a safe
+point: a stop request (Ctrl-C) takes effect there.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 
@@ -29,7 +30,8 @@ class Stopped(Exception):
 class Later(Exception):
     """A step cannot do this host in this pass (a wide pass that found the host needs a
     transfer, which runs a chunk at a time): the host is recorded in `Outcome.later`,
-    with no event, and none of its later steps run."""
+    with no event, none of its later steps run, and the fanout comes back to it. A step
+    puts a host off once at most."""
 
 
 @dataclass
@@ -76,11 +78,26 @@ class Fanout:
         """Run `step` on every host, `width` (default the chunk size) at a time; raises
         Stopped at a safe point."""
         outcome = Outcome()
-        for index, chunk in enumerate(chunked(hosts, width or self.chunk_size)):
-            if index and self.stop.is_set():
-                raise Stopped(phase)
+        for chunk in self.chunks(phase, hosts, width, [outcome]):
             self.run_chunk(phase, chunk, step, limit, outcome)
         return outcome
+
+    def chunks(
+        self, phase: str, hosts: Sequence[Host], width: int, outcomes: Iterable[Outcome]
+    ) -> Iterator[list[Host]]:
+        """`hosts`, `width` (default the chunk size) at a time, then the hosts the steps put
+        off meanwhile (`Later`, taken out of `outcomes`), a chunk at a time. Between two
+        chunks, a stop request raises Stopped(phase)."""
+        outcomes, pending, first = list(outcomes), list(hosts), True
+        while pending:
+            for chunk in chunked(pending, width or self.chunk_size):
+                if not first and self.stop.is_set():
+                    raise Stopped(phase)
+                first = False
+                yield chunk
+            pending, width = [h for o in outcomes for h in o.later], self.chunk_size
+            for outcome in outcomes:
+                outcome.later = []
 
     def run_chunk(self, phase: str, chunk: Sequence[Host], step: Step, limit: float, outcome: Outcome) -> None:
         """Run `step` on the hosts of one chunk in parallel, each within `limit` seconds."""

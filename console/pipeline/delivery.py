@@ -99,19 +99,19 @@ class DeltaDelivery:
 
     The command stages the code too (one tar, the assets first): `assets` keeps the
     code's outcome, and `code`, which the fanout runs right after on the same host,
-    reports it. `wide` (a staging pass over every host at once): a host that needs rsync
-    is put off (`Later`) and rsynced when it comes again, in a pass a chunk at a time."""
+    reports it. The staging runs every host at once (a few KiB each); a host that needs
+    rsync is put off (`Later`) and rsynced when the fanout comes back to it, a chunk at a
+    time, after the others."""
 
     def __init__(self, change: Delta) -> None:
         self.change = change
-        self.wide = False
         self._code: dict[str, tuple[int, str] | HostError] = {}  # host -> its code's outcome
         self._by_rsync: set[str] = set()  # hosts not at the live release as built
 
     def _rsync(self, run: Run, host: Host) -> tuple[int, str]:
         first = host.name not in self._by_rsync
         self._by_rsync.add(host.name)
-        if self.wide and first:
+        if first:
             raise Later
         return RSYNC.assets(run, host)
 

@@ -368,21 +368,14 @@ class Pipeline:
             hosts = [h for h in hosts if h.name not in run.failed]
             if tree.ran:  # the new assets are in place: what is left may be a small change
                 run.delivery = choose(run, self.live_release, brought=True)
-        width = inv.chunk_size
-        if isinstance(run.delivery, DeltaDelivery):  # a few KiB a host: every host at once, and
-            run.delivery.wide, width = True, WIDE  # the hosts it puts off (rsync) after, a chunk at a time
-        passes = 0
-        while hosts and len(run.failed) <= run.plan.allowed_failures:
-            for index, chunk in enumerate(chunked(hosts, width)):
-                if (index or passes) and self.stop.is_set():
-                    raise Stopped("sync-assets")
-                fan.run_steps(chunk, steps, outcomes)
-                for outcome in outcomes.values():
-                    _mark(run, outcome)
-                if len(run.failed) > run.plan.allowed_failures:
-                    break
-            hosts, outcomes["sync-assets"].later = outcomes["sync-assets"].later, []
-            width, passes = inv.chunk_size, passes + 1
+        # a few KiB a host: every host at once, and the hosts it puts off (rsync) after, a chunk at a time
+        width = WIDE if isinstance(run.delivery, DeltaDelivery) else inv.chunk_size
+        for chunk in fan.chunks("sync-assets", hosts, width, outcomes.values()):
+            fan.run_steps(chunk, steps, outcomes)
+            for outcome in outcomes.values():
+                _mark(run, outcome)
+            if len(run.failed) > run.plan.allowed_failures:
+                break
         for phase, outcome in outcomes.items():
             ok, failed = len(outcome.ok), len(outcome.failed)
             self.emit(PhaseDone(deploy_id, phase=phase, ok=ok, failed=failed, seconds=round(time.monotonic() - t0, 3)))
