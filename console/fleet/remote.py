@@ -295,7 +295,7 @@ def tree_receive(deploy_path: str, roles: list[TreeRole], *, sums: int, stall: f
     3. keeps a stripe from a parent only if it begins with its link's token: the first
        `TREE_TOKEN` bytes go straight into `sha256sum`, whose answer must be the key's
        (digests compared, so the comparison tells nothing of the token), and only then is
-       the rest written to disk, to the children and to its unpacking (a stripe is an
+       the rest passed to the children and to its unpacking, and counted (a stripe is an
        archive of its own, unpacked by a `tar` as it comes: the unpacking ends with the
        stream, not after it) (`_keep`), each child's stream begun with its own link's
        token; a stream without it is refused (its listener ends at its next write), neither
@@ -330,7 +330,7 @@ def tree_receive(deploy_path: str, roles: list[TreeRole], *, sums: int, stall: f
         f"dd bs={sums} count=1 iflag=fullblock of=sums status=none <&3 || exit {TREE_SETUP}",
     ]
     parts = " ".join(f"p{role.stripe}" for role in roles)
-    lines.append(f": > {parts.replace(' ', ' && : > ')}")
+    lines.append(" && ".join(f"echo 0 >p{role.stripe}" for role in roles))
     for role in roles:
         j = role.stripe
         lines += [  # each stripe is unpacked as it comes (a pipe, t{j}): nothing waits for its end
@@ -342,8 +342,8 @@ def tree_receive(deploy_path: str, roles: list[TreeRole], *, sums: int, stall: f
             lines.append(
                 f"mbuffer {opts} -m 1M -I {q(role.parent)}:{role.port} -o - 2>e{j} | {{"
                 f" got=$(dd bs={TREE_TOKEN} count=1 iflag=fullblock status=none | sha256sum);"
-                f' if [ "$got" = "$want{j}  -" ]; then {_keep(role)}; fi;'
-                f' [ "$got" = "{_NOTHING}  -" ] || echo {refused}; }}'
+                f' if [ "$got" = "$want{j}  -" ]; then {_keep(role)};'
+                f' elif [ "$got" != "{_NOTHING}  -" ]; then echo {refused}; fi; }}'
                 f' & r{j}=$! pids="$pids $!"'
             )
     for role in roles:
@@ -383,7 +383,7 @@ def tree_receive(deploy_path: str, roles: list[TreeRole], *, sums: int, stall: f
         lines.append(f"wait $r{j}{unblock}; : <>t{j}; echo 'stripe {j + 1}: ended'")
         for c, child in enumerate(role.children):
             lines.append(f'wait $s{j}{c}; [ -s f{j}.{c} ] && echo "stripe {j + 1} to {child} stopped: $(cat f{j}.{c})"')
-    lines += [f"wait {' '.join(f'$x{role.stripe}' for role in roles)}", "pids=''", f"set -- $(stat -c %s {parts})"]
+    lines += [f"wait {' '.join(f'$x{role.stripe}' for role in roles)}", "pids=''", f"set -- $(cat {parts})"]
     for n, role in enumerate(roles, 1):
         lines.append(f'echo "stripe {role.stripe + 1}: ${n} of {role.size} bytes"')
     # each stripe is an archive of its own: what came of it whole is used, the rest rsync sends
@@ -398,13 +398,16 @@ def tree_receive(deploy_path: str, roles: list[TreeRole], *, sums: int, stall: f
 
 
 def _keep(role: TreeRole) -> str:
-    """What keeps a stripe's stream (its stdin) once it may be kept: its part of the archive
-    (p{j}, whose size says how much came), the pipe its `tar` unpacks, and a pipe per
-    child, into which the child's link's token goes first (what the child's stream begins
-    with). The pipes are opened first on fds 6, 7, ... (sh takes one digit:
-    `tree.FANOUT` may be at most 4) and held until the stream ends. tee, not mbuffer, writes
-    the pipes: mbuffer's `-o` puts a pipe in packet mode (O_DIRECT), and a relay reading the
-    token's 64 bytes and then the stream in its blocks would lose a piece of each packet."""
+    """What keeps a stripe's stream (its stdin) once it may be kept: the pipe its `tar`
+    unpacks, a pipe per child, into which the child's link's token goes first (what the
+    child's stream begins with), and the count of what came (p{j}; the stream itself is not
+    kept: the unpacking takes its files). The pipes are opened first on fds 6, 7, ... (sh
+    takes one digit: `tree.FANOUT` may be at most 4) and held until the stream ends. tee,
+    not mbuffer, writes the pipes: mbuffer's `-o` puts a pipe in packet mode (O_DIRECT), and
+    a relay reading the token's 64 bytes and then the stream in its blocks would lose a
+    piece of each packet."""
     j = role.stripe
     tokens = "".join(f'exec {6 + c}>o{j}.{c}; printf %s "$key{j}_{c}" >&{6 + c}; ' for c in range(len(role.children)))
-    return tokens + f"exec tee -p {' '.join([f'o{j}.{c}' for c in range(len(role.children))] + [f't{j}'])} >p{j}"
+    pipes = " ".join([f"o{j}.{c}" for c in range(len(role.children))] + [f"t{j}"])
+    held = "".join(f" {6 + c}>&-" for c in range(len(role.children)))  # wc must not hold a child's pipe open
+    return tokens + f"tee -p {pipes} | wc -c{held} >p{j}"
