@@ -152,9 +152,11 @@ async def test_the_graphs_advance_a_step_at_a_time():
     service.metric_series = lambda metric, start, end, step: asked.append(end) or real(metric, start, end, step)
     app = make_app(service)
     async with app.run_test(size=(100, 30)) as pilot:
+        screen = app.console_screen
+        # the console shows the last deploy; its end refreshes every pane, the metrics too
+        await until(pilot, lambda: screen.done_seen)
         await pilot.press("3")
         await until(pilot, lambda: len(asked) == 3)
-        screen = app.console_screen
         first = steps(app.clock.now, 900)[1]
         for _ in range(3):  # the timer's looks within the same step
             app.clock.now += 1
