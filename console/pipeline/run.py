@@ -370,12 +370,13 @@ class Pipeline:
                 run.delivery = choose(run, self.live_release, brought=True)
         # a few KiB a host: every host at once, and the hosts it puts off (rsync) after, a chunk at a time
         width = WIDE if isinstance(run.delivery, DeltaDelivery) else inv.chunk_size
-        for chunk in fan.chunks("sync-assets", hosts, width, outcomes.values()):
-            fan.run_steps(chunk, steps, outcomes)
-            for outcome in outcomes.values():
-                _mark(run, outcome)
-            if len(run.failed) > run.plan.allowed_failures:
-                break
+        if len(run.failed) <= run.plan.allowed_failures:  # the tree's failures count too
+            for chunk in fan.chunks("sync-assets", hosts, width, outcomes.values()):
+                fan.run_steps(chunk, steps, outcomes)
+                for outcome in outcomes.values():
+                    _mark(run, outcome)
+                if len(run.failed) > run.plan.allowed_failures:
+                    break
         for phase, outcome in outcomes.items():
             ok, failed = len(outcome.ok), len(outcome.failed)
             self.emit(PhaseDone(deploy_id, phase=phase, ok=ok, failed=failed, seconds=round(time.monotonic() - t0, 3)))
