@@ -172,7 +172,8 @@ async def test_ticking_ages_leave_no_dead_renders_behind():
 async def test_an_age_that_changes_renders_only_its_own_row_again():
     """One age that changed made the table render every visible cell again: with 20 deploys
     whose ages change at different seconds, 220 cells every three seconds, most of the idle
-    console's CPU on the History tab (CachedTable.rewrite_cells)."""
+    console's CPU on the History tab; and it emptied the table's cache of lines, so the next
+    switch to History joined every visible line again (CachedTable.rewrite_cells)."""
     app = make_app(FakeService(hosts=20))
     async with app.run_test(size=(160, 45)) as pilot:
         screen = app.console_screen
@@ -181,6 +182,9 @@ async def test_an_age_that_changes_renders_only_its_own_row_again():
         renders: list[int] = []
         original = table._get_row_renderables
         table._get_row_renderables = lambda row: renders.append(row) or original(row)  # a row rendered from its data
+        lines: list[str] = []  # the rows whose line was joined again (the rest came from the line cache)
+        joined = table._render_line_in_row
+        table._render_line_in_row = lambda row, *a, **kw: lines.append(row.value) or joined(row, *a, **kw)
 
         def ages() -> list[str]:
             return [str(table.get_cell(key, "when")) for key in table.records]  # in row order
@@ -195,8 +199,14 @@ async def test_an_age_that_changes_renders_only_its_own_row_again():
                 break
         assert changed and len(changed) < table.row_count, (before, ages())
         assert set(renders) == changed
-        lines = table.render_lines(Region(0, 0, table.size.width, table.size.height))
-        shown = [lines[table.header_height + row].text.split()[1] for row in range(table.row_count)]  # id, when, ...
+        keys = list(table.records)  # in row order
+        assert set(lines) == {keys[row] for row in changed}
+        lines.clear()
+        await pilot.press("1", "4")  # every line drawn again: each comes from the line cache
+        await pilot.pause(0.05)
+        assert rendered(table) and lines == []
+        strips = table.render_lines(Region(0, 0, table.size.width, table.size.height))
+        shown = [strips[table.header_height + row].text.split()[1] for row in range(table.row_count)]  # id, when, ...
         assert shown == ages()
 
 
@@ -231,3 +241,27 @@ async def test_a_table_brought_back_to_the_front_renders_no_cell_again_and_still
         table.update_cell_at((0, 0), "changed")
         await pilot.pause(0.05)
         assert renders  # a real change is rendered
+
+
+@pilot_test
+async def test_a_tab_switch_draws_the_screen_and_its_tabs_no_line_again():
+    """The screen, the tabbed content and its switcher draw only a background, yet each tab
+    switch drew their every line again and composed the whole screen (their reactives
+    `focused`, `active`, `current` repainted them; console.tui.textual_fixes)."""
+    from textual.widgets import ContentSwitcher, TabbedContent
+
+    app = make_app(FakeService(hosts=20))
+    async with app.run_test(size=(160, 45)) as pilot:
+        screen = app.console_screen
+        await history_in_front(pilot, screen)
+        await pilot.press("1")
+        await pilot.pause(0.1)
+        containers = (screen, screen.query_one(TabbedContent), screen.query_one(ContentSwitcher))
+        drawn = [dict(c._styles_cache._cache) for c in containers]
+        assert all(drawn)
+        for key in ("2", "4", "3", "1"):
+            await pilot.press(key)
+            await pilot.pause(0.05)
+            for container, lines in zip(containers, drawn, strict=True):
+                kept = container._styles_cache._cache
+                assert all(kept.get(y) is strip for y, strip in lines.items()), (key, container)

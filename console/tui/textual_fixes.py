@@ -16,6 +16,13 @@ for hours before the cache is full. The codes are kept on the style itself
 (`style._ansi`, which `Strip.render_style` reads first), so the cache saves nothing that
 lives; here the function runs uncached.
 
+`patch()` also: `TabbedContent.active`, `ContentSwitcher.current` and `Screen.focused` are
+reactives that repaint their widget, and repainting a widget drops every line it had drawn.
+These three draw only their own background, under children that repaint themselves when
+they change, so each tab switch drew the screen, the tabbed content and its switcher afresh
+(127 lines of 214 at 160x45) and composed the whole screen again: a quarter of a switch's
+time (textual 8.2.8). Here they change without a repaint of their own.
+
 `CachedTable`, the console's `DataTable`: see there.
 """
 
@@ -31,10 +38,11 @@ from textual._styles_cache import StylesCache
 from textual.cache import LRUCache
 from textual.color import Color
 from textual.geometry import Region, Size
+from textual.screen import Screen
 from textual.strip import Strip
 from textual.style import Style
 from textual.widget import PseudoClasses
-from textual.widgets import DataTable
+from textual.widgets import ContentSwitcher, DataTable, TabbedContent
 from textual.widgets.data_table import CellType, ColumnKey, RowKey
 
 
@@ -48,9 +56,15 @@ def _get_inner_outer(self: StylesCache, base_background: Color, background: Colo
     return _inner_outer(base_background, background)
 
 
+#: Reactives whose change repaints nothing of their widget's own (the module doc says why).
+_NO_REPAINT = ((TabbedContent, "active"), (ContentSwitcher, "current"), (Screen, "focused"))
+
+
 def patch() -> None:
-    """Cache `StylesCache.get_inner_outer` by its colours, and `Strip.render_ansi` not at
-    all (once each; a no-op where fixed upstream)."""
+    """Cache `StylesCache.get_inner_outer` by its colours, `Strip.render_ansi` not at all,
+    and let `_NO_REPAINT` change without a repaint (once each; a no-op where fixed upstream)."""
+    for owner, name in _NO_REPAINT:
+        owner.__dict__[name]._repaint = False
     clear = getattr(StylesCache.__dict__.get("get_inner_outer"), "cache_clear", None)
     if clear is not None:
         clear()  # drop the instances it holds already
@@ -115,9 +129,10 @@ class CachedTable(DataTable):
         renders, up to 10,000 cells, until the cache was full). A History tab of 20 deploys,
         whose ages change at different seconds, rendered its 220 cells every three seconds:
         60 ms each time, most of the idle console's CPU (textual 8.2.8). Here the count
-        stays; the renders of the changed cells and of their rows go, and the lines (joined
-        from the rows' renders, cheap) are joined again. The value must keep the cell's
-        height and the column's width, as an age does."""
+        stays; the renders of the changed cells, of their rows and of their lines go. (All
+        lines went, at first: joined again from the rows' renders at the next full paint,
+        at every switch to History: its 40 visible lines at 160x45.) The value must keep
+        the cell's height and the column's width, as an age does."""
         keyed = [(RowKey(row), ColumnKey(column), value) for row, column, value in cells]
         if not keyed:
             return
@@ -127,14 +142,21 @@ class CachedTable(DataTable):
         rows = {row_key for row_key, _ in changed}
         indices = {self._row_locations.get(row_key) for row_key in rows}
         # keys: (row key, column key, style, ..., update count, ...); (row key, line, ...);
-        # (update count, row index)
+        # (update count, row index); (y, ...)
         _discard(self._cell_render_cache, lambda key: (key[0], key[1]) in changed)
         _discard(self._row_render_cache, lambda key: key[0] in rows)
         _discard(self._row_renderable_cache, lambda key: key[1] in indices)
-        self._line_cache.clear()
+        _discard(self._line_cache, lambda key: self._row_at(key[0]) in rows)
         for index in indices:
             if index is not None:
                 self.refresh_row(index)
+
+    def _row_at(self, y: int) -> RowKey | None:
+        """The row drawn on line `y` of the table (None: none, or the header)."""
+        try:
+            return self._get_offsets(y)[0]
+        except LookupError:
+            return None
 
 
 def _discard(cache: LRUCache[Any, Any], stale: Callable[[Any], bool]) -> None:
