@@ -20,8 +20,8 @@ lives; here the function runs uncached.
 reactives that repaint their widget, and repainting a widget drops every line it had drawn.
 These three draw only their own background, under children that repaint themselves when
 they change, so each tab switch drew the screen, the tabbed content and its switcher afresh
-(127 lines of 214 at 160x45) and composed the whole screen again: a quarter of a switch's
-time (textual 8.2.8). Here they change without a repaint of their own.
+(127 lines of 214 at 160x45) and composed the whole screen again: about a quarter of a
+switch's time (textual 8.2.8). Here they change without a repaint of their own.
 
 `CachedTable`, the console's `DataTable`: see there.
 """
@@ -38,6 +38,7 @@ from textual._styles_cache import StylesCache
 from textual.cache import LRUCache
 from textual.color import Color
 from textual.geometry import Region, Size
+from textual.reactive import Reactive
 from textual.screen import Screen
 from textual.strip import Strip
 from textual.style import Style
@@ -61,10 +62,13 @@ _NO_REPAINT = ((TabbedContent, "active"), (ContentSwitcher, "current"), (Screen,
 
 
 def patch() -> None:
-    """Cache `StylesCache.get_inner_outer` by its colours, `Strip.render_ansi` not at all,
-    and let `_NO_REPAINT` change without a repaint (once each; a no-op where fixed upstream)."""
+    """Cache `StylesCache.get_inner_outer` by its colours, `Strip.render_ansi` not at all
+    (once each; a no-op where fixed upstream), and let `_NO_REPAINT` change without a
+    repaint."""
     for owner, name in _NO_REPAINT:
-        owner.__dict__[name]._repaint = False
+        found = owner.__dict__.get(name)
+        if isinstance(found, Reactive):  # else Textual moved it: nothing to change
+            found._repaint = False
     clear = getattr(StylesCache.__dict__.get("get_inner_outer"), "cache_clear", None)
     if clear is not None:
         clear()  # drop the instances it holds already
