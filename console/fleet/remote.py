@@ -328,6 +328,10 @@ def tree_receive(deploy_path: str, roles: list[TreeRole], *, sums: int, stall: f
     lines += [
         f"rm -rf {i} && mkdir -p {i} && cd {i} || exit {TREE_SETUP}",
         f"dd bs={sums} count=1 iflag=fullblock of=sums status=none <&3 || exit {TREE_SETUP}",
+        # every directory the stripes' files go in, before their tars start: a tar that finds
+        # no directory for a file makes it, and if another stripe's tar made it in between,
+        # GNU tar gives that file up (so the stripe's first file was lost now and then)
+        f"cut -c67- sums | sed -n 's|/[^/]*$||p' | sort -u | xargs -r -d '\\n' mkdir -p -- || exit {TREE_SETUP}",
     ]
     parts = " ".join(f"p{role.stripe}" for role in roles)
     lines.append(" && ".join(f"echo 0 >p{role.stripe}" for role in roles))
