@@ -331,7 +331,8 @@ def tree_receive(deploy_path: str, roles: list[TreeRole], *, sums: int, stall: f
         # every directory the stripes' files go in, before their tars start: a tar that finds
         # no directory for a file makes it, and if another stripe's tar made it in between,
         # GNU tar gives that file up (so the stripe's first file was lost now and then)
-        f"cut -c67- sums | sed -n 's|/[^/]*$||p' | sort -u | xargs -r -d '\\n' mkdir -p -- || exit {TREE_SETUP}",
+        # (a line of sums is "<digest>  <path>", as sha256sum -c reads it below)
+        f"sed -n 's|^[^ ]*  \\(.*\\)/[^/]*$|\\1|p' sums | sort -u | xargs -r -d '\\n' mkdir -p -- || exit {TREE_SETUP}",
     ]
     parts = " ".join(f"p{role.stripe}" for role in roles)
     lines.append(" && ".join(f"echo 0 >p{role.stripe}" for role in roles))
