@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from console.core.errors import ConsoleError
+from console.trunk import ddl
 from console.trunk.ddl import DdlHit, ddl_statement, find_ddl, parse_patch, path_matches
 from support.gitrepo import Repo
 
@@ -91,6 +92,35 @@ def test_statements(line: str, statement: str) -> None:
 )
 def test_near_misses_are_not_statements(line: str) -> None:
     assert ddl_statement(line) is None
+
+
+def _searched(line: str) -> str | None:
+    """The statement each pattern finds searched along the whole line (the first of them):
+    what ddl_statement, which tries them only where a statement can begin, must agree with."""
+    found = [m.start() for m in (pattern.search(line) for pattern in ddl._PATTERNS) if m]
+    if not found:
+        return None
+    text = line[min(found) :].strip()
+    return text if len(text) <= ddl.MAX_TEXT else text[: ddl.MAX_TEXT - 3] + "..."
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        # `İ` lowers to two characters and `ı` matches i: each moves or hides a keyword in lower case
+        "x = 'CREATE İNDEX ix ON t (c)'",
+        "create ındex ix on t",
+        "İİİ then create table users (id int)",
+        "ıı alter table t add x",
+        "\u212a drop table t;",  # KELVIN SIGN lowers to k in place
+        "altered; the table, then ALTER  TABLE users ADD x",  # the second ALTER is the statement
+        "drop drop table t;",
+        "indexOf(createElement('table')) " * 2000 + "RENAME TABLE a TO b",  # a minified bundle's line
+        "0123456789abcdef" * 30000,
+    ],
+)
+def test_where_a_statement_begins_is_found_as_a_search_of_the_line_finds_it(line: str) -> None:
+    assert ddl_statement(line) == _searched(line)
 
 
 def test_long_statement_is_cut() -> None:

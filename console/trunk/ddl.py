@@ -30,7 +30,7 @@ Statements (`ddl_statement`): CREATE / ALTER / DROP / RENAME of a TABLE or an IN
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -191,13 +191,42 @@ _SHAPED = [
 ]
 
 
+_PATTERNS = (_CAPS, *_SHAPED)
+#: The first keyword of every statement above, and a pattern for where each one is.
+_VERBS = ("create", "alter", "drop", "rename")
+_VERB = re.compile("|".join(_VERBS), _I)
+
+
 def ddl_statement(line: str) -> str | None:
-    """The DDL statement on `line`, from its first keyword (cut to MAX_TEXT), or None."""
-    found = [m.start() for m in [_CAPS.search(line), *(p.search(line) for p in _SHAPED)] if m]
-    if not found:
-        return None
-    text = line[min(found) :].strip()
-    return text if len(text) <= MAX_TEXT else text[: MAX_TEXT - 3] + "..."
+    """The DDL statement on `line`, from its first keyword (cut to MAX_TEXT), or None.
+
+    The patterns are tried only where a statement can begin, at a CREATE, ALTER, DROP or
+    RENAME, and only on a line that names a TABLE or an INDEX: searched along the whole
+    line, each of the nine took 9 ms on a 500 KB line of a minified bundle or generated
+    data, 83 ms per file and per commit on every deploy and every look at the queue."""
+    low = line.lower()
+    if len(low) == len(line) and "\u0131" not in low:
+        # each character of `line` has its lower case in its place in `low`: found there at C
+        # speed. (Otherwise: `İ` lowers to two characters, and `ı` matches i in the patterns;
+        # these are the only non-ASCII characters that match a letter of the keywords.)
+        if "table" not in low and "index" not in low:
+            return None
+        starts = sorted(at for verb in _VERBS for at in _found(low, verb))
+    else:
+        starts = [m.start() for m in _VERB.finditer(line)]
+    for at in starts:
+        if any(pattern.match(line, at) for pattern in _PATTERNS):
+            text = line[at:].strip()
+            return text if len(text) <= MAX_TEXT else text[: MAX_TEXT - 3] + "..."
+    return None
+
+
+def _found(text: str, word: str) -> Iterator[int]:
+    """Every place of `word` in `text`."""
+    at = text.find(word)
+    while at >= 0:
+        yield at
+        at = text.find(word, at + 1)
 
 
 # --- patches --------------------------------------------------------------------------
