@@ -11,11 +11,13 @@ per host (every lab sshd and what it ran, read from /proc) and each phase.
 `--compare` runs the OpenSSH transport (console/fleet/openssh.py), with every host staged
 by rsync as before, and the Fabric one with today's staging (a host at the live release
 gets the change in one command: console/pipeline/delivery.py) in turn on the same fleet,
-in this one process, alternating which goes first, and prints both with the ratio new/old; then what a `switch` right after a
-deploy costs with each (OpenSSH's masters outlive the deploy by 60 s; Fabric's
-connections die with it). Every deploy starts with no open connection, as one an hour
-after the last would. The load average is printed with the figures: on a shared machine
-only the ratios measured in one process mean much.
+in this one process, alternating which goes first, and prints both with the ratio new/old:
+of the medians, and deploy by deploy (a round's two deploys run back to back, so their
+ratio sees one state of a shared machine, which the medians of a few runs do not); then
+what a `switch` right after a deploy costs with each (OpenSSH's masters outlive the
+deploy by 60 s; Fabric's connections die with it). Every deploy starts with no open
+connection, as one an hour after the last would. The load average is printed with the
+figures: on a shared machine only the ratios measured in one process mean much.
 """
 
 from __future__ import annotations
@@ -264,6 +266,15 @@ def _report(n: int, runs: int, with_restart: bool, figures: dict[str, Figures], 
             + " ".join(f"{v:>11.2f}" for v in ratio[3:])
         )
         old, new = figures["openssh"], figures["fabric"]
+        for what, pairs in (
+            ("wall", zip(new.walls, old.walls, strict=True)),
+            ("push CPU", zip(new.push, old.push, strict=True)),
+        ):
+            paired = sorted(n / o for n, o in pairs)
+            print(
+                f"  paired {what} new/old, deploy by deploy: median {statistics.median(paired):.2f} "
+                f"(from {paired[0]:.2f} to {paired[-1]:.2f} over {len(paired)} pairs)"
+            )
         print(
             f"  a switch right after a deploy: openssh {old.median(old.switches):.2f} s (its masters still up), "
             f"fabric {new.median(new.switches):.2f} s (a new connection per host)"
