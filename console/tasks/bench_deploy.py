@@ -12,8 +12,9 @@ per host (every lab sshd and what it ran, read from /proc) and each phase.
 by rsync as before, and the Fabric one with today's staging (a host at the live release
 gets the change in one command: console/pipeline/delivery.py) in turn on the same fleet,
 in this one process, alternating which goes first, and prints both with the ratio new/old:
-of the medians, and deploy by deploy (a round's two deploys run back to back, so their
-ratio sees one state of a shared machine, which the medians of a few runs do not); then
+of the medians, and deploy by deploy (a round's two deploys run one after the other,
+each followed by its switch, so their ratio sees one state of a shared machine, which the
+medians of a few runs do not); then
 what a `switch` right after a deploy costs with each (OpenSSH's masters outlive the
 deploy by 60 s; Fabric's connections die with it). Every deploy starts with no open
 connection, as one an hour after the last would. The load average is printed with the
@@ -270,7 +271,7 @@ def _report(n: int, runs: int, with_restart: bool, figures: dict[str, Figures], 
             ("wall", zip(new.walls, old.walls, strict=True)),
             ("push CPU", zip(new.push, old.push, strict=True)),
         ):
-            paired = sorted(n / o for n, o in pairs)
+            paired = sorted(new_one / old_one for new_one, old_one in pairs if old_one)
             print(
                 f"  paired {what} new/old, deploy by deploy: median {statistics.median(paired):.2f} "
                 f"(from {paired[0]:.2f} to {paired[-1]:.2f} over {len(paired)} pairs)"
