@@ -14,9 +14,8 @@ gets the change in one command: console/pipeline/delivery.py) in turn on the sam
 in this one process, alternating which goes first, and prints both with the ratio new/old:
 of the medians, and deploy by deploy (a round's two deploys run one after the other,
 each followed by its switch, so their ratio sees one state of a shared machine, which the
-medians of a few runs do not); then
-what a `switch` right after a deploy costs with each (OpenSSH's masters outlive the
-deploy by 60 s; Fabric's connections die with it). Every deploy starts with no open
+medians of a few runs do not); then what a `switch` right after a deploy costs with each
+(OpenSSH's masters outlive the deploy by 60 s; Fabric's connections die with it). Every deploy starts with no open
 connection, as one an hour after the last would. The load average is printed with the
 figures: on a shared machine only the ratios measured in one process mean much.
 """
