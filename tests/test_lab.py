@@ -17,7 +17,8 @@ import pytest
 import yaml
 
 from console.core.errors import ConsoleError
-from console.lab import LAB_ROOT, Lab
+from console.lab import LAB_ROOT, Lab, layout
+from console.lab import state as labstate
 
 pytestmark = pytest.mark.lab
 ROOT = os.geteuid() == 0
@@ -273,6 +274,36 @@ def leftovers(name: str) -> list[str]:
     if os.path.exists(lab_dir):
         found.append(f"dir {lab_dir}")
     return found
+
+
+@needs_root
+def test_rate_shapes_the_deploy_machines_link_both_ways_on_the_bridges_side(lab_session_tag, tmp_path):
+    """What the deploy machine sends queues at the bridge (an ifb), not in its own kernel,
+    whose local drops aborted connections (README, "Measured", at 1 Mbit/s)."""
+    name = f"{lab_session_tag}-rate"
+    lab = Lab(name)
+    inv = yaml.safe_load(lab.up(2, rate="1mbit", inventory_path=tmp_path / "rate.yaml").read_text())
+    try:
+        own_end = layout.deploy_link(labstate.require(name).slot)
+        qdiscs = json.loads(subprocess.run(["tc", "-j", "qdisc", "show", "dev", own_end], capture_output=True).stdout)
+        assert [q["kind"] for q in qdiscs] == ["noqueue"]
+        client = connect(inv, "web001")
+        try:
+            for command, payload, answer in (
+                ("wc -c", b"x" * 200000, b"200000\n"),
+                ("head -c 200000 /dev/zero", b"", bytes(200000)),
+            ):
+                started = time.monotonic()
+                stdin, out, _ = client.exec_command(command, timeout=30)
+                stdin.write(payload)
+                stdin.channel.shutdown_write()
+                assert out.read() == answer
+                assert time.monotonic() - started > 1.0  # 200 kB at 1 Mbit/s is ~1.6 s, either way
+        finally:
+            client.close()
+    finally:
+        lab.down()
+    assert leftovers(name) == []
 
 
 def test_down_leaves_nothing_behind_also_after_a_crashed_up(lab_session_tag, tmp_path):

@@ -131,7 +131,7 @@ class Lab:
             st.save()
             self._write_files(st, user)
             if netns_mode:
-                procs.run(["ip", "-batch", "-"], input=netns.up_batch(self.name, slot, planned))
+                procs.run(["ip", "-batch", "-"], input=netns.up_batch(self.name, slot, planned, shaped=bool(rate)))
                 if rate:
                     procs.run(["tc", "-batch", "-"], input=netns.shape_batch(slot, planned, rate))
             sshd.start(self.dir / "sshd_config", planned, planned, netns_mode, rate=rate)

@@ -110,6 +110,11 @@ def deploy_peer_link(slot: int) -> str:
     return f"dcl{slot}dp"
 
 
+def deploy_ifb(slot: int) -> str:
+    """Where a shaped lab queues what the deploy machine sends, on the bridge's side (see shaping)."""
+    return f"dcl{slot}di"
+
+
 def host_link(slot: int, index: int) -> str:
     """The bridge's end of a host's veth pair; the host's end is `eth0` in its namespace."""
     return f"dcl{slot}h{index}"

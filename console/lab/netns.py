@@ -19,8 +19,8 @@ STATIC_NEIGH_LIMIT = 256
 """Up to this many hosts, every host also holds permanent entries for all others (host-to-host cuts hang too)."""
 
 
-def up_batch(name: str, slot: int, hosts: list[HostSpec]) -> str:
-    """The root-namespace `ip -batch` that builds the whole lab network."""
+def up_batch(name: str, slot: int, hosts: list[HostSpec], shaped: bool = False) -> str:
+    """The root-namespace `ip -batch` that builds the whole lab network (`shaped`: with the deploy machine's ifb)."""
     br, dv, dp = layout.bridge_link(slot), layout.deploy_link(slot), layout.deploy_peer_link(slot)
     alias = layout.link_alias(name)
     lines = [
@@ -31,6 +31,9 @@ def up_batch(name: str, slot: int, hosts: list[HostSpec]) -> str:
         f"link set {dp} alias {alias} addrgenmode none master {br}",
         f"addr add {layout.deploy_address(slot)}/{layout.BLOCK_PREFIX} dev {dv}",
     ]
+    if shaped:
+        ifb = layout.deploy_ifb(slot)
+        lines += [f"link add {ifb} type ifb", f"link set {ifb} alias {alias} addrgenmode none up"]
     for h in hosts:
         lines += [
             f"netns add {h.netns}",
@@ -56,9 +59,12 @@ def host_batch(host: HostSpec, hosts: list[HostSpec]) -> str:
 
 
 def shape_batch(slot: int, hosts: list[HostSpec], rate: str) -> str:
-    """Root-namespace `tc -batch`: the deploy machine's link (both ways) and the bridge side of every host's link."""
-    devs = [layout.deploy_link(slot), layout.deploy_peer_link(slot)] + [h.link for h in hosts]
-    return "\n".join(shaping.tc_replace(d, rate) for d in devs) + "\n"
+    """Root-namespace `tc -batch`: the deploy machine's link (both ways, on the bridge's side) and the
+    bridge side of every host's link."""
+    dp, ifb = layout.deploy_peer_link(slot), layout.deploy_ifb(slot)
+    lines = shaping.redirect_ingress(dp, ifb)
+    lines += [shaping.tc_replace(d, rate) for d in [ifb, dp] + [h.link for h in hosts]]
+    return "\n".join(lines) + "\n"
 
 
 def lab_links(name: str) -> list[str]:

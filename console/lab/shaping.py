@@ -1,4 +1,15 @@
-"""Link shaping with tc tbf (this kernel has tbf and htb, not netem): rates and the commands for them."""
+"""Link shaping with tc tbf (this kernel has tbf and htb, not netem): rates and the commands for them.
+
+Every queue holds 200 ms of traffic. The deploy machine's link is shaped both ways where
+it meets the bridge: what it sends goes through an ifb there, and its own end has no
+queue. A queue on its own end (as a host's `eth0` has) refuses packets inside its own
+kernel, and Linux answers such a local drop on a connection with nothing in flight by
+trying again every 0.5 s, counting the tries, and aborting the connection silently after
+`tcp_retries2` (15) of them. With 200 connections sharing 29 KB at 1 Mbit/s, the push
+host's kernel aborted 1 to 33 of them a deploy (`TCPAbortOnTimeout`, no FIN or RST on
+the wire), which looked like hosts closing them. On the bridge's side a refused packet is
+lost on the wire, as on a real network, and TCP sends it again.
+"""
 
 from __future__ import annotations
 
@@ -36,5 +47,10 @@ def tc_replace(dev: str, rate: str) -> str:
     return " ".join(["qdisc", "replace", "dev", dev, *tbf_args(rate)])
 
 
-def tc_delete(dev: str) -> str:
-    return f"qdisc del dev {dev} root"
+def redirect_ingress(dev: str, ifb: str) -> list[str]:
+    """`tc -batch` lines that send everything arriving on `dev` through `ifb`, whose root qdisc then
+    shapes it: a link shaped where it arrives rather than where it leaves."""
+    return [
+        f"qdisc add dev {dev} handle ffff: ingress",
+        f"filter add dev {dev} parent ffff: protocol all u32 match u32 0 0 action mirred egress redirect dev {ifb}",
+    ]

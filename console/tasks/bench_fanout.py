@@ -7,7 +7,7 @@ deploys with each strategy in turn, alternating which goes first, in this one pr
 a fresh release of `--size` MB of new assets (incompressible, in 8 files), then a
 one-file change. It prints medians of the runs: the wall time of each, the big deploy's
 cost over the one-file one in units of S/B (S the size, B the rate: the time one copy of
-the change takes over one link), the bytes the push host sent (its veth's counter) and
+the change takes over one link), the bytes the push host sent (its link's shaper's counter) and
 the aggregate rate the fleet took the change in; then tree's ratios against chunked. The
 hosts share this machine's cores: the load average is printed with the figures. On
 200 lab hosts the hosts' sshds, starting their parts all at once on 2 cores, went more
@@ -39,7 +39,7 @@ FILES = 8
 
 
 def _egress(device: str) -> int:
-    """Bytes the push host has sent on its lab link."""
+    """Bytes the push host's lab link has carried (counted after its shaper: not what it dropped)."""
     return int(Path(f"/sys/class/net/{device}/statistics/tx_bytes").read_text())
 
 
@@ -61,7 +61,7 @@ def _measure(
         trunk = create_trunk(Path(tmp) / "trunk.git")
         path = lab.up(hosts, rate=rate, inventory_path=Path(tmp) / "bench.yaml", extra={"repo": str(trunk.path)})
         try:
-            device = layout.deploy_link(labstate.require(lab.name).slot)
+            device = layout.deploy_ifb(labstate.require(lab.name).slot)
             data = yaml.safe_load(path.read_text())
             data["state_dir"] = str(Path(tmp) / "state")
             if hosts > CROWDED:
