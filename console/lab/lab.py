@@ -98,7 +98,7 @@ class Lab:
         """(Re)create the lab with `hosts` hosts; return the inventory path written.
 
         Leftovers of a lab with the same name (also from a crashed run) are cleaned first.
-        `rate` (tc units, e.g. 10mbit) shapes every host's link and the deploy machine's own link.
+        `rate` (tc units, e.g. 10mbit) shapes every host's link and the deploy machine's link (see shaping).
         """
         netns_mode = os.geteuid() == 0
         if rate is not None:

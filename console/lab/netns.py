@@ -1,4 +1,5 @@
-"""The lab network (root mode): a bridge, the deploy machine's veth pair, and one namespace + veth per host.
+"""The lab network (root mode): a bridge, the deploy machine's veth pair (and, shaped, its ifb), and one
+namespace + veth per host.
 
 All the `ip` work goes through `ip -batch`, one process for the whole lab. Each host gets a fixed
 MAC, and the deploy machine holds a permanent neighbour entry for it, so a cut link drops packets
@@ -19,7 +20,7 @@ STATIC_NEIGH_LIMIT = 256
 """Up to this many hosts, every host also holds permanent entries for all others (host-to-host cuts hang too)."""
 
 
-def up_batch(name: str, slot: int, hosts: list[HostSpec], shaped: bool = False) -> str:
+def up_batch(name: str, slot: int, hosts: list[HostSpec], *, shaped: bool) -> str:
     """The root-namespace `ip -batch` that builds the whole lab network (`shaped`: with the deploy machine's ifb)."""
     br, dv, dp = layout.bridge_link(slot), layout.deploy_link(slot), layout.deploy_peer_link(slot)
     alias = layout.link_alias(name)

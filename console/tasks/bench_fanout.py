@@ -1,7 +1,7 @@
 """`invoke bench.fanout`: a big change through the fleet (strategy tree) against every host
 by rsync from the push host (chunked), on a lab whose every link is shaped.
 
-One lab of `--hosts` hosts, every NIC (the deploy machine's too) shaped to `--rate` with
+One lab of `--hosts` hosts, every link (the deploy machine's too) shaped to `--rate` with
 tc (`lab.up --rate`), sshd only (no shop). After a first deploy (not measured), each run
 deploys with each strategy in turn, alternating which goes first, in this one process:
 a fresh release of `--size` MB of new assets (incompressible, in 8 files), then a

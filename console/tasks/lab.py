@@ -26,7 +26,7 @@ def default_inventory(name: str) -> Path:
     auto_shortflags=False,
     help={
         "hosts": "how many hosts, named web001.. (default 4; 100 come up in about 1.5 s as root)",
-        "rate": "shape every host's link and the deploy machine's own link with tc tbf, e.g. 10mbit (root only)",
+        "rate": "shape every host's link and the deploy machine's link with tc tbf, e.g. 10mbit (root only)",
         "name": NAME_HELP,
         "inventory": "where to write the inventory (default: hosts/<name>.yaml in the repo)",
     },
