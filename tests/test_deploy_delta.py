@@ -69,6 +69,9 @@ def test_the_change_goes_in_one_command_and_the_release_ends_as_rsync_leaves_it(
     first = deploy(fleet.inventory(), recorder=rec, override=None, hosts=(one, two))
     assert first.result == "ok", first
     assert staged_by(rec) == {one: "delta", two: "delta"}
+    # the code's tar is gzipped: mostly headers, one or two for each of the shop's files
+    sent = {e.host: e.bytes for e in rec.of(HostDone) if e.phase == "sync-assets"}
+    assert 0 < sent[one] < 2048, sent
     messages = {e.host: e.message for e in rec.of(HostDone) if e.phase == "sync-code"}
     assert messages[one].startswith(f"staged {first.deploy_id}: ") and base in messages[one]
 

@@ -8,9 +8,12 @@ from __future__ import annotations
 import dataclasses
 import os
 import subprocess
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import fabric
 import paramiko
 import pytest
 
@@ -19,6 +22,7 @@ from console.fleet.connection import HostError
 from console.fleet.hostkeys import known_hosts, lookup_name
 from console.fleet.openssh import OpenSSHLink, _control_dir
 from console.fleet.relay import rsync_argv
+from console.fleet import transport
 from console.fleet.transport import CONFIG, HostLink
 
 
@@ -81,6 +85,42 @@ def test_connections_never_write_to_the_shared_fabric_config(lab_inventory) -> N
     assert CONFIG._modifications == {} and all(c is not CONFIG for c in configs)
     assert configs[0] is not configs[1]
     assert [link.run("echo ok").stdout for link in links] == ["ok\n", "ok\n"]
+
+
+@pytest.mark.lab
+def test_handshakes_at_once_are_bounded_and_every_host_connects(lab_inventory, monkeypatch) -> None:
+    """`DIALS` bounds the SSH handshakes in flight (200 at once through the lab's 1 Mbit/s
+    push link lost hosts to the connect limit); the hosts beyond it wait their turn and
+    connect."""
+    inv = load_inventory(lab_inventory)
+    monkeypatch.setattr(transport, "DIALS", threading.BoundedSemaphore(2))
+    handshake = fabric.Connection.open
+    lock, at_once, most = threading.Lock(), 0, 0
+
+    def counted(self: fabric.Connection) -> None:
+        nonlocal at_once, most
+        if self.is_connected:  # each command's own call: nothing to count
+            return handshake(self)
+        with lock:
+            at_once += 1
+            most = max(most, at_once)
+        try:
+            time.sleep(0.2)  # long enough for all four to be dialing at once, were they let
+            return handshake(self)
+        finally:
+            with lock:
+                at_once -= 1
+
+    monkeypatch.setattr(fabric.Connection, "open", counted)
+    links = [HostLink(inv, host) for host in inv.hosts]
+    try:
+        with ThreadPoolExecutor(len(links)) as pool:
+            said = list(pool.map(lambda link: link.run("echo ok").stdout, links))
+    finally:
+        for link in links:
+            link.close()
+    assert said == ["ok\n"] * len(links) and len(links) == 4
+    assert most == 2
 
 
 def test_connections_prefer_aes_gcm(lab_inventory) -> None:

@@ -147,10 +147,10 @@ def stage(
 ) -> str:
     """Stage `release` on a host at `base` from the payload on stdin (console/pipeline/
     delta.py says what is in it), in one session and as few programs as it can (sh, stat,
-    tar, rm and the survey's awk and find). First prove the host is at `base` as built:
+    tar with its gzip, rm and the survey's awk and find). First prove the host is at `base` as built:
     `current` and REVISION name it, every asset in `needed` is there, and the files of
-    `base` to link (`linked`) have the build's `linked_stat`. Then the assets' tar (its
-    first `assets_bytes`), each new asset whole before its name, and their staging
+    `base` to link (`linked`) have the build's `linked_stat`. Then the assets' tar (the
+    first `assets_bytes`, gzipped as the code's), each new asset whole before its name, and their staging
     directory goes; then the code's, hard links to `base`'s files and the changed ones,
     REVISION last. Then cleanup's survey. Prints STAGED, or FALLBACK and why, having
     changed nothing; a failed tar removes what it staged and exits ASSETS_FAILED or
@@ -178,10 +178,10 @@ def stage(
         )
     if assets_bytes:
         lines += [
-            f"head -c {assets_bytes} | tar -x -p --skip-old-files -f - || {{ rm -rf {incoming}; exit {ASSETS_FAILED}; }}",
+            f"head -c {assets_bytes} | tar -x -z -p --skip-old-files -f - || {{ rm -rf {incoming}; exit {ASSETS_FAILED}; }}",
             f"rm -rf {incoming} || exit {ASSETS_FAILED}",
         ]
-    lines.append(f"tar -x -p -f - || {{ rm -rf {new}; exit {CODE_FAILED}; }}")
+    lines.append(f"tar -x -z -p -f - || {{ rm -rf {new}; exit {CODE_FAILED}; }}")
     lines += [f"echo {STAGED}", survey(deploy_path, base)]
     return "\n".join(lines)
 

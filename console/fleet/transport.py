@@ -84,6 +84,15 @@ CONFIG = _Config(
 )
 
 
+#: SSH handshakes in flight at once, across the process's runs (the TCP connects are not
+#: held back: a host that does not answer them waits out its limit beside the others). A
+#: handshake is a few KiB each way in a few round trips; 200 at once through a slow push
+#: link (the lab's at 1 Mbit/s) burst some 300 KiB into its queue, lose packets and wait
+#: out TCP's backoff past `timeouts.connect`, and on the push host they share its one
+#: interpreter. 500 lab hosts connect as fast with 32 at once as with no bound.
+DIALS = threading.BoundedSemaphore(32)
+
+
 def _aead_first(sock: socket.socket, **kwargs: Any) -> paramiko.Transport:
     """Paramiko's transport, offering AES-GCM before its default AES-CTR with HMAC (as
     OpenSSH orders them): one call per packet seals and checks it, where CTR adds an HMAC
@@ -162,15 +171,16 @@ class HostLink:
             },
         )
         known.install(ssh.client, lookup_name(host.address, host.port))
-        started = time.monotonic()
-        try:
-            ssh.open()
-        except BaseException as exc:
-            ssh.close()
-            sock.close()
-            if isinstance(exc, Exception):
-                raise HostError(self._refusal(exc, time.monotonic() - started)) from None
-            raise
+        with DIALS:  # its time limits start once its turn comes
+            started = time.monotonic()
+            try:
+                ssh.open()
+            except BaseException as exc:
+                ssh.close()
+                sock.close()
+                if isinstance(exc, Exception):
+                    raise HostError(self._refusal(exc, time.monotonic() - started)) from None
+                raise
         # Paramiko's thread wakes at each socket timeout (0.1 s) to look at its keepalive and
         # whether it was closed: 500 open connections cost ~5,000 wake-ups a second. The
         # keepalive's probe (every third of its limit) needs no finer step than a sixth.
