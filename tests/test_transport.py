@@ -18,11 +18,11 @@ import paramiko
 import pytest
 
 from console.config.inventory import Host, Inventory, SSHSettings, load_inventory
+from console.fleet import transport
 from console.fleet.connection import HostError
 from console.fleet.hostkeys import known_hosts, lookup_name
 from console.fleet.openssh import OpenSSHLink, _control_dir
 from console.fleet.relay import rsync_argv
-from console.fleet import transport
 from console.fleet.transport import CONFIG, HostLink
 
 

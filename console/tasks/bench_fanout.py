@@ -4,8 +4,8 @@ by rsync from the push host (chunked), on a lab whose every link is shaped.
 One lab of `--hosts` hosts, every link (the deploy machine's too) shaped to `--rate` with
 tc (`lab.up --rate`), sshd only (no shop). After a first deploy (not measured), each run
 deploys with each strategy in turn, alternating which goes first, in this one process:
-a fresh release of `--size` MB of new assets (incompressible, in 8 files), then a
-one-file change. It prints medians of the runs: the wall time of each, the big deploy's
+a fresh release of `--size` MB of new assets (random hex in 8 files; nothing on the way
+compresses them), then a one-file change. It prints medians of the runs: the wall time of each, the big deploy's
 cost over the one-file one in units of S/B (S the size, B the rate: the time one copy of
 the change takes over one link), the bytes the push host sent (its link's shaper's counter) and
 the aggregate rate the fleet took the change in; then tree's ratios against chunked. The
