@@ -147,14 +147,14 @@ def stage(
 ) -> str:
     """Stage `release` on a host at `base` from the payload on stdin (console/pipeline/
     delta.py says what is in it), in one session and as few programs as it can (sh, stat,
-    tar with its gzip, rm and the survey's awk and find). First prove the host is at `base` as built:
-    `current` and REVISION name it, every asset in `needed` is there, and the files of
-    `base` to link (`linked`) have the build's `linked_stat`. Then the assets' tar (the
-    first `assets_bytes`, gzipped as the code's), each new asset whole before its name, and their staging
-    directory goes; then the code's, hard links to `base`'s files and the changed ones,
-    REVISION last. Then cleanup's survey. Prints STAGED, or FALLBACK and why, having
-    changed nothing; a failed tar removes what it staged and exits ASSETS_FAILED or
-    CODE_FAILED."""
+    tar with its gzip, rm and the survey's awk and find). First prove the host is at
+    `base` as built: `current` and REVISION name it, every asset in `needed` is there, and
+    the files of `base` to link (`linked`) have the build's `linked_stat`. Then the
+    assets' tar (the first `assets_bytes`, gzipped as the code's), each new asset whole
+    before its name, and their staging directory goes; then the code's, hard links to
+    `base`'s files and the changed ones, REVISION last. Then cleanup's survey. Prints
+    STAGED, or FALLBACK and why, having changed nothing; a failed tar removes what it
+    staged and exits ASSETS_FAILED or CODE_FAILED."""
     d, live, new = q(deploy_path), q(f"releases/{base}"), q(f"releases/{release}")
     incoming = q(f"assets/.incoming-{release}")
 

@@ -21,11 +21,8 @@ The code's:
     releases/R/REVISION                          and REVISION last: a release whose REVISION
                                                   is there is staged whole (activate tests it)
 
-Every byte of the payload goes to every host through the push host's one link, and a tar
-is mostly headers (512 bytes an entry, a pax header more for a time to the nanosecond, one
-entry for each file linked): gzip makes the code's tar of the lab's shop 12.5 KiB into
-under 1 KiB, for a cost of one `gzip -d` a host. So a host's code follows its own
-assets, and a tar that stops half-way (full disk, cut link) leaves no partial file under an asset's name, which a later rsync would skip
+So a host's code follows its own assets, and a tar that stops half-way (full disk, cut
+link) leaves no partial file under an asset's name, which a later rsync would skip
 (`--ignore-existing`). The result is the tree rsync makes (the lab test
 compares them): exactly the build's entries, modes as `--chmod=u+rwX,go+rX,go-w` makes
 them (`served_mode`), mtimes to the nanosecond, unchanged files hard links to L's; what a
@@ -34,8 +31,14 @@ built: `current` and REVISION name it, every asset R names that is not sent is t
 and L's files that R links have the build's size, mtime and mode (what `stat` prints of
 them, `Delta.linked_stat`), or the host says so and gets rsync.
 
-Tars larger than `MAX_PAYLOAD` (before gzip), a command longer than `MAX_COMMAND` (it names the files
-to check) or a name with a newline is not a delta: such a release goes by rsync.
+Every byte of the payload goes to every host through the push host's one link, and a tar
+is mostly headers (512 bytes an entry, a pax header more for a time to the nanosecond, an
+entry for each file linked): gzip makes the code's tar of the lab's shop, 12.5 KiB, less
+than 1 KiB, for one `gzip -d` a host.
+
+Tars larger than `MAX_PAYLOAD` (before gzip), a command longer than `MAX_COMMAND` (it
+names the files to check) or a name with a newline is not a delta: such a release goes
+by rsync.
 """
 
 from __future__ import annotations

@@ -5,10 +5,11 @@ One lab of `--hosts` hosts, every link (the deploy machine's too) shaped to `--r
 tc (`lab.up --rate`), sshd only (no shop). After a first deploy (not measured), each run
 deploys with each strategy in turn, alternating which goes first, in this one process:
 a fresh release of `--size` MB of new assets (random hex in 8 files; nothing on the way
-compresses them), then a one-file change. It prints medians of the runs: the wall time of each, the big deploy's
-cost over the one-file one in units of S/B (S the size, B the rate: the time one copy of
-the change takes over one link), the bytes the push host sent (its link's shaper's counter) and
-the aggregate rate the fleet took the change in; then tree's ratios against chunked. The
+compresses them), then a one-file change. It prints medians of the runs: the wall time
+of each, the big deploy's cost over the one-file one in units of S/B (S the size, B the
+rate: the time one copy of the change takes over one link), the bytes the push host sent
+(its link's shaper's counter) and the aggregate rate the fleet took the change in; then
+tree's ratios against chunked. The
 hosts share this machine's cores: the load average is printed with the figures. On
 200 lab hosts the hosts' sshds, starting their parts all at once on 2 cores, went more
 than 5 s without answering a keepalive (6 hosts failed "no answer for 5 s"): the lab's
