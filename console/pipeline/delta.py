@@ -241,8 +241,9 @@ def delta(base: Build, build: Build, *, brought: bool = False) -> Delta:
     entries += [(f"{release}/{n}", new_code[n], f"{live}/{n}" if n in linked_set else "") for n in names]
 
     tars = [_tar(entries[:assets_entries]) if assets_entries else b"", _tar(entries[assets_entries:])]
-    if sum(map(len, tars)) > MAX_PAYLOAD:
-        raise NotADelta(f"{sum(map(len, tars))} bytes of change, more than {MAX_PAYLOAD}")
+    size = sum(map(len, tars))
+    if size > MAX_PAYLOAD:
+        raise NotADelta(f"{size} bytes of change, more than {MAX_PAYLOAD}")
     # the same bytes for every host and every deploy of this change (no time in the header)
     assets_tar, code_tar = (gzip.compress(tar, compresslevel=6, mtime=0) if tar else b"" for tar in tars)
     payload = assets_tar + code_tar

@@ -9,12 +9,11 @@ compresses them), then a one-file change. It prints medians of the runs: the wal
 of each, the big deploy's cost over the one-file one in units of S/B (S the size, B the
 rate: the time one copy of the change takes over one link), the bytes the push host sent
 (its link's shaper's counter) and the aggregate rate the fleet took the change in; then
-tree's ratios against chunked. The
-hosts share this machine's cores: the load average is printed with the figures. On
-200 lab hosts the hosts' sshds, starting their parts all at once on 2 cores, went more
-than 5 s without answering a keepalive (6 hosts failed "no answer for 5 s"): the lab's
-CPU, not a frozen host, so a lab of more than `CROWDED` hosts gets `timeouts.connect`
-of `CROWDED_CONNECT` s.
+tree's ratios against chunked. The hosts share this machine's cores: the load average
+is printed with the figures. On 200 lab hosts the hosts' sshds, starting their parts all
+at once on 2 cores, went more than 5 s without answering a keepalive (6 hosts failed "no
+answer for 5 s"): the lab's CPU, not a frozen host, so a lab of more than `CROWDED` hosts
+gets `timeouts.connect` of `CROWDED_CONNECT` s.
 """
 
 from __future__ import annotations
